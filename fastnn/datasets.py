@@ -1,0 +1,598 @@
+"""Loading MNIST-style digit data: IDX files (raw or gzip), Kaggle-style CSV, and downloading MNIST.
+
+Every problem with the data itself is reported as :class:`fastnn.errors.DataError`, with a
+one-sentence message that names the file and says what is wrong.
+
+Public API:
+
+* :func:`read_idx` - one IDX file (uint8 only) -> ``np.ndarray`` of the header's shape.
+* :func:`read_csv` - Kaggle "Digit Recognizer" CSV -> ``(X, y)`` (``y`` is None without labels).
+* :class:`MNIST`, :func:`find_mnist`, :func:`load_mnist`, :func:`download_mnist`.
+* :func:`load_dataset` - the one entry point behind the command line's ``--data PATH``.
+* :func:`cache_dir` - where downloads go.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import re
+import zlib
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, NamedTuple, Union
+
+import numpy as np
+
+from fastnn.errors import DataError
+
+if TYPE_CHECKING:  # pandas is imported lazily: it costs ~0.3 s and most imports never need it
+    import pandas as pd
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+__all__ = [
+    "MNIST",
+    "MNIST_FILES",
+    "MNIST_MIRRORS",
+    "MNIST_SHA256",
+    "cache_dir",
+    "download_mnist",
+    "find_mnist",
+    "load_dataset",
+    "load_mnist",
+    "read_csv",
+    "read_idx",
+]
+
+# --------------------------------------------------------------------------- IDX files
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_IDX_TYPE_NAMES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "short",
+                   0x0C: "int", 0x0D: "float", 0x0E: "double"}
+#: Largest decompressed payload accepted from a gzip IDX file (its true size is unknown up front).
+MAX_GZIP_IDX_BYTES = 2**31
+_FIRST_ALLOC = 64 << 20  # allocate at most this much before the data proves it exists
+_READ_CHUNK = 4 << 20
+
+
+def read_idx(path: PathLike, *, max_bytes: int = MAX_GZIP_IDX_BYTES) -> np.ndarray:
+    """Read an IDX file (raw, or gzip-compressed, detected by its magic bytes) of unsigned bytes.
+
+    The header is checked before any large allocation: a raw file must hold exactly the
+    bytes its header declares; a gzip file is decompressed in chunks (so a lying header
+    fails when the stream ends) and may declare at most ``max_bytes`` of data.
+
+    Returns a C-contiguous ``uint8`` array with the shape from the header.
+    Raises :class:`DataError` for a missing, malformed, truncated or over-long file.
+    """
+    p = _existing_file(path, "IDX file")
+    try:
+        with p.open("rb") as raw:
+            if raw.read(2) == _GZIP_MAGIC:
+                raw.seek(0)
+                with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                    return _read_idx_stream(stream, p, available=None, max_bytes=max_bytes)
+            raw.seek(0)
+            size = os.fstat(raw.fileno()).st_size
+            return _read_idx_stream(raw, p, available=size, max_bytes=None)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DataError(f"IDX file {p} is a truncated or corrupt gzip file ({e}).") from e
+    except OSError as e:
+        raise DataError(f"IDX file {p} could not be read ({e}).") from e
+
+
+def _read_idx_stream(stream: IO[bytes], p: Path, *, available: int | None,
+                     max_bytes: int | None) -> np.ndarray:
+    """Parse and check the header, then read exactly the declared data (``available``: file size)."""
+    magic = stream.read(4)
+    if len(magic) < 4:
+        raise DataError(f"IDX file {p} is too short to hold an IDX header ({len(magic)} bytes).")
+    if magic[0] != 0 or magic[1] != 0:
+        raise DataError(f"IDX file {p} does not start with the IDX magic number "
+                        f"(two zero bytes, a type code and a dimension count): got {magic.hex()}.")
+    type_code, ndim = magic[2], magic[3]
+    if type_code != 0x08:
+        kind = _IDX_TYPE_NAMES.get(type_code, "unknown")
+        raise DataError(f"IDX file {p} has type code 0x{type_code:02X} ({kind}), which is "
+                        f"unsupported: only 0x08 (unsigned byte) can be read.")
+    if not 1 <= ndim <= 4:
+        raise DataError(f"IDX file {p} declares {ndim} dimensions, but only 1 to 4 are supported.")
+    dim_bytes = stream.read(4 * ndim)
+    if len(dim_bytes) < 4 * ndim:
+        raise DataError(f"IDX file {p} ends inside its header (the dimension sizes are cut off).")
+    shape = tuple(int.from_bytes(dim_bytes[4 * i:4 * i + 4], "big") for i in range(ndim))
+    total = 1
+    for d in shape:
+        total *= d  # Python ints: no overflow for a header claiming terabytes
+
+    if available is not None:  # raw file: the file size tells the truth before we allocate
+        payload = available - 4 - 4 * ndim
+        if total > payload:
+            raise DataError(f"IDX file {p} is truncated: its header declares shape {shape} "
+                            f"({total} bytes of data) but the file holds only {payload}.")
+        if total < payload:
+            raise DataError(f"IDX file {p} has {payload - total} trailing bytes after the "
+                            f"{total} bytes of data that its header (shape {shape}) declares.")
+    elif max_bytes is not None and total > max_bytes:
+        raise DataError(f"IDX file {p} declares shape {shape} ({total} bytes of data), more than "
+                        f"the {max_bytes}-byte limit for a compressed IDX file.")
+
+    data = _read_exactly(stream, total, p, shape)
+    if stream.read(1):  # also makes gzip check its CRC, which happens only at end of stream
+        raise DataError(f"IDX file {p} has trailing data after the {total} bytes that its "
+                        f"header (shape {shape}) declares.")
+    return data.reshape(shape)
+
+
+def _read_exactly(stream: IO[bytes], total: int, p: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """Read ``total`` bytes in chunks into a buffer that grows only as the data really arrives."""
+    buf = np.empty(min(total, _FIRST_ALLOC), dtype=np.uint8)
+    filled = 0
+    while filled < total:
+        if filled == buf.size:
+            bigger = np.empty(min(total, 2 * buf.size), dtype=np.uint8)
+            bigger[:filled] = buf
+            buf = bigger
+        n = stream.readinto(memoryview(buf)[filled:min(buf.size, filled + _READ_CHUNK)])  # type: ignore[attr-defined]
+        if not n:
+            raise DataError(f"IDX file {p} is truncated: its header declares shape {shape} "
+                            f"({total} bytes of data) but the data ends after {filled} bytes.")
+        filled += n
+    return buf
+
+
+# --------------------------------------------------------------------------- CSV files
+
+_MAX_HEADER_BYTES = 1 << 20
+_INT_TEXT = re.compile(r"\s*[+-]?\d+\s*")
+_TOKENIZE_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def read_csv(path: PathLike, *, chunksize: int = 10_000) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read a Kaggle "Digit Recognizer" CSV (``.csv`` or gzip ``.csv.gz``, detected by magic bytes).
+
+    The header must be ``label,pixel0,...,pixel{n-1}`` (or, as in Kaggle's test.csv, just
+    ``pixel0,...``), with ``n >= 1``. Every cell must be an integer in 0..255. The file is
+    parsed ``chunksize`` rows at a time straight into a growing ``uint8`` array, so memory
+    stays bounded by one chunk of int64 plus the uint8 result.
+
+    Returns ``(X, y)``: ``X`` is ``uint8`` of shape ``(rows, n)``; ``y`` is ``uint8`` of shape
+    ``(rows,)``, or None when the file has no label column.
+    Raises :class:`DataError` for a missing, malformed or out-of-range file.
+    """
+    import pandas as pd  # lazy: keeps `import fastnn` fast
+
+    if chunksize < 1:
+        raise ValueError(f"chunksize must be at least 1, got {chunksize}")
+    p = _existing_file(path, "CSV file")
+    compressed = _is_gzip(p)
+    columns = _csv_header(p, compressed)
+    has_label = columns[0] == "label"
+    n_pixels = len(columns) - has_label
+
+    X = np.zeros((chunksize, n_pixels), dtype=np.uint8)
+    y = np.zeros(chunksize, dtype=np.uint8) if has_label else None
+    n = 0
+    try:
+        reader = pd.read_csv(p, header=None, skiprows=1, chunksize=chunksize,
+                             compression="gzip" if compressed else None)
+        with reader:
+            for chunk in reader:
+                values = _checked_chunk(chunk, p, columns, first_row=n + 1)
+                k = len(values)
+                if n + k > len(X):  # grow geometrically; resize reallocates in place when it can
+                    cap = max(2 * len(X), n + k)
+                    X.resize((cap, n_pixels), refcheck=False)
+                    if y is not None:
+                        y.resize(cap, refcheck=False)
+                X[n:n + k] = values[:, int(has_label):]
+                if y is not None:
+                    y[n:n + k] = values[:, 0]
+                n += k
+    except pd.errors.EmptyDataError:
+        pass  # header only: reported below as "no data rows"
+    except pd.errors.ParserError as e:
+        raise DataError(_parser_error_message(p, len(columns), e)) from e
+    except UnicodeDecodeError as e:
+        raise DataError(f"CSV file {p} is not UTF-8 text ({e.reason} at byte {e.start}).") from e
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DataError(f"CSV file {p} is a truncated or corrupt gzip file ({e}).") from e
+    except OSError as e:
+        raise DataError(f"CSV file {p} could not be read ({e}).") from e
+    if n == 0:
+        raise DataError(f"CSV file {p} has a header but no data rows.")
+    X.resize((n, n_pixels), refcheck=False)
+    if y is not None:
+        y.resize(n, refcheck=False)
+    return X, y
+
+
+def _csv_header(p: Path, compressed: bool) -> list[str]:
+    """Read and check the header line; return its column names."""
+    try:
+        with (gzip.open(p, "rb") if compressed else p.open("rb")) as f:
+            line = f.readline(_MAX_HEADER_BYTES)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DataError(f"CSV file {p} is a truncated or corrupt gzip file ({e}).") from e
+    except OSError as e:
+        raise DataError(f"CSV file {p} could not be read ({e}).") from e
+    if not line:
+        raise DataError(f"CSV file {p} is empty.")
+    try:
+        text = line.decode("utf-8-sig").strip()
+    except UnicodeDecodeError as e:
+        raise DataError(f"CSV file {p} has a header line that is not UTF-8 text.") from e
+    columns = [c.strip().strip('"') for c in text.split(",")]
+    if columns[0] not in ("label", "pixel0"):
+        raise DataError(f"CSV file {p} has no valid header: expected 'label,pixel0,pixel1,...' "
+                        f"but the first line starts with {text[:40]!r}.")
+    pixels = columns[1:] if columns[0] == "label" else columns
+    if not pixels:
+        raise DataError(f"CSV file {p} has a label column but no pixel columns in its header.")
+    for i, name in enumerate(pixels):
+        if name != f"pixel{i}":
+            raise DataError(f"CSV file {p} has the header column {name!r} where 'pixel{i}' was "
+                            f"expected (the header must be label,pixel0,pixel1,...).")
+    return columns
+
+
+def _checked_chunk(chunk: pd.DataFrame, p: Path, columns: list[str], first_row: int) -> np.ndarray:
+    """Return the chunk as int64 after checking its width, cell types and the 0..255 range."""
+    if chunk.shape[1] != len(columns):
+        # The width comes from the first data row; later rows that differ raise ParserError or
+        # show up as missing cells.
+        raise DataError(f"CSV file {p} has {chunk.shape[1]} cells in data row {first_row} but "
+                        f"its header has {len(columns)} columns.")
+    if all(dt == np.int64 for dt in chunk.dtypes):  # fast path: pandas parsed every cell as int
+        values = chunk.to_numpy(dtype=np.int64)
+        if values.min() >= 0 and values.max() <= 255:
+            return values
+    _raise_first_bad_cell(chunk, p, columns, first_row)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _raise_first_bad_cell(chunk: pd.DataFrame, p: Path, columns: list[str], first_row: int) -> None:
+    """Find the first cell (column by column) that is missing, not an integer, or out of range."""
+    import pandas as pd
+
+    for j, (_, col) in enumerate(chunk.items()):
+        name = columns[j]
+        for i, v in enumerate(col.tolist()):
+            where = f"in column '{name}' of data row {first_row + i}"
+            if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+                raise DataError(f"CSV file {p} has a missing cell {where}.")
+            if isinstance(v, (bool, np.bool_)) or isinstance(v, float):
+                raise DataError(f"CSV file {p} has the non-integer value {v!r} {where}.")
+            if isinstance(v, str):
+                if not _INT_TEXT.fullmatch(v):
+                    raise DataError(f"CSV file {p} has the non-integer value {v!r} {where}.")
+                v = int(v)
+            if not 0 <= int(v) <= 255:
+                what = "label" if name == "label" else "pixel"
+                raise DataError(f"CSV file {p} has the value {int(v)} {where}, outside the "
+                                f"{what} range 0 to 255.")
+    # Every cell is an in-range integer, yet pandas did not parse the chunk as int64.
+    raise DataError(f"CSV file {p} has cells that are not plain integers in data rows "
+                    f"{first_row} to {first_row + len(chunk) - 1}.")
+
+
+def _parser_error_message(p: Path, n_columns: int, e: Exception) -> str:
+    """Turn pandas' tokenizer error into one sentence about the file."""
+    m = _TOKENIZE_ERROR.search(str(e))
+    if m:
+        expected, line, saw = m.groups()
+        return (f"CSV file {p} has {saw} cells on line {line} but {expected} were expected "
+                f"(the header has {n_columns} columns).")
+    detail = str(e).replace("Error tokenizing data. C error: ", "").strip()
+    return f"CSV file {p} could not be parsed as CSV ({detail})."
+
+
+# --------------------------------------------------------------------------- MNIST
+
+#: The four MNIST IDX files, without the ``.gz`` suffix.
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+#: SHA-256 of the DECOMPRESSED files, as published with the data (and by the public mirrors).
+MNIST_SHA256 = {
+    "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+#: Base URLs that serve the four ``.gz`` files; tried in order, the first that works wins.
+#: Override with ``mirrors=`` or the environment variable ``FASTNN_MNIST_MIRROR``
+#: (one or more URLs separated by spaces or commas).
+MNIST_MIRRORS = (
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+)
+_MAX_DOWNLOAD_BYTES = 64 << 20  # largest MNIST file is 47 MB decompressed: stops a runaway server
+_HELP = ("set FASTNN_DATA to a folder whose mnist/ subfolder holds the four IDX files "
+         "(train-images-idx3-ubyte[.gz] etc.), or pass that folder as the path")
+
+
+class MNIST(NamedTuple):
+    """The MNIST train and test sets: images ``uint8 (n, 784)``, labels ``uint8 (n,)``."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+
+
+def cache_dir() -> Path:
+    """fastnn's cache folder: ``$FASTNN_CACHE``, else ``$XDG_CACHE_HOME/fastnn``, else ``~/.cache/fastnn``."""
+    if os.environ.get("FASTNN_CACHE"):
+        return Path(os.environ["FASTNN_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "fastnn"
+
+
+def find_mnist(path: PathLike | None = None) -> Path:
+    """Return the folder that holds the four MNIST IDX files (each as ``name`` or ``name.gz``).
+
+    With ``path``: only that folder or its ``mnist/`` subfolder is searched (a wrong explicit
+    path is an error, never silently replaced). Without: ``$FASTNN_DATA/mnist``, then
+    ``cache_dir()/mnist``. Raises :class:`DataError` listing every place searched.
+    """
+    places = _mnist_places(path)
+    found = _first_complete(places)
+    if found is None:
+        raise DataError(_not_found_message(places, path))
+    return found
+
+
+def load_mnist(path: PathLike | None = None, *, download: bool = True,
+               mirrors: tuple[str, ...] | list[str] | str | None = None,
+               timeout: float = 30.0) -> MNIST:
+    """Load MNIST, found as in :func:`find_mnist`; images flattened to ``uint8 (n, 784)``.
+
+    When no ``path`` is given, nothing is found and ``download`` is true, the files are
+    downloaded into ``cache_dir()/mnist`` first (see :func:`download_mnist`).
+    Raises :class:`DataError` that says where it looked, why a download failed, and how to
+    provide the files.
+    """
+    places = _mnist_places(path)
+    folder = _first_complete(places)
+    if folder is None:
+        if path is not None or not download:
+            raise DataError(_not_found_message(places, path))
+        try:
+            folder = download_mnist(mirrors=mirrors, timeout=timeout)
+        except DataError as e:
+            raise DataError(_not_found_message(places, path, download_error=str(e))) from e
+    return _load_mnist_folder(folder)
+
+
+def download_mnist(dest: PathLike | None = None, *,
+                   mirrors: tuple[str, ...] | list[str] | str | None = None,
+                   timeout: float = 30.0) -> Path:
+    """Download the four MNIST ``.gz`` files into ``dest`` (default ``cache_dir()/mnist``).
+
+    Files already present are kept. Each file is written to a temporary file in ``dest``,
+    its decompressed SHA-256 checked against :data:`MNIST_SHA256`, fsynced, then renamed into
+    place, so a failed or interrupted download never leaves a partial file under the final
+    name. Returns ``dest``; raises :class:`DataError` when a file cannot be had from any mirror.
+    """
+    folder = Path(dest) if dest is not None else cache_dir() / "mnist"
+    bases = _mirror_list(mirrors)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"Cannot create the download folder {folder} ({e}).") from e
+    for name in MNIST_FILES:
+        if _idx_file(folder, name) is None:
+            _download_one(name, folder, bases, timeout)
+    return folder
+
+
+def _mirror_list(mirrors: tuple[str, ...] | list[str] | str | None) -> tuple[str, ...]:
+    """Explicit mirrors, else ``$FASTNN_MNIST_MIRROR``, else :data:`MNIST_MIRRORS`."""
+    if mirrors is None:
+        mirrors = os.environ.get("FASTNN_MNIST_MIRROR") or MNIST_MIRRORS
+    if isinstance(mirrors, str):
+        mirrors = re.split(r"[\s,]+", mirrors.strip())
+    bases = tuple(m for m in mirrors if m)
+    if not bases:
+        raise DataError("No MNIST download mirror is configured (the mirror list is empty).")
+    return bases
+
+
+def _download_one(name: str, folder: Path, bases: tuple[str, ...], timeout: float) -> None:
+    """Fetch ``name.gz`` from the first mirror that delivers a verified copy."""
+    import http.client  # lazy: only downloads need the network stack
+
+    failures = []
+    for base in bases:
+        url = base.rstrip("/") + "/" + name + ".gz"
+        try:
+            _fetch_verified(url, folder / (name + ".gz"), MNIST_SHA256[name], timeout)
+            return
+        except (_DownloadFailed, OSError, http.client.HTTPException, EOFError, zlib.error,
+                ValueError) as e:
+            failures.append(f"{url}: {e}")
+    raise DataError(f"Downloading {name}.gz failed from every mirror ({'; '.join(failures)}).")
+
+
+class _DownloadFailed(Exception):
+    """A mirror delivered something unusable (too big, wrong checksum)."""
+
+
+def _fetch_verified(url: str, final: Path, sha256: str, timeout: float) -> None:
+    """Download ``url`` to a temporary file next to ``final``; verify, fsync, rename into place."""
+    import tempfile
+    import urllib.request
+
+    fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            with urllib.request.urlopen(url, timeout=timeout) as resp:
+                _copy_bounded(resp, out)
+            out.flush()
+            digest = _gunzip_sha256(tmp)
+            if digest != sha256:
+                raise _DownloadFailed(f"SHA-256 checksum mismatch of the decompressed file "
+                                      f"(got {digest[:16]}..., expected {sha256[:16]}...)")
+            os.fsync(out.fileno())
+        os.replace(tmp, final)
+        _fsync_dir(final.parent)
+    except BaseException:  # includes KeyboardInterrupt: never leave the .part file behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _copy_bounded(src: IO[bytes], dst: IO[bytes]) -> None:
+    """Copy at most ``_MAX_DOWNLOAD_BYTES``, so a misbehaving server cannot fill the disk."""
+    copied = 0
+    while chunk := src.read(1 << 20):
+        copied += len(chunk)
+        if copied > _MAX_DOWNLOAD_BYTES:
+            raise _DownloadFailed(f"the server sent more than {_MAX_DOWNLOAD_BYTES} bytes")
+        dst.write(chunk)
+
+
+def _gunzip_sha256(path: Path) -> str:
+    """SHA-256 of a gzip file's decompressed content, streamed and bounded."""
+    h = hashlib.sha256()
+    seen = 0
+    with gzip.open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            seen += len(chunk)
+            if seen > _MAX_DOWNLOAD_BYTES:
+                raise _DownloadFailed(f"the file decompresses to more than {_MAX_DOWNLOAD_BYTES} bytes")
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the rename durable; not possible on every platform, so failures are ignored."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _mnist_places(path: PathLike | None) -> list[Path]:
+    """The folders to search, in order."""
+    if path is not None:
+        p = Path(path)
+        if not p.exists():
+            raise DataError(f"MNIST folder {p} does not exist.")
+        if not p.is_dir():
+            raise DataError(f"MNIST path {p} is a file, not a folder holding the four IDX files.")
+        return [p, p / "mnist"]
+    places = []
+    if os.environ.get("FASTNN_DATA"):
+        places.append(Path(os.environ["FASTNN_DATA"]) / "mnist")
+    places.append(cache_dir() / "mnist")
+    return places
+
+
+def _idx_file(folder: Path, name: str) -> Path | None:
+    """``folder/name`` or ``folder/name.gz``, whichever exists (plain first)."""
+    for candidate in (folder / name, folder / (name + ".gz")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _first_complete(places: list[Path]) -> Path | None:
+    """The first folder that holds all four files."""
+    for folder in places:
+        if all(_idx_file(folder, name) is not None for name in MNIST_FILES):
+            return folder
+    return None
+
+
+def _not_found_message(places: list[Path], path: PathLike | None,
+                       download_error: str | None = None) -> str:
+    """One sentence: where we looked, why downloading did not help, and what to do."""
+    looked = ", ".join(str(p) for p in places)
+    if download_error is not None:
+        why = f"and downloading failed ({download_error.rstrip('.')})"
+    elif path is not None:
+        why = "(no download is attempted for an explicit path)"
+    else:
+        why = "and downloading was not allowed"
+    if path is None and not os.environ.get("FASTNN_DATA"):
+        looked += " (FASTNN_DATA is not set)"
+    return f"The MNIST IDX files were not found in {looked} {why}; to fix this, {_HELP}."
+
+
+def _load_mnist_folder(folder: Path) -> MNIST:
+    """Read and cross-check the four files of a complete folder."""
+    parts = []
+    for images_name, labels_name in (MNIST_FILES[0:2], MNIST_FILES[2:4]):
+        images_path = _idx_file(folder, images_name)
+        labels_path = _idx_file(folder, labels_name)
+        assert images_path is not None and labels_path is not None  # checked by _first_complete
+        images = read_idx(images_path)
+        labels = read_idx(labels_path)
+        if images.ndim != 3 or images.shape[1:] != (28, 28):
+            raise DataError(f"MNIST image file {images_path} has shape {images.shape}, "
+                            f"but MNIST images must be (n, 28, 28).")
+        if labels.ndim != 1:
+            raise DataError(f"MNIST label file {labels_path} has shape {labels.shape}, "
+                            f"but MNIST labels must be one-dimensional.")
+        if len(labels) != len(images):
+            raise DataError(f"MNIST label file {labels_path} holds {len(labels)} labels but "
+                            f"the image file {images_path} holds {len(images)} images.")
+        if len(labels) and labels.max() > 9:
+            raise DataError(f"MNIST label file {labels_path} holds the label {labels.max()}, "
+                            f"but MNIST labels are 0 to 9.")
+        parts += [images.reshape(len(images), 28 * 28), labels]
+    return MNIST(*parts)
+
+
+# --------------------------------------------------------------------------- one entry point
+
+def load_dataset(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Load labeled data for the command line's ``--data PATH``.
+
+    * a folder of MNIST IDX files (or a folder with an ``mnist/`` subfolder) ->
+      ``(X_train, y_train, X_test, y_test)``, never downloading;
+    * a ``.csv`` / ``.csv.gz`` file with a label column -> ``(X, y, None, None)``.
+
+    Images are ``uint8 (n, n_pixels)``, labels ``uint8 (n,)``.
+    """
+    p = Path(path)
+    if p.is_dir():
+        m = load_mnist(p, download=False)
+        return m.train_images, m.train_labels, m.test_images, m.test_labels
+    if p.name.lower().endswith((".csv", ".csv.gz")):
+        X, y = read_csv(p)
+        if y is None:
+            raise DataError(f"CSV file {p} has no label column, so it cannot be used for training.")
+        return X, y, None, None
+    if not p.exists():
+        raise DataError(f"Data path {p} does not exist.")
+    raise DataError(f"Data path {p} is neither a folder of MNIST IDX files nor a .csv/.csv.gz file.")
+
+
+# --------------------------------------------------------------------------- helpers
+
+def _existing_file(path: PathLike, kind: str) -> Path:
+    """``path`` as a Path, or DataError if it is missing or a folder."""
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{kind} {p} does not exist.")
+    if p.is_dir():
+        raise DataError(f"{kind} {p} is a folder, not a file.")
+    return p
+
+
+def _is_gzip(p: Path) -> bool:
+    """True when the file starts with the gzip magic bytes (the name is not trusted)."""
+    try:
+        with p.open("rb") as f:
+            return f.read(2) == _GZIP_MAGIC
+    except OSError as e:
+        raise DataError(f"File {p} could not be read ({e}).") from e

@@ -1,0 +1,1 @@
+"""Numba code only: @njit kernels over flat buffers, no Python objects inside."""

@@ -1,0 +1,40 @@
+"""Inputs as sorted sparse rows: per example, the columns and values of its non-zero inputs.
+
+81% of MNIST's pixels are zero; the first layer only ever touches the others.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+_CHUNK = 512  # rows per parallel task
+
+
+@njit(cache=True, parallel=True)
+def to_sparse_rows(X):
+    """(indptr int64, indices int32, values of X's dtype) of a C-contiguous 2-D array."""
+    n, d = X.shape
+    counts = np.zeros(n + 1, dtype=np.int64)
+    for i in prange(n):
+        c = 0
+        for j in range(d):
+            c += X[i, j] != 0
+        counts[i + 1] = c
+    indptr = np.cumsum(counts)
+    indices = np.empty(indptr[n], dtype=np.int32)
+    values = np.empty(indptr[n], dtype=X.dtype)
+    for c in prange((n + _CHUNK - 1) // _CHUNK):
+        row_indices = np.empty(d, dtype=np.int32)
+        row_values = np.empty(d, dtype=X.dtype)
+        for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+            # Branch-free compaction (zeros are unpredictable): write every column, advance past
+            # the non-zero ones only; then copy the kept prefix.
+            k = 0
+            for j in range(d):
+                row_indices[k] = j
+                row_values[k] = X[i, j]
+                k += X[i, j] != 0
+            start = indptr[i]
+            for m in range(k):
+                indices[start + m] = row_indices[m]
+                values[start + m] = row_values[m]
+    return indptr, indices, values

@@ -1,0 +1,83 @@
+"""Where everything lives in the flat buffers, and how a step's gradient work is split.
+
+Layer l (inputs n_in = sizes[l], outputs n_out = sizes[l + 1]) owns one row-major block of
+(n_in + 1) x n_out values of the parameter buffer: rows 0..n_in-1 are the weights leaving each
+input unit, row n_in is the bias. Gradients and optimizer state use the same layout, so an
+update is one loop over one vector and a model saves as one array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Offsets of each layer's block in the parameter buffer and of its units in a batch row."""
+
+    sizes: tuple[int, ...]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.sizes) - 1
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """offsets[l]: first value of layer l's block; offsets[-1]: the buffer's length."""
+        blocks = [(n_in + 1) * n_out for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
+        return np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64)
+
+    @property
+    def cols(self) -> np.ndarray:
+        """cols[l]: first column of layer l's outputs in the Z/A/D rows; cols[-1]: their width."""
+        return np.concatenate([[0], np.cumsum(self.sizes[1:])]).astype(np.int64)
+
+    @property
+    def n_params(self) -> int:
+        return int(self.offsets[-1])
+
+    def weights(self, params: np.ndarray, layer: int) -> np.ndarray:
+        """View of layer's weights, shape (n_in, n_out)."""
+        n_in, n_out = self.sizes[layer], self.sizes[layer + 1]
+        start = self.offsets[layer]
+        return params[start:start + n_in * n_out].reshape(n_in, n_out)
+
+    def bias(self, params: np.ndarray, layer: int) -> np.ndarray:
+        """View of layer's bias, shape (n_out,)."""
+        n_in, n_out = self.sizes[layer], self.sizes[layer + 1]
+        start = self.offsets[layer] + n_in * n_out
+        return params[start:start + n_out]
+
+
+def gradient_plan(layout: Layout, threads: int, first_row_costs: np.ndarray | None = None):
+    """Split the gradient rows into disjoint ranges and deal them to ``threads`` workers.
+
+    A range costs about (non-zero inputs of its rows) x n_out. ``first_row_costs`` weighs the
+    first layer's n_in + 1 rows (the non-zero count of each input column, then the number of
+    examples for the bias) so that ranges of pixels balance; other rows weigh one each.
+    The split changes which thread computes a row, never how: results do not depend on it.
+    Returns (units (U, 3) int64: layer, first row, end row; assign_ptr; assign).
+    """
+    units, costs = [], []
+    for layer, (n_in, n_out) in enumerate(zip(layout.sizes[:-1], layout.sizes[1:])):
+        rows = n_in + 1
+        weight = np.ones(rows)
+        if layer == 0 and first_row_costs is not None:
+            weight = np.asarray(first_row_costs, dtype=float) + 1e-9
+        pieces = max(1, min(rows, 4 * threads))
+        edges = np.searchsorted(np.cumsum(weight), np.linspace(0, weight.sum(), pieces + 1)[1:-1])
+        bounds = np.unique(np.concatenate([[0], edges, [rows]]))
+        for r0, r1 in zip(bounds[:-1], bounds[1:]):
+            units.append((layer, r0, r1))
+            costs.append(weight[r0:r1].sum() * n_out)
+    # Greedy: biggest range to the least-loaded worker.
+    loads = np.zeros(threads)
+    owner = np.empty(len(units), dtype=np.int64)
+    for u in np.argsort(costs)[::-1]:
+        owner[u] = int(np.argmin(loads))
+        loads[owner[u]] += costs[u]
+    assign = np.argsort(owner, kind="stable").astype(np.int64)
+    assign_ptr = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=threads))]).astype(np.int64)
+    return np.array(units, dtype=np.int64), assign_ptr, assign

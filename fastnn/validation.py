@@ -1,0 +1,66 @@
+"""Checks at the API boundary: the kernels check nothing, so everything is checked here first."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import DataError
+
+
+def check_inputs(X, n_features: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
+    """A C-contiguous (n, n_features) array the kernels can read: uint8 pixels, else ``dtype``.
+
+    uint8 inputs stay uint8 (the kernels scale them by 1/255); every other real dtype is converted
+    to the model's dtype and must be finite.
+    """
+    X = np.asarray(X)
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
+        raise DataError(f"{name} must hold numbers, not {X.dtype}")
+    if np.issubdtype(X.dtype, np.complexfloating):
+        raise DataError(f"{name} must hold real numbers, not {X.dtype}")
+    if X.ndim != 2:
+        raise DataError(f"{name} must be 2-D (examples x features), got shape {X.shape}")
+    if X.shape[0] == 0:
+        raise DataError(f"{name} has no examples")
+    if X.shape[1] != n_features:
+        raise DataError(f"{name} has {X.shape[1]} features per example, the network expects {n_features}")
+    if X.dtype == np.uint8:
+        return np.ascontiguousarray(X)
+    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
+        raise DataError(f"{name} contains NaN or infinite values")
+    with np.errstate(over="ignore"):
+        converted = np.ascontiguousarray(X, dtype=dtype)
+    if not np.isfinite(converted).all():
+        raise DataError(f"{name} has values too large for {np.dtype(dtype).name}")
+    return converted
+
+
+def check_labels(y, n_examples: int, n_classes: int, name: str = "y") -> np.ndarray:
+    """int32 class labels in 0..n_classes-1, one per example."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{name} must be 1-D (one label per example), got shape {y.shape}")
+    if y.shape[0] != n_examples:
+        raise DataError(f"{name} has {y.shape[0]} labels for {n_examples} examples")
+    if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
+        raise DataError(f"{name} must hold integer class labels, not {y.dtype}")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.isfinite(y).all() or (y != np.round(y)).any():
+            raise DataError(f"{name} must hold integer class labels; it has non-integer values")
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        raise DataError(f"{name} has labels outside 0..{n_classes - 1}: found {y.min()}..{y.max()}")
+    return np.ascontiguousarray(y, dtype=np.int32)
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_positive_float(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
