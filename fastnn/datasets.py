@@ -84,7 +84,7 @@ def read_idx(path: PathLike, *, max_bytes: int = MAX_GZIP_IDX_BYTES) -> np.ndarr
 
 def _read_idx_stream(stream: IO[bytes], p: Path, *, available: int | None,
                      max_bytes: int | None) -> np.ndarray:
-    """Parse and check the header, then read exactly the declared data (``available``: file size)."""
+    """Check the header, then read exactly the declared data (``available``: raw file size)."""
     magic = stream.read(4)
     if len(magic) < 4:
         raise DataError(f"IDX file {p} is too short to hold an IDX header ({len(magic)} bytes).")
@@ -112,7 +112,7 @@ def _read_idx_stream(stream: IO[bytes], p: Path, *, available: int | None,
             raise DataError(f"IDX file {p} is truncated: its header declares shape {shape} "
                             f"({total} bytes of data) but the file holds only {payload}.")
         if total < payload:
-            raise DataError(f"IDX file {p} has {payload - total} trailing bytes after the "
+            raise DataError(f"IDX file {p} has {payload - total} trailing byte(s) after the "
                             f"{total} bytes of data that its header (shape {shape}) declares.")
     elif max_bytes is not None and total > max_bytes:
         raise DataError(f"IDX file {p} declares shape {shape} ({total} bytes of data), more than "
@@ -134,7 +134,8 @@ def _read_exactly(stream: IO[bytes], total: int, p: Path, shape: tuple[int, ...]
             bigger = np.empty(min(total, 2 * buf.size), dtype=np.uint8)
             bigger[:filled] = buf
             buf = bigger
-        n = stream.readinto(memoryview(buf)[filled:min(buf.size, filled + _READ_CHUNK)])  # type: ignore[attr-defined]
+        window = memoryview(buf)[filled:min(buf.size, filled + _READ_CHUNK)]
+        n = stream.readinto(window)  # type: ignore[attr-defined]
         if not n:
             raise DataError(f"IDX file {p} is truncated: its header declares shape {shape} "
                             f"({total} bytes of data) but the data ends after {filled} bytes.")
@@ -171,8 +172,9 @@ def read_csv(path: PathLike, *, chunksize: int = 10_000) -> tuple[np.ndarray, np
     has_label = columns[0] == "label"
     n_pixels = len(columns) - has_label
 
-    X = np.zeros((chunksize, n_pixels), dtype=np.uint8)
-    y = np.zeros(chunksize, dtype=np.uint8) if has_label else None
+    start = min(chunksize, 4096)  # small first guess: a big chunksize must not cost a small file
+    X = np.zeros((start, n_pixels), dtype=np.uint8)
+    y = np.zeros(start, dtype=np.uint8) if has_label else None
     n = 0
     try:
         reader = pd.read_csv(p, header=None, skiprows=1, chunksize=chunksize,
@@ -195,7 +197,7 @@ def read_csv(path: PathLike, *, chunksize: int = 10_000) -> tuple[np.ndarray, np
     except pd.errors.ParserError as e:
         raise DataError(_parser_error_message(p, len(columns), e)) from e
     except UnicodeDecodeError as e:
-        raise DataError(f"CSV file {p} is not UTF-8 text ({e.reason} at byte {e.start}).") from e
+        raise DataError(f"CSV file {p} is not UTF-8 text ({e.reason}).") from e
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise DataError(f"CSV file {p} is a truncated or corrupt gzip file ({e}).") from e
     except OSError as e:
@@ -253,37 +255,75 @@ def _checked_chunk(chunk: pd.DataFrame, p: Path, columns: list[str], first_row: 
 
 
 def _raise_first_bad_cell(chunk: pd.DataFrame, p: Path, columns: list[str], first_row: int) -> None:
-    """Find the first cell (column by column) that is missing, not an integer, or out of range."""
-    import pandas as pd
+    """Report the first bad cell, row by row: missing first, then non-integer, then out of range.
 
-    for j, (_, col) in enumerate(chunk.items()):
-        name = columns[j]
-        for i, v in enumerate(col.tolist()):
-            where = f"in column '{name}' of data row {first_row + i}"
-            if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+    The order matters because one missing cell turns its whole column into floats.
+    """
+    def fail(mask: np.ndarray, what: str) -> None:
+        hits = np.argwhere(mask)  # row-major, so the first hit is the earliest row
+        if len(hits):
+            i, j = (int(k) for k in hits[0])
+            where = f"in column '{columns[j]}' of data row {first_row + i}"
+            value = chunk.iloc[i, j]
+            if isinstance(value, np.generic):  # show 1.5, not np.float64(1.5)
+                value = value.item()
+            if what == "missing":
                 raise DataError(f"CSV file {p} has a missing cell {where}.")
-            if isinstance(v, (bool, np.bool_)) or isinstance(v, float):
-                raise DataError(f"CSV file {p} has the non-integer value {v!r} {where}.")
-            if isinstance(v, str):
-                if not _INT_TEXT.fullmatch(v):
-                    raise DataError(f"CSV file {p} has the non-integer value {v!r} {where}.")
-                v = int(v)
-            if not 0 <= int(v) <= 255:
-                what = "label" if name == "label" else "pixel"
-                raise DataError(f"CSV file {p} has the value {int(v)} {where}, outside the "
-                                f"{what} range 0 to 255.")
+            if what == "non-integer":
+                raise DataError(f"CSV file {p} has the non-integer value {value!r} {where}.")
+            kind = "label" if columns[j] == "label" else "pixel"
+            raise DataError(f"CSV file {p} has the value {int(value)} {where}, outside the "
+                            f"{kind} range 0 to 255.")
+
+    fail(chunk.isna().to_numpy(), "missing")
+    fail(np.column_stack([_non_integer_mask(col) for _, col in chunk.items()]), "non-integer")
+    fail(np.column_stack([_out_of_range_mask(col) for _, col in chunk.items()]), "range")
     # Every cell is an in-range integer, yet pandas did not parse the chunk as int64.
     raise DataError(f"CSV file {p} has cells that are not plain integers in data rows "
                     f"{first_row} to {first_row + len(chunk) - 1}.")
+
+
+def _non_integer_mask(col: pd.Series) -> np.ndarray:
+    """True where a (non-missing) cell is not an integer."""
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(col):
+        return np.ones(len(col), dtype=bool)
+    if pd.api.types.is_integer_dtype(col):
+        return np.zeros(len(col), dtype=bool)
+    if pd.api.types.is_float_dtype(col):
+        v = col.to_numpy()
+        fractional = v != np.floor(v)
+        # All integral: the column was still written as floats ("2.0"), so every cell is suspect.
+        return fractional if fractional.any() else np.ones(len(col), dtype=bool)
+    return col.map(_is_non_integer_cell).to_numpy(dtype=bool)
+
+
+def _is_non_integer_cell(v: object) -> bool:
+    if isinstance(v, str):
+        return _INT_TEXT.fullmatch(v) is None
+    return not isinstance(v, int) or isinstance(v, bool)
+
+
+def _out_of_range_mask(col: pd.Series) -> np.ndarray:
+    """True where an integer cell is outside 0..255 (cells are known to be integers here)."""
+    import pandas as pd
+
+    if pd.api.types.is_integer_dtype(col):
+        return ((col < 0) | (col > 255)).to_numpy(dtype=bool)
+    return col.map(lambda v: not 0 <= int(v) <= 255).to_numpy(dtype=bool)
 
 
 def _parser_error_message(p: Path, n_columns: int, e: Exception) -> str:
     """Turn pandas' tokenizer error into one sentence about the file."""
     m = _TOKENIZE_ERROR.search(str(e))
     if m:
-        expected, line, saw = m.groups()
-        return (f"CSV file {p} has {saw} cells on line {line} but {expected} were expected "
-                f"(the header has {n_columns} columns).")
+        expected, line, saw = (int(g) for g in m.groups())
+        if expected != n_columns:  # pandas took its width from a short first data row
+            return (f"CSV file {p} has {expected} cells in data row 1 but its header has "
+                    f"{n_columns} columns.")
+        return (f"CSV file {p} has {saw} cells on line {line} but its header has "
+                f"{n_columns} columns.")
     detail = str(e).replace("Error tokenizing data. C error: ", "").strip()
     return f"CSV file {p} could not be parsed as CSV ({detail})."
 
@@ -322,7 +362,10 @@ class MNIST(NamedTuple):
 
 
 def cache_dir() -> Path:
-    """fastnn's cache folder: ``$FASTNN_CACHE``, else ``$XDG_CACHE_HOME/fastnn``, else ``~/.cache/fastnn``."""
+    """fastnn's cache folder.
+
+    ``$FASTNN_CACHE`` if set, else ``$XDG_CACHE_HOME/fastnn``, else ``~/.cache/fastnn``.
+    """
     if os.environ.get("FASTNN_CACHE"):
         return Path(os.environ["FASTNN_CACHE"])
     xdg = os.environ.get("XDG_CACHE_HOME")
@@ -461,7 +504,8 @@ def _gunzip_sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             seen += len(chunk)
             if seen > _MAX_DOWNLOAD_BYTES:
-                raise _DownloadFailed(f"the file decompresses to more than {_MAX_DOWNLOAD_BYTES} bytes")
+                raise _DownloadFailed(
+                    f"the file decompresses to more than {_MAX_DOWNLOAD_BYTES} bytes")
             h.update(chunk)
     return h.hexdigest()
 
@@ -554,7 +598,9 @@ def _load_mnist_folder(folder: Path) -> MNIST:
 
 # --------------------------------------------------------------------------- one entry point
 
-def load_dataset(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+def load_dataset(
+    path: PathLike,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Load labeled data for the command line's ``--data PATH``.
 
     * a folder of MNIST IDX files (or a folder with an ``mnist/`` subfolder) ->
@@ -574,7 +620,8 @@ def load_dataset(path: PathLike) -> tuple[np.ndarray, np.ndarray, np.ndarray | N
         return X, y, None, None
     if not p.exists():
         raise DataError(f"Data path {p} does not exist.")
-    raise DataError(f"Data path {p} is neither a folder of MNIST IDX files nor a .csv/.csv.gz file.")
+    raise DataError(f"Data path {p} is neither a folder of MNIST IDX files "
+                    f"nor a .csv/.csv.gz file.")
 
 
 # --------------------------------------------------------------------------- helpers
