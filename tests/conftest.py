@@ -15,3 +15,19 @@ def shared_data() -> Path:
     if not folder.is_dir():
         pytest.skip(f"real data folder {folder} is missing (set FASTNN_DATA)")
     return folder
+
+
+@pytest.fixture(scope="session")
+def mnist(shared_data):
+    """The real MNIST set (60,000 training and 10,000 test images), loaded once per session."""
+    from fastnn.datasets import load_mnist
+
+    return load_mnist(shared_data, download=False)
+
+
+@pytest.fixture
+def force_parallel(monkeypatch):
+    """Make fit take the parallel kernel whatever the batch's size, to test that path."""
+    import fastnn.model
+
+    monkeypatch.setattr(fastnn.model, "PARALLEL_MIN_WORK", 0)

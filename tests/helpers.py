@@ -1,0 +1,26 @@
+"""Conversions between fastnn's layout and the reference's, and small data sets for tests."""
+
+import numpy as np
+
+from fastnn import reference
+
+
+def to_reference(weights):
+    """fastnn's [(W (n_in, n_out), b (n_out,))] as the tutorial's [(W (n_out, n_in), b (n_out, 1))]."""
+    return [(W.T.astype(np.float64), b.reshape(-1, 1).astype(np.float64)) for W, b in weights]
+
+
+def flatten_reference(params):
+    """The reference's parameters (or gradients) in fastnn's flat layout."""
+    return np.concatenate([np.concatenate([W.T.ravel(), b.ravel()]) for W, b in params])
+
+
+def random_pixels(n, n_features, seed=0, density=0.3):
+    """uint8 'images' with about ``density`` non-zero pixels, and labels."""
+    rng = np.random.default_rng(seed)
+    X = ((rng.random((n, n_features)) < density) * rng.integers(1, 256, (n, n_features))).astype(np.uint8)
+    return X, rng
+
+
+def reference_loss(params, X, y):
+    return reference.loss(params, reference.scale_pixels(X), y)

@@ -1,0 +1,74 @@
+"""The fused kernels' gradients against the NumPy reference and against finite differences."""
+
+import numpy as np
+import pytest
+
+from fastnn import MLP, reference
+from helpers import flatten_reference, random_pixels, reference_loss, to_reference
+
+SHAPES = [[20, 7, 5], [30, 16, 8, 4], [784, 10, 10]]
+
+
+def relative_error(a, b):
+    return np.abs(a - b).max() / np.abs(b).max()
+
+
+@pytest.mark.parametrize("sizes", SHAPES)
+@pytest.mark.parametrize("pixels", [True, False], ids=["uint8", "float64"])
+def test_kernel_gradient_equals_reference(sizes, pixels):
+    X, rng = random_pixels(40, sizes[0], seed=len(sizes))
+    if not pixels:
+        X = rng.normal(size=X.shape) * (X > 0)  # real-valued, still with zeros to skip
+    y = rng.integers(0, sizes[-1], 40)
+    model = MLP(sizes, seed=1, dtype="float64")
+    expected = reference.gradients(to_reference(model.get_weights()), reference.scale_pixels(X), y)
+    assert relative_error(model.gradient(X, y), flatten_reference(expected)) < 1e-10
+
+
+def central_differences(loss, params, eps=1e-6):
+    grad = np.empty_like(params)
+    for i in range(params.size):
+        plus, minus = params.copy(), params.copy()
+        plus[i] += eps
+        minus[i] -= eps
+        grad[i] = (loss(plus) - loss(minus)) / (2 * eps)
+    return grad
+
+
+def test_reference_gradient_matches_finite_differences():
+    sizes = [12, 6, 4]
+    X, rng = random_pixels(16, sizes[0], seed=3)
+    y = rng.integers(0, sizes[-1], 16)
+    params = reference.init_params(sizes, seed=2)
+    layout_sizes = [(W.shape, b.shape) for W, b in params]
+
+    def unflatten(flat):
+        out, at = [], 0
+        for (w_shape, b_shape) in layout_sizes:
+            n_out, n_in = w_shape
+            block = flat[at:at + (n_in + 1) * n_out]
+            out.append((block[:n_in * n_out].reshape(n_in, n_out).T, block[n_in * n_out:].reshape(b_shape)))
+            at += block.size
+        return out
+
+    flat = flatten_reference(params)
+    numeric = central_differences(lambda p: reference_loss(unflatten(p), X, y), flat)
+    analytic = flatten_reference(reference.gradients(params, reference.scale_pixels(X), y))
+    assert relative_error(analytic, numeric) < 1e-6
+
+
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid", "identity"])
+def test_kernel_gradient_matches_finite_differences(activation):
+    sizes = [12, 6, 5, 4]
+    X, rng = random_pixels(16, sizes[0], seed=4)
+    y = rng.integers(0, sizes[-1], 16)
+    model = MLP(sizes, activation=activation, init="glorot", seed=5, dtype="float64")
+    model.params += rng.normal(scale=0.1, size=model.params.size)  # non-zero biases too
+    analytic = model.gradient(X, y)
+
+    def loss(flat):
+        model.params = flat
+        return model.evaluate(X, y)["loss"]
+
+    numeric = central_differences(loss, model.params.copy())
+    assert relative_error(analytic, numeric) < 1e-6

@@ -1,0 +1,63 @@
+"""SGD steps of the fused kernels against the NumPy reference, from the same weights and batches."""
+
+import numpy as np
+import pytest
+
+from fastnn import MLP, reference
+from helpers import random_pixels, to_reference
+
+
+def max_relative_error(model, params):
+    return max(np.abs(W - Wr.T).max() / np.abs(Wr).max() for (W, _), (Wr, _) in zip(model.get_weights(), params)) \
+        + max(np.abs(b - br.ravel()).max() / np.abs(br).max() for (_, b), (_, br) in zip(model.get_weights(), params))
+
+
+@pytest.mark.parametrize("n_examples", [64, 640, 650], ids=["one step", "ten steps", "ragged last batch"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sgd_steps_equal_reference(n_examples, dtype):
+    sizes = [784, 16, 10]
+    X, rng = random_pixels(n_examples, sizes[0], seed=n_examples, density=0.2)
+    y = rng.integers(0, 10, n_examples)
+    model = MLP(sizes, seed=7, dtype=dtype)
+    params = to_reference(model.get_weights())
+    model.fit(X, y, epochs=1, batch_size=64, lr=0.1, shuffle=False)
+    expected = reference.sgd_epoch(params, reference.scale_pixels(X), y, 0.1, 64)
+    assert max_relative_error(model, expected) < (1e-5 if dtype == "float32" else 1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_parallel_kernel_steps_equal_reference(force_parallel, threads):
+    sizes = [100, 24, 12, 5]
+    X, rng = random_pixels(300, sizes[0], seed=11)
+    y = rng.integers(0, sizes[-1], 300)
+    model = MLP(sizes, seed=3, dtype="float64")
+    params = to_reference(model.get_weights())
+    model.fit(X, y, epochs=1, batch_size=32, lr=0.05, shuffle=False, threads=threads)
+    expected = reference.sgd_epoch(params, reference.scale_pixels(X), y, 0.05, 32)
+    assert max_relative_error(model, expected) < 1e-12
+
+
+def test_shuffled_epoch_follows_the_seeded_order():
+    """fit draws each epoch's order from the model's generator, right after the initial weights."""
+    sizes = [50, 8, 3]
+    X, rng = random_pixels(200, sizes[0], seed=5)
+    y = rng.integers(0, 3, 200)
+    model = MLP(sizes, seed=9, dtype="float64")
+    params = to_reference(model.get_weights())
+    order = np.random.default_rng(9)
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):  # replay the initialisation's draws
+        order.random((n_out, n_in)), order.random(n_out)
+    model.fit(X, y, epochs=1, batch_size=16, lr=0.1)
+    expected = reference.sgd_epoch(params, reference.scale_pixels(X), y, 0.1, 16, order.permutation(200))
+    assert max_relative_error(model, expected) < 1e-12
+
+
+def test_full_batch_is_gradient_descent():
+    sizes = [30, 8, 4]
+    X, rng = random_pixels(90, sizes[0], seed=2)
+    y = rng.integers(0, 4, 90)
+    model = MLP(sizes, seed=4, dtype="float64")
+    params = to_reference(model.get_weights())
+    model.fit(X, y, epochs=20, batch_size=10_000, lr=0.1)
+    expected = reference.gradient_descent(params, reference.scale_pixels(X), y, 0.1, 20)
+    assert max_relative_error(model, expected) < 1e-12
