@@ -1,0 +1,329 @@
+"""Side-by-side training speed of fastnn and other frameworks, in one run.
+
+    python -m bench.compare [--widths 10,128,512] [--epochs-timed 5]
+                            [--threads 2] [--frameworks fastnn,numpy,...]
+                            [--json results.json]
+
+Trains 784-H-10 (ReLU, softmax + cross-entropy, SGD lr 0.1, batch 64,
+float32) on MNIST in every framework, with the same thread count, and prints
+one table: median seconds per epoch, test accuracy, time relative to fastnn,
+and the dense-arithmetic floor measured on this machine in the same run.
+"""
+import argparse
+import datetime
+import gzip
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import asdict
+
+FRAMEWORK_NAMES = ["fastnn", "numpy", "torch", "torch.compile", "jax", "sklearn"]
+LABELS = {
+    "fastnn": "fastnn",
+    "numpy": "numpy reference",
+    "torch": "torch eager",
+    "torch.compile": "torch.compile",
+    "jax": "jax jit+scan",
+    "sklearn": "sklearn MLP",
+}
+STATUS_WIDTH = 60  # longer reasons are printed in full under the table
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m bench.compare", description=__doc__.split("\n")[0])
+    p.add_argument("--widths", default="10,128,512", help="hidden widths H, comma separated")
+    p.add_argument("--epochs-timed", type=int, default=5,
+                   help="timed epochs after the warm-up one; the median is reported")
+    p.add_argument("--threads", type=int, default=2, help="threads for every framework")
+    p.add_argument("--frameworks", default=",".join(FRAMEWORK_NAMES),
+                   help="comma separated subset of: " + ",".join(FRAMEWORK_NAMES))
+    p.add_argument("--sklearn-all-widths", action="store_true",
+                   help="also run scikit-learn for H > 10 (slow)")
+    p.add_argument("--json", metavar="FILE", help="also save all results as JSON")
+    args = p.parse_args(argv)
+    args.widths = [int(w) for w in args.widths.split(",") if w.strip()]
+    args.frameworks = [f.strip() for f in args.frameworks.split(",") if f.strip()]
+    unknown = sorted(set(args.frameworks) - set(FRAMEWORK_NAMES))
+    if unknown:
+        p.error(f"unknown framework(s) {unknown}; choose from {FRAMEWORK_NAMES}")
+    if args.epochs_timed < 1 or args.threads < 1:
+        p.error("--epochs-timed and --threads must be at least 1")
+    return args
+
+
+def set_thread_environment(threads):
+    """Thread counts for libraries that read them once, at import: so before any import."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    xla = os.environ.get("XLA_FLAGS", "")
+    if "intra_op_parallelism_threads" not in xla:  # not twice after a re-exec
+        flags = f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={threads}"
+        os.environ["XLA_FLAGS"] = f"{xla} {flags}".strip()
+
+
+# --- data -------------------------------------------------------------------
+
+
+def _read_idx(path, header, magic):
+    """The uint8 payload of a gzip IDX file, after its big-endian header."""
+    import numpy as np
+
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    if int.from_bytes(raw[:4], "big") != magic:
+        raise ValueError(f"{path}: not an IDX file of the expected kind")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header)
+
+
+def read_mnist(folder):
+    """(train_images, train_labels, test_images, test_labels) from the gzip IDX files."""
+    def images(name):
+        return _read_idx(os.path.join(folder, name), 16, 2051).reshape(-1, 784)
+
+    def labels(name):
+        return _read_idx(os.path.join(folder, name), 8, 2049)
+
+    return (images("train-images-idx3-ubyte.gz"), labels("train-labels-idx1-ubyte.gz"),
+            images("t10k-images-idx3-ubyte.gz"), labels("t10k-labels-idx1-ubyte.gz"))
+
+
+def load_mnist():
+    """MNIST via fastnn.datasets when it exists, else the reader above; says which."""
+    folder = os.path.join(os.environ.get("FASTNN_DATA", "/work/shared/data"), "mnist")
+    try:
+        from fastnn.datasets import load_mnist as fastnn_load_mnist
+    except ImportError:
+        return read_mnist(folder), f"bench reader, {folder} (fastnn.datasets not importable)"
+    try:  # the folder, not its default search: that would try to download
+        data = fastnn_load_mnist(folder, download=False)
+        return tuple(data), f"fastnn.datasets.load_mnist({folder!r})"
+    except Exception as exc:  # its loader is new; the benchmark should still run
+        return read_mnist(folder), f"bench reader, {folder} (fastnn.datasets failed: {exc})"
+
+
+# --- versions -----------------------------------------------------------------
+
+
+def _fastnn_version():
+    try:
+        return importlib.metadata.version("fastnn")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        return f"source tree at {sha}"
+    except (OSError, subprocess.CalledProcessError):
+        return "source tree"
+
+
+def versions(frameworks):
+    """Installed versions, read from package metadata (imports nothing)."""
+    dists = {"numpy": ["numpy"], "torch": ["torch"], "torch.compile": ["torch"],
+             "jax": ["jax", "jaxlib"], "sklearn": ["scikit-learn"], "fastnn": ["numba"]}
+    found = {"python": platform.python_version(), "fastnn": _fastnn_version()}
+    for name in frameworks:
+        for dist in dists[name]:
+            try:
+                found[dist] = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                found[dist] = "not installed"
+    return found
+
+
+# --- running ------------------------------------------------------------------
+
+
+def run_all(args, data, peers):
+    """results[framework][H] = peers.Result; frameworks outer so each is imported once."""
+    import numpy as np
+
+    train_x, train_y, test_x, test_y = (np.ascontiguousarray(a) for a in data)
+    scaled = dict(train_xf=train_x.astype(np.float32) / 255, test_xf=test_x.astype(np.float32) / 255)
+    results = {}
+    for name in args.frameworks:
+        results[name] = {}
+        for hidden in args.widths:
+            if name == "sklearn" and hidden > 10 and not args.sklearn_all_widths:
+                results[name][hidden] = peers.Result(status="skipped: H>10 (--sklearn-all-widths)")
+                continue
+            print(f"  {LABELS[name]:16s} H={hidden:<4d} ...", end="", file=sys.stderr, flush=True)
+            task = peers.Task(train_x, train_y, test_x, test_y, hidden=hidden,
+                              threads=args.threads, epochs_timed=args.epochs_timed, **scaled)
+            res = peers.run(name, task)
+            results[name][hidden] = res
+            done = f"{res.seconds:.3f} s/epoch, acc {res.accuracy:.4f}" if res.status == "ok" else res.status
+            print(f" {done}", file=sys.stderr, flush=True)
+    return results
+
+
+# --- output -------------------------------------------------------------------
+
+
+def _fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def _status(per_width):
+    """One status per framework: "ok", a shared reason, or reasons per width."""
+    bad = {h: r.status for h, r in per_width.items() if r.status != "ok"}
+    if not bad:
+        return "ok"
+    if len(bad) == len(per_width) and len(set(bad.values())) == 1:
+        return next(iter(bad.values()))
+    return "; ".join(f"H={h}: {s}" for h, s in bad.items())
+
+
+def _shorten(text, width=STATUS_WIDTH):
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _align(rows, group_labels):
+    """Left-align the first column, right-align numbers, centre each width's label over its 3 columns."""
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for g, label in enumerate(group_labels):  # widen groups whose label is longer than their columns
+        cols = range(1 + 3 * g, 4 + 3 * g)
+        short = len(label) - (sum(widths[c] for c in cols) + 4)
+        if short > 0:
+            widths[cols[-1]] += short
+    lines = []
+    head = [" " * widths[0]]
+    for g, label in enumerate(group_labels):
+        span = sum(widths[c] for c in range(1 + 3 * g, 4 + 3 * g)) + 4
+        head.append(label.center(span, "-") if label else " " * span)
+    lines.append("  ".join(head).rstrip())
+    for row in rows:
+        cells = [row[0].ljust(widths[0])]
+        cells += [row[i].rjust(widths[i]) for i in range(1, len(row) - 1)]
+        cells.append(row[-1])
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
+def results_table(results, widths, floor_seconds):
+    fastnn = results.get("fastnn", {})
+    base = {h: fastnn[h].seconds if h in fastnn and fastnn[h].status == "ok" else None for h in widths}
+    rows = [["framework"] + ["s/epoch", "test acc", "ratio"] * len(widths) + ["status"]]
+    for name, per_width in results.items():
+        row = [LABELS[name]]
+        for h in widths:
+            r = per_width[h]
+            ratio = r.seconds / base[h] if r.seconds and base[h] else None
+            row += [_fmt(r.seconds, ".3f"), _fmt(r.accuracy, ".4f"), _fmt(ratio, ".2f")]
+        rows.append(row + [_shorten(_status(per_width))])
+    row = ["dense floor"]
+    for h in widths:
+        frac = floor_seconds[h] / base[h] if base[h] else None
+        row += [_fmt(floor_seconds[h], ".3f"), "", _fmt(frac, ".2f")]
+    rows.append(row + ["ratio here = floor / fastnn time"])
+    return _align(rows, [f" H={h} " for h in widths])
+
+
+def warmup_table(results, widths):
+    rows = [["first (warm-up) epoch, s"] + [f"H={h}" for h in widths]]
+    for name, per_width in results.items():
+        rows.append([LABELS[name]] + [_fmt(per_width[h].warmup_seconds, ".2f") for h in widths])
+    sizes = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join([r[0].ljust(sizes[0])] + [c.rjust(s) for c, s in zip(r[1:], sizes[1:])])
+            for r in rows]
+
+
+def notes(results):
+    """Full text of long statuses, and what each framework does differently."""
+    out = []
+    for name, per_width in results.items():
+        status = _status(per_width)
+        if len(status) > STATUS_WIDTH:
+            out.append(f"{LABELS[name]}: {status}")
+        by_width = {h: r.note for h, r in per_width.items() if r.note}
+        if len(set(by_width.values())) == 1:
+            out.append(f"{LABELS[name]}: {next(iter(by_width.values()))}")
+        else:
+            out += [f"{LABELS[name]} H={h}: {note}" for h, note in by_width.items()]
+    return out
+
+
+def print_report(args, info, results):
+    m = info["machine"]
+    print(f"fastnn bench.compare  {info['date']}")
+    print(f"threads: {args.threads}   cpu: {m['cpu']} ({m['cores']} cores)   "
+          f"load avg before/after: {info['load_before']:.2f} / {info['load_after']:.2f}")
+    print("versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
+    if max(info["load_before"], info["load_after"]) > 0.5:
+        print("warning: other processes were running (load average above); multi-threaded "
+              "timings suffer most when a core is taken")
+    if info["reexec"]:
+        print(f"note: re-executed with {' and '.join(info['reexec'])} unset (they slow numpy's BLAS)")
+    print("numpy BLAS: " + "; ".join(m["blas"]))
+    print("float32 GEMM GFLOP/s (numpy, best of repeats): "
+          + ", ".join(f"{shape} {g:.1f}" for shape, g in m["gemm_gflops"].items()))
+    print(f"memory read bandwidth (sum over 1 GiB float32, {args.threads} threads): {m['read_gbs']:.1f} GB/s")
+    print(f"dense floor = FLOPs / {m['peak_gflops']:.1f} GFLOP/s (2048^3 GEMM); "
+          f"FLOPs per epoch = {info['flops_formula']}; kernels that skip zero pixels do less work")
+    print(f"thread settings: torch.set_num_threads, numpy/sklearn threadpool_limits, fastnn threads=, "
+          f"jax XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r} (XLA may size its pool by cores)")
+    print(f"data: {info['data_source']}; {info['n_train']} train / {info['n_test']} test")
+    print(f"training: 784-H-10 ReLU, softmax+CE, SGD lr 0.1, batch 64 (last partial batch kept), "
+          f"float32; 1 warm-up + {args.epochs_timed} timed epochs, median reported; "
+          f"test acc after all {1 + args.epochs_timed} epochs; ratio = time / fastnn time (>1: fastnn faster)")
+    print()
+    for line in results_table(results, args.widths, info["floor_seconds"]):
+        print(line)
+    print()
+    for line in warmup_table(results, args.widths):
+        print(line)
+    fastnn = results.get("fastnn", {})
+    reach = [f"H={h}: {info['floor_seconds'][h] / fastnn[h].seconds:.1%}"
+             for h in args.widths if h in fastnn and fastnn[h].status == "ok"]
+    print()
+    print("fastnn reaches of the dense floor: " + (", ".join(reach) if reach else "- (no fastnn time)"))
+    extra = notes(results)
+    if extra:
+        print("notes:")
+        for line in extra:
+            print(f"  {line}")
+
+
+def save_json(path, args, info, results):
+    payload = dict(info, args=vars(args),
+                   results={name: {str(h): asdict(r) for h, r in per_width.items()}
+                            for name, per_width in results.items()})
+    payload["floor_seconds"] = {str(h): s for h, s in info["floor_seconds"].items()}
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    set_thread_environment(args.threads)
+    # Imported only now: thread variables above must be in place first.
+    from bench import machine
+
+    reexec = machine.reexec_without_openblas_overrides("bench.compare")
+    from bench import peers
+
+    info = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "versions": versions(args.frameworks), "reexec": reexec,
+            "load_before": os.getloadavg()[0]}
+    print("measuring the machine ...", file=sys.stderr, flush=True)
+    info["machine"] = machine.measure(args.threads, args.widths)
+    data, info["data_source"] = load_mnist()
+    info["n_train"], info["n_test"] = len(data[1]), len(data[3])
+    info["flops_formula"] = machine.FLOPS_FORMULA
+    info["floor_seconds"] = {
+        h: machine.epoch_flops(info["n_train"], [784, h, 10]) / (info["machine"]["peak_gflops"] * 1e9)
+        for h in args.widths}
+    print("training ...", file=sys.stderr, flush=True)
+    results = run_all(args, data, peers)
+    info["load_after"] = os.getloadavg()[0]
+    print_report(args, info, results)
+    if args.json:
+        save_json(args.json, args, info, results)
+        print(f"saved {args.json}")
+
+
+if __name__ == "__main__":
+    main()
