@@ -80,6 +80,7 @@ class MLP:
         self.dtype = np.dtype(DTYPES[str(dtype)])
         self.rng = np.random.default_rng(seed)
         self.params = np.zeros(self.layout.n_params, dtype=self.dtype)
+        self.metadata: dict = {}  # what a loaded model file said besides the weights
         self._initialize()
 
     # -- parameters ----------------------------------------------------------------------------
@@ -154,8 +155,8 @@ class MLP:
 
     def fit(self, X, y, *, epochs: int = 1, batch_size: int = 64, lr: float = 0.1,
             shuffle: bool = True, validation_data: tuple | None = None, threads: int | None = None,
-            on_block: Callable[[int, int, int], None] | None = None, blocks_per_epoch: int = 1
-            ) -> History:
+            on_block: Callable[[int, int, int], None] | None = None, blocks_per_epoch: int = 1,
+            on_epoch: Callable[[int, History], None] | None = None) -> History:
         """Train with minibatch SGD; returns the per-epoch History.
 
         Each epoch visits the examples in an order drawn from the model's seeded generator
@@ -163,6 +164,7 @@ class MLP:
         is full-batch gradient descent, the tutorial's algorithm. ``threads`` defaults to Numba's
         thread count. ``on_block(epoch, batches_done, n_batches)`` is called after each of
         ``blocks_per_epoch`` blocks of batches (for progress bars); Python runs only between blocks.
+        ``on_epoch(epoch, history)`` is called after each epoch.
         Raises TrainingDivergedError, with the weights of the last good block restored, if the
         loss becomes NaN or infinite.
         """
@@ -218,6 +220,8 @@ class MLP:
                     metrics = self._evaluate_rows(*validation)
                     history.val_loss.append(metrics["loss"])
                     history.val_accuracy.append(metrics["accuracy"])
+                if on_epoch is not None:
+                    on_epoch(epoch, history)
         finally:
             numba.set_num_threads(saved_threads)
         return history
@@ -264,6 +268,44 @@ class MLP:
     def _evaluate_rows(self, rows: SparseRows, labels: np.ndarray) -> dict[str, float]:
         _, losses, hits = self._forward(rows, labels)
         return {"loss": float(losses.mean(dtype=np.float64)), "accuracy": float(hits.mean())}
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def config(self) -> dict:
+        """What it takes to build this network again: MLP(**config)."""
+        return {"sizes": list(self.sizes), "activation": self.activation, "init": self.init,
+                "seed": self.seed, "dtype": self.dtype.name}
+
+    def save(self, path, **extra) -> None:
+        """Save weights, config and generator state to a model file (atomically; see fastnn.io).
+
+        ``extra`` is stored as JSON metadata (training config, data checksum, ...).
+        """
+        from . import __version__, io
+        io.save_arrays(path, {"params": self.params},
+                       {"fastnn": __version__, "model": self.config(),
+                        "rng": self.rng.bit_generator.state, "extra": extra})
+
+    @classmethod
+    def load(cls, path) -> "MLP":
+        """Load a model saved by save(); raises ModelFileError for anything but a valid file."""
+        from . import io
+        from .errors import ModelFileError
+        arrays, meta = io.load_arrays(path)
+        try:
+            model = cls(**meta["model"])
+            params = arrays["params"]
+            if params.shape != model.params.shape or params.dtype != model.dtype:
+                raise ValueError(f"parameters of shape {params.shape} and dtype {params.dtype} do not "
+                                 f"fit the network {model.sizes} ({model.dtype})")
+            if not np.isfinite(params).all():
+                raise ValueError("parameters are not finite")
+            model.params = params.copy()
+            model.rng.bit_generator.state = meta["rng"]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"model file {path} describes no valid network: {e}") from e
+        model.metadata = meta.get("extra", {})
+        return model
 
     def gradient(self, X, y) -> np.ndarray:
         """The mean-loss gradient over (X, y) as one batch, in the flat parameter layout."""

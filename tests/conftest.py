@@ -8,6 +8,25 @@ from pathlib import Path
 import pytest
 
 
+def _kernel_cache_dir() -> Path:
+    """A Numba cache folder per version of the kernel sources.
+
+    Numba's cache notices changes to a kernel's own file only, not to the files it inlines
+    (layers.py, optim.py): a folder keyed by all of them never serves stale code.
+    """
+    import hashlib
+
+    kernels = Path(__file__).parents[1] / "fastnn" / "kernels"
+    digest = hashlib.sha256()
+    for source in sorted(kernels.glob("*.py")):
+        digest.update(source.read_bytes())
+    return Path(__file__).parents[1] / ".numba_cache" / digest.hexdigest()[:16]
+
+
+# Set before anything imports numba, which reads it once.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(_kernel_cache_dir()))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The read-only real data folder: $FASTNN_DATA, else ../shared/data next to the repo."""
