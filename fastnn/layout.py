@@ -1,9 +1,12 @@
 """Where everything lives in the flat buffers, and how a step's gradient work is split.
 
 Layer l (inputs n_in = sizes[l], outputs n_out = sizes[l + 1]) owns one row-major block of
-(n_in + 1) x n_out values of the parameter buffer: rows 0..n_in-1 are the weights leaving each
-input unit, row n_in is the bias. Gradients and optimizer state use the same layout, so an
-update is one loop over one vector and a model saves as one array.
+(n_in + 1) x stride values of the parameter buffer: rows 0..n_in-1 are the weights leaving each
+input unit, row n_in is the bias. ``stride`` is n_out rounded up to whole SIMD vectors
+(8 float32 or 4 float64 values), so that the kernels move whole vectors; the padding is zero
+and stays zero (its gradient is zero). Gradients and optimizer state use the same layout, so
+an update is one loop over one vector. Model files and ``MLP.gradient`` use the unpadded
+("dense") layout: each layer's W (n_in x n_out) then b, flattened.
 """
 
 from __future__ import annotations
@@ -13,42 +16,73 @@ from dataclasses import dataclass
 import numpy as np
 
 
+VECTOR_BYTES = 32  # one AVX register; see fastnn/kernels/simd.py
+
+
 @dataclass(frozen=True)
 class Layout:
     """Offsets of each layer's block in the parameter buffer and of its units in a batch row."""
 
     sizes: tuple[int, ...]
+    dtype: np.dtype = np.dtype(np.float32)
 
     @property
     def n_layers(self) -> int:
         return len(self.sizes) - 1
 
     @property
+    def strides(self) -> np.ndarray:
+        """strides[l]: layer l's outputs rounded up to whole vectors."""
+        lanes = VECTOR_BYTES // np.dtype(self.dtype).itemsize
+        return np.array([-(-n // lanes) * lanes for n in self.sizes[1:]], dtype=np.int64)
+
+    @property
     def offsets(self) -> np.ndarray:
         """offsets[l]: first value of layer l's block; offsets[-1]: the buffer's length."""
-        blocks = [(n_in + 1) * n_out for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:])]
+        blocks = [(n_in + 1) * stride for n_in, stride in zip(self.sizes[:-1], self.strides)]
         return np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64)
 
     @property
     def cols(self) -> np.ndarray:
         """cols[l]: first column of layer l's outputs in the Z/A/D rows; cols[-1]: their width."""
-        return np.concatenate([[0], np.cumsum(self.sizes[1:])]).astype(np.int64)
+        return np.concatenate([[0], np.cumsum(self.strides)]).astype(np.int64)
 
     @property
     def n_params(self) -> int:
+        """Length of the padded parameter buffer."""
         return int(self.offsets[-1])
+
+    @property
+    def n_weights(self) -> int:
+        """Number of real parameters (weights and biases)."""
+        return sum((n_in + 1) * n_out for n_in, n_out in zip(self.sizes[:-1], self.sizes[1:]))
+
+    def _block(self, params: np.ndarray, layer: int) -> np.ndarray:
+        start, stop = self.offsets[layer], self.offsets[layer + 1]
+        return params[start:stop].reshape(self.sizes[layer] + 1, int(self.strides[layer]))
 
     def weights(self, params: np.ndarray, layer: int) -> np.ndarray:
         """View of layer's weights, shape (n_in, n_out)."""
-        n_in, n_out = self.sizes[layer], self.sizes[layer + 1]
-        start = self.offsets[layer]
-        return params[start:start + n_in * n_out].reshape(n_in, n_out)
+        return self._block(params, layer)[:-1, :self.sizes[layer + 1]]
 
     def bias(self, params: np.ndarray, layer: int) -> np.ndarray:
         """View of layer's bias, shape (n_out,)."""
-        n_in, n_out = self.sizes[layer], self.sizes[layer + 1]
-        start = self.offsets[layer] + n_in * n_out
-        return params[start:start + n_out]
+        return self._block(params, layer)[-1, :self.sizes[layer + 1]]
+
+    def to_dense(self, params: np.ndarray) -> np.ndarray:
+        """The padded buffer in the dense layout: each layer's W (n_in x n_out), then b."""
+        return np.concatenate([self._block(params, l)[:, :self.sizes[l + 1]].ravel()
+                               for l in range(self.n_layers)])
+
+    def from_dense(self, dense: np.ndarray) -> np.ndarray:
+        """A padded buffer (zero padding) from the dense layout."""
+        params = np.zeros(self.n_params, dtype=self.dtype)
+        at = 0
+        for l in range(self.n_layers):
+            rows, n_out = self.sizes[l] + 1, self.sizes[l + 1]
+            self._block(params, l)[:, :n_out] = dense[at:at + rows * n_out].reshape(rows, n_out)
+            at += rows * n_out
+        return params
 
 
 def gradient_plan(layout: Layout, threads: int, first_row_costs: np.ndarray | None = None):
@@ -61,7 +95,7 @@ def gradient_plan(layout: Layout, threads: int, first_row_costs: np.ndarray | No
     Returns (units (U, 3) int64: layer, first row, end row; assign_ptr; assign).
     """
     units, costs = [], []
-    for layer, (n_in, n_out) in enumerate(zip(layout.sizes[:-1], layout.sizes[1:])):
+    for layer, (n_in, n_out) in enumerate(zip(layout.sizes[:-1], layout.strides)):
         rows = n_in + 1
         weight = np.ones(rows)
         if layer == 0 and first_row_costs is not None:

@@ -54,8 +54,9 @@ class MLP:
     >>> history = model.fit(X, y, epochs=5, batch_size=64, lr=0.1)
     >>> model.evaluate(X_test, y_test)["accuracy"]
 
-    Parameters live in one flat buffer (``model.params``); ``get_weights``/``set_weights`` give
-    each layer's W with shape (n_in, n_out) and b with shape (n_out,). uint8 inputs are pixels,
+    Parameters live in one flat buffer; ``get_weights``/``set_weights`` give each layer's W with
+    shape (n_in, n_out) and b with shape (n_out,), ``get_params``/``set_params`` all of them as
+    one flat vector (each layer's W, row by row, then b). uint8 inputs are pixels,
     scaled by 1/255 inside the first layer; other numeric inputs are used as they are.
     The same seed gives bit-identical weights, whatever the number of threads.
     """
@@ -73,13 +74,13 @@ class MLP:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         if str(dtype) not in DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-        self.layout = Layout(tuple(int(s) for s in sizes))
+        self.dtype = np.dtype(DTYPES[str(dtype)])
+        self.layout = Layout(tuple(int(s) for s in sizes), self.dtype)
         self.activation = activation
         self.init = init
         self.seed = seed
-        self.dtype = np.dtype(DTYPES[str(dtype)])
         self.rng = np.random.default_rng(seed)
-        self.params = np.zeros(self.layout.n_params, dtype=self.dtype)
+        self._params = np.zeros(self.layout.n_params, dtype=self.dtype)
         self.metadata: dict = {}  # what a loaded model file said besides the weights
         self._initialize()
 
@@ -108,19 +109,32 @@ class MLP:
                 limit = np.sqrt(6.0 / (n_in if self.init == "he" else n_in + n_out))
                 W = self.rng.uniform(-limit, limit, (n_out, n_in))
                 b = np.zeros(n_out)
-            self.layout.weights(self.params, layer)[:] = W.T
-            self.layout.bias(self.params, layer)[:] = b
+            self.layout.weights(self._params, layer)[:] = W.T
+            self.layout.bias(self._params, layer)[:] = b
 
     def get_weights(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Copies of each layer's (W, b): W has shape (n_in, n_out), b shape (n_out,)."""
-        return [(self.layout.weights(self.params, l).copy(), self.layout.bias(self.params, l).copy())
+        return [(self.layout.weights(self._params, l).copy(), self.layout.bias(self._params, l).copy())
                 for l in range(self.layout.n_layers)]
+
+    def get_params(self) -> np.ndarray:
+        """A copy of every parameter as one flat vector: each layer's W (n_in x n_out), then b."""
+        return self.layout.to_dense(self._params)
+
+    def set_params(self, flat) -> None:
+        """Set every parameter from one flat vector laid out as get_params gives it."""
+        flat = np.asarray(flat)
+        if flat.shape != (self.layout.n_weights,):
+            raise ValueError(f"expected {self.layout.n_weights} parameters, got shape {flat.shape}")
+        if not np.isfinite(flat).all():
+            raise ValueError("parameters must be finite")
+        self._params = self.layout.from_dense(flat.astype(self.dtype))
 
     def set_weights(self, weights: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
         """Set each layer's (W, b), shapes as get_weights gives them; values must be finite."""
         if len(weights) != self.layout.n_layers:
             raise ValueError(f"expected {self.layout.n_layers} (W, b) pairs, got {len(weights)}")
-        new = self.params.copy()
+        new = self._params.copy()
         for l, (W, b) in enumerate(weights):
             n_in, n_out = self.sizes[l], self.sizes[l + 1]
             W, b = np.asarray(W), np.asarray(b)
@@ -131,7 +145,7 @@ class MLP:
             self.layout.bias(new, l)[:] = b
         if not np.isfinite(new).all():
             raise ValueError("weights must be finite")
-        self.params = new
+        self._params = new
 
     # -- data ----------------------------------------------------------------------------------
 
@@ -144,8 +158,8 @@ class MLP:
 
     def _net(self):
         acts = [ACTIVATIONS[self.activation]] * (self.layout.n_layers - 1) + [SOFTMAX]
-        return (np.array(self.sizes, dtype=np.int64), self.layout.offsets, self.layout.cols,
-                np.array(acts, dtype=np.int64))
+        return (np.array(self.sizes, dtype=np.int64), self.layout.strides, self.layout.offsets,
+                self.layout.cols, np.array(acts, dtype=np.int64))
 
     @staticmethod
     def _data(rows: SparseRows, labels: np.ndarray):
@@ -189,8 +203,8 @@ class MLP:
                              np.append(rows.column_counts(), n))
         net, data = self._net(), self._data(rows, labels)
         width = int(self.layout.cols[-1])
-        bufs = tuple(np.empty((batch_size, width), dtype=self.dtype) for _ in range(3))
-        grad = np.zeros_like(self.params)
+        bufs = tuple(np.zeros((batch_size, width), dtype=self.dtype) for _ in range(3))  # padding stays 0
+        grad = np.zeros_like(self._params)
         losses = np.empty(n, dtype=self.dtype)
         hits = np.empty(n, dtype=np.bool_)
         history = History()
@@ -202,12 +216,12 @@ class MLP:
                 started = time.perf_counter()
                 order = self.rng.permutation(n) if shuffle else np.arange(n)
                 for first, last in zip(edges[:-1], edges[1:]):
-                    good = self.params.copy()
-                    train(self.params, grad, net, data, order, batch_size, first, last, lr, bufs, plan,
+                    good = self._params.copy()
+                    train(self._params, grad, net, data, order, batch_size, first, last, lr, bufs, plan,
                           losses, hits)
                     if not np.isfinite(losses[first * batch_size:min(n, last * batch_size)]).all() \
-                            or not np.isfinite(self.params).all():
-                        self.params = good
+                            or not np.isfinite(self._params).all():
+                        self._params = good
                         raise TrainingDivergedError(
                             f"the loss became NaN or infinite in epoch {epoch + 1} (lr={lr:g} may be "
                             "too high); the weights from before that block of batches were kept")
@@ -248,7 +262,7 @@ class MLP:
         probs = np.empty((n, self.n_classes), dtype=self.dtype)
         losses = np.empty(n, dtype=self.dtype)
         hits = np.empty(n, dtype=np.bool_)
-        predict_rows(self.params, self._net(), self._data(rows, labels), probs, losses, hits)
+        predict_rows(self._params, self._net(), self._data(rows, labels), probs, losses, hits)
         return probs, losses, hits
 
     def predict_proba(self, X) -> np.ndarray:
@@ -282,7 +296,7 @@ class MLP:
         ``extra`` is stored as JSON metadata (training config, data checksum, ...).
         """
         from . import __version__, io
-        io.save_arrays(path, {"params": self.params},
+        io.save_arrays(path, {"params": self.get_params()},
                        {"fastnn": __version__, "model": self.config(),
                         "rng": self.rng.bit_generator.state, "extra": extra})
 
@@ -295,12 +309,9 @@ class MLP:
         try:
             model = cls(**meta["model"])
             params = arrays["params"]
-            if params.shape != model.params.shape or params.dtype != model.dtype:
-                raise ValueError(f"parameters of shape {params.shape} and dtype {params.dtype} do not "
-                                 f"fit the network {model.sizes} ({model.dtype})")
-            if not np.isfinite(params).all():
-                raise ValueError("parameters are not finite")
-            model.params = params.copy()
+            if params.dtype != model.dtype:
+                raise ValueError(f"parameters of dtype {params.dtype} in a {model.dtype} network")
+            model.set_params(params)
             model.rng.bit_generator.state = meta["rng"]
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(f"model file {path} describes no valid network: {e}") from e
@@ -308,15 +319,16 @@ class MLP:
         return model
 
     def gradient(self, X, y) -> np.ndarray:
-        """The mean-loss gradient over (X, y) as one batch, in the flat parameter layout."""
+        """The mean-loss gradient over (X, y) as one batch, flat in the dense layout (each layer's
+        W (n_in x n_out) then b)."""
         from .kernels.train import batch_gradient
         rows = self._sparse_rows(X)
         labels = check_labels(y, rows.indptr.size - 1, self.n_classes)
         n = labels.size
         plan = gradient_plan(self.layout, 1)
-        bufs = tuple(np.empty((n, int(self.layout.cols[-1])), dtype=self.dtype) for _ in range(3))
-        grad = np.zeros_like(self.params)
-        batch_gradient(self.params, grad, self._net(), self._data(rows, labels),
+        bufs = tuple(np.zeros((n, int(self.layout.cols[-1])), dtype=self.dtype) for _ in range(3))
+        grad = np.zeros_like(self._params)
+        batch_gradient(self._params, grad, self._net(), self._data(rows, labels),
                        np.arange(n, dtype=np.int64), bufs, plan, np.empty(n, self.dtype),
                        np.empty(n, np.bool_))
-        return grad
+        return self.layout.to_dense(grad)

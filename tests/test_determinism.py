@@ -8,7 +8,7 @@ from fastnn import MLP
 def train(X, y, threads, seed=0, sizes=(784, 32, 10)):
     model = MLP(list(sizes), seed=seed)
     model.fit(X, y, epochs=2, batch_size=64, lr=0.1, threads=threads)
-    return model.params
+    return model.get_params()
 
 
 def test_same_seed_same_weights(mnist):

@@ -63,12 +63,12 @@ def test_kernel_gradient_matches_finite_differences(activation):
     X, rng = random_pixels(16, sizes[0], seed=4)
     y = rng.integers(0, sizes[-1], 16)
     model = MLP(sizes, activation=activation, init="glorot", seed=5, dtype="float64")
-    model.params += rng.normal(scale=0.1, size=model.params.size)  # non-zero biases too
+    model.set_params(model.get_params() + rng.normal(scale=0.1, size=model.get_params().size))  # non-zero biases
     analytic = model.gradient(X, y)
 
     def loss(flat):
-        model.params = flat
+        model.set_params(flat)
         return model.evaluate(X, y)["loss"]
 
-    numeric = central_differences(loss, model.params.copy())
+    numeric = central_differences(loss, model.get_params())
     assert relative_error(analytic, numeric) < 1e-6

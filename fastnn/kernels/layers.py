@@ -1,39 +1,64 @@
 """Paired forward/backward functions for one example, over flat buffers.
 
-Layout (see fastnn/layout.py): layer l keeps its parameters as one (n_in + 1, n_out) row-major
-block of the flat parameter buffer starting at ``off``: rows 0..n_in-1 are the weights of each
-input unit, row n_in is the bias. One input's contribution is then a contiguous row, which is
-what lets the first layer skip zero pixels. All functions are inlined into the training and
-inference kernels; none allocates, and all arithmetic stays in the dtype of the buffers.
+Layout (see fastnn/layout.py): layer l keeps its parameters as one (n_in + 1) x stride row-major
+block of the flat parameter buffer starting at ``off``: rows 0..n_in-1 are the weights leaving
+each input unit, row n_in is the bias; ``stride`` is n_out padded to whole SIMD vectors. One
+input's contribution is a contiguous row, which lets the first layer visit only the non-zero
+pixels; a tile of up to four vectors of outputs stays in registers while the inputs stream by.
+Every function is inlined into the training and inference kernels; none allocates, and all
+arithmetic stays in the dtype of the buffers.
 """
 
 import numpy as np
 from numba import njit
 
-# Activation codes (hidden layers; the output layer uses SOFTMAX or IDENTITY).
+from .simd import lanes, vadd, vfma, vload, vsplat, vstore, vsum, vzero
+
+# Activation codes (hidden layers; the output layer uses SOFTMAX).
 IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID, SOFTMAX = 0, 1, 2, 3, 4, 5
 LEAKY_SLOPE = 0.01
 
 
-@njit(inline="always")
-def sparse_dense_forward(params, off, n_in, n_out, indices, values, scale, start, stop, z):
-    """z = b + sum_k (scale * values[k]) W[indices[k], :] over one example's non-zero inputs."""
-    bias = off + n_in * n_out
-    for j in range(n_out):
-        z[j] = params[bias + j]
-    for k in range(start, stop):
-        v = values[k] * scale
-        row = off + indices[k] * n_out
-        for j in range(n_out):
-            z[j] += v * params[row + j]
+# -- dense layer, sparse input (the first layer): z = b + sum_k x_k W[i_k, :] -----------------
+
+@njit(cache=True)
+def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, start, stop, z):
+    """z = b + sum over the example's non-zero inputs k of (scale * values[k]) * W[indices[k], :]."""
+    L = lanes(params)
+    bias = off + n_in * stride
+    t = 0
+    while t + 4 * L <= stride:
+        a0, a1 = vload(params, bias + t), vload(params, bias + t + L)
+        a2, a3 = vload(params, bias + t + 2 * L), vload(params, bias + t + 3 * L)
+        for k in range(start, stop):
+            v = vsplat(values[k] * scale)
+            r = off + indices[k] * stride + t
+            a0, a1 = vfma(v, vload(params, r), a0), vfma(v, vload(params, r + L), a1)
+            a2, a3 = vfma(v, vload(params, r + 2 * L), a2), vfma(v, vload(params, r + 3 * L), a3)
+        vstore(z, t, a0), vstore(z, t + L, a1), vstore(z, t + 2 * L, a2), vstore(z, t + 3 * L, a3)
+        t += 4 * L
+    if t + 2 * L <= stride:
+        a0, a1 = vload(params, bias + t), vload(params, bias + t + L)
+        for k in range(start, stop):
+            v = vsplat(values[k] * scale)
+            r = off + indices[k] * stride + t
+            a0, a1 = vfma(v, vload(params, r), a0), vfma(v, vload(params, r + L), a1)
+        vstore(z, t, a0), vstore(z, t + L, a1)
+        t += 2 * L
+    if t < stride:
+        a0 = vload(params, bias + t)
+        for k in range(start, stop):
+            a0 = vfma(vsplat(values[k] * scale), vload(params, off + indices[k] * stride + t), a0)
+        vstore(z, t, a0)
 
 
-@njit(inline="always")
-def sparse_dense_backward(grad, off, n_in, n_out, indices, values, scale, start, stop, dz, r0, r1):
-    """grad[rows r0..r1) += x^T dz for one example: only the rows of its non-zero inputs in range.
+@njit(cache=True)
+def sparse_dense_backward(grad, off, n_in, stride, indices, values, scale, start, stop, dz, r0, r1):
+    """grad[rows r0..r1) += x^T dz for one example: the rows of its non-zero inputs in range.
 
     ``r1 == n_in + 1`` includes the bias row. Indices are sorted, so the range is found by bisection.
     """
+    L = lanes(grad)
     lo, hi = start, stop
     while lo < hi:  # first k with indices[k] >= r0
         mid = (lo + hi) // 2
@@ -41,63 +66,112 @@ def sparse_dense_backward(grad, off, n_in, n_out, indices, values, scale, start,
             lo = mid + 1
         else:
             hi = mid
-    for k in range(lo, stop):
-        p = indices[k]
-        if p >= r1:
-            break
-        v = values[k] * scale
-        row = off + p * n_out
-        for j in range(n_out):
-            grad[row + j] += v * dz[j]
+    end = lo
+    while end < stop and indices[end] < r1:
+        end += 1
+    t = 0
+    while t + 2 * L <= stride:
+        d0, d1 = vload(dz, t), vload(dz, t + L)
+        for k in range(lo, end):
+            v = vsplat(values[k] * scale)
+            r = off + indices[k] * stride + t
+            vstore(grad, r, vfma(v, d0, vload(grad, r)))
+            vstore(grad, r + L, vfma(v, d1, vload(grad, r + L)))
+        t += 2 * L
+    if t < stride:
+        d0 = vload(dz, t)
+        for k in range(lo, end):
+            r = off + indices[k] * stride + t
+            vstore(grad, r, vfma(vsplat(values[k] * scale), d0, vload(grad, r)))
     if r1 == n_in + 1:
-        bias = off + n_in * n_out
-        for j in range(n_out):
-            grad[bias + j] += dz[j]
+        bias = off + n_in * stride
+        for t in range(0, stride, L):
+            vstore(grad, bias + t, vadd(vload(grad, bias + t), vload(dz, t)))
 
 
-@njit(inline="always")
-def dense_forward(params, off, n_in, n_out, a, z):
+# -- dense layer, dense input ------------------------------------------------------------------
+
+@njit(cache=True)
+def dense_forward(params, off, n_in, stride, a, z):
     """z = b + a W, skipping zero inputs (half of a ReLU layer's outputs are zero)."""
-    bias = off + n_in * n_out
-    for j in range(n_out):
-        z[j] = params[bias + j]
+    L = lanes(params)
+    bias = off + n_in * stride
+    t = 0
+    while t + 4 * L <= stride:
+        a0, a1 = vload(params, bias + t), vload(params, bias + t + L)
+        a2, a3 = vload(params, bias + t + 2 * L), vload(params, bias + t + 3 * L)
+        for i in range(n_in):
+            if a[i] != 0:
+                v = vsplat(a[i])
+                r = off + i * stride + t
+                a0, a1 = vfma(v, vload(params, r), a0), vfma(v, vload(params, r + L), a1)
+                a2, a3 = vfma(v, vload(params, r + 2 * L), a2), vfma(v, vload(params, r + 3 * L), a3)
+        vstore(z, t, a0), vstore(z, t + L, a1), vstore(z, t + 2 * L, a2), vstore(z, t + 3 * L, a3)
+        t += 4 * L
+    if t + 2 * L <= stride:
+        a0, a1 = vload(params, bias + t), vload(params, bias + t + L)
+        for i in range(n_in):
+            if a[i] != 0:
+                v = vsplat(a[i])
+                r = off + i * stride + t
+                a0, a1 = vfma(v, vload(params, r), a0), vfma(v, vload(params, r + L), a1)
+        vstore(z, t, a0), vstore(z, t + L, a1)
+        t += 2 * L
+    if t < stride:
+        a0 = vload(params, bias + t)
+        for i in range(n_in):
+            if a[i] != 0:
+                a0 = vfma(vsplat(a[i]), vload(params, off + i * stride + t), a0)
+        vstore(z, t, a0)
+
+
+@njit(cache=True)
+def dense_backward_input(params, off, n_in, stride, dz, da):
+    """da = W dz: the gradient with respect to the layer's input (padding of W and dz is zero)."""
+    L = lanes(params)
     for i in range(n_in):
-        ai = a[i]
-        if ai != 0:
-            row = off + i * n_out
-            for j in range(n_out):
-                z[j] += ai * params[row + j]
+        row = off + i * stride
+        acc = vzero(params)
+        for t in range(0, stride, L):
+            acc = vfma(vload(params, row + t), vload(dz, t), acc)
+        da[i] = vsum(acc)
 
 
-@njit(inline="always")
-def dense_backward_input(params, off, n_in, n_out, dz, da):
-    """da = W dz: the gradient with respect to the layer's input."""
-    for i in range(n_in):
-        row = off + i * n_out
-        s = dz[0] * params[row]
-        for j in range(1, n_out):
-            s += dz[j] * params[row + j]
-        da[i] = s
-
-
-@njit(inline="always")
-def dense_backward_rows(grad, off, n_in, n_out, A, a_col, D, d_col, n_batch, r0, r1):
+@njit(cache=True)
+def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0, r1):
     """grad[rows r0..r1) += sum over the batch of a_b^T dz_b, examples added in order.
 
-    A[b, a_col + i] is input i of example b, D[b, d_col + j] its output gradient j; row n_in is
-    the bias (input 1).
+    A[b, a_col + i] is input i of example b, D[b, d_col:] its output gradient; row n_in is the
+    bias (input 1). Each row's tile of sums stays in registers across the batch.
     """
+    L = lanes(grad)
     one = grad.dtype.type(1)
+    width = D.shape[1]
     for i in range(r0, r1):
-        row = off + i * n_out
-        for b in range(n_batch):
-            ai = A[b, a_col + i] if i < n_in else one
-            if ai != 0:
-                for j in range(n_out):
-                    grad[row + j] += ai * D[b, d_col + j]
+        row = off + i * stride
+        t = 0
+        while t + 2 * L <= stride:
+            g0, g1 = vload(grad, row + t), vload(grad, row + t + L)
+            for b in range(n_batch):
+                ai = A[b, a_col + i] if i < n_in else one
+                if ai != 0:
+                    v = vsplat(ai)
+                    g0 = vfma(v, vload(D, b * width + d_col + t), g0)
+                    g1 = vfma(v, vload(D, b * width + d_col + t + L), g1)
+            vstore(grad, row + t, g0), vstore(grad, row + t + L, g1)
+            t += 2 * L
+        if t < stride:
+            g0 = vload(grad, row + t)
+            for b in range(n_batch):
+                ai = A[b, a_col + i] if i < n_in else one
+                if ai != 0:
+                    g0 = vfma(vsplat(ai), vload(D, b * width + d_col + t), g0)
+            vstore(grad, row + t, g0)
 
 
-@njit(inline="always")
+# -- activations ---------------------------------------------------------------------------------
+
+@njit(cache=True)
 def activation_forward(code, z, a, n):
     """a = f(z) for a hidden activation."""
     zero, one = z.dtype.type(0), z.dtype.type(1)
@@ -119,7 +193,7 @@ def activation_forward(code, z, a, n):
             a[j] = z[j]
 
 
-@njit(inline="always")
+@njit(cache=True)
 def activation_backward(code, z, a, da, dz, n):
     """dz = da * f'(z), with f' taken from z or from a = f(z), whichever is cheaper."""
     zero, one = z.dtype.type(0), z.dtype.type(1)
@@ -141,7 +215,9 @@ def activation_backward(code, z, a, da, dz, n):
             dz[j] = da[j]
 
 
-@njit(inline="always")
+# -- output: softmax with cross-entropy ------------------------------------------------------------
+
+@njit(cache=True)
 def softmax_forward(z, p, n):
     """p = softmax(z); returns log(sum(exp(z - max))) + max, the log-partition, for the loss."""
     m = z[0]
@@ -159,7 +235,7 @@ def softmax_forward(z, p, n):
     return np.log(s) + m
 
 
-@njit(inline="always")
+@njit(cache=True)
 def softmax_xent_backward(p, label, weight, dz, n):
     """dz = weight * (p - onehot(label)): the cross-entropy gradient through the softmax."""
     for j in range(n):

@@ -1,8 +1,9 @@
 """The fused minibatch loop: forward, loss, backward and update for a block of batches in one call.
 
 Arguments travel in small tuples:
-  net   = (sizes, offsets, cols, acts): layer widths, each layer's start in the flat parameter
-          buffer, each layer's first column in the per-batch activation buffers, activations;
+  net   = (sizes, strides, offsets, cols, acts): layer widths, the same padded to whole SIMD
+          vectors, each layer's start in the flat parameter buffer, each layer's first column in
+          the per-batch activation buffers, activations;
   data  = (indptr, indices, values, scale, labels): the inputs as sorted sparse rows (only the
           non-zero inputs, with uint8 pixels scaled by ``scale`` on the fly) and int32 labels;
   bufs  = (Z, A, D): pre-activations, activations and their gradients, one row per example of
@@ -34,20 +35,20 @@ from .layers import (
 from .optim import sgd_update
 
 
-@njit(inline="always")
+@njit(cache=True)
 def forward_example(params, net, data, e, z_row, a_row):
     """Forward pass of example e; returns (cross-entropy loss, predicted class)."""
-    sizes, offsets, cols, acts = net
+    sizes, strides, offsets, cols, acts = net
     indptr, indices, values, scale, labels = data
     n_layers = acts.size
     for l in range(n_layers):
         n_in, n_out = sizes[l], sizes[l + 1]
         z = z_row[cols[l]:cols[l + 1]]
         if l == 0:
-            sparse_dense_forward(params, offsets[0], n_in, n_out, indices, values, scale,
+            sparse_dense_forward(params, offsets[0], n_in, strides[0], indices, values, scale,
                                  indptr[e], indptr[e + 1], z)
         else:
-            dense_forward(params, offsets[l], n_in, n_out, a_row[cols[l - 1]:cols[l]], z)
+            dense_forward(params, offsets[l], n_in, strides[l], a_row[cols[l - 1]:cols[l]], z)
         if l < n_layers - 1:
             activation_forward(acts[l], z, a_row[cols[l]:cols[l + 1]], n_out)
     k = sizes[n_layers]
@@ -60,16 +61,16 @@ def forward_example(params, net, data, e, z_row, a_row):
     return log_partition - z[labels[e]], predicted
 
 
-@njit(inline="always")
+@njit(cache=True)
 def backward_example(params, net, label, weight, z_row, a_row, d_row):
     """Error signal dL/dz of every layer for one example, from its forward pass."""
-    sizes, offsets, cols, acts = net
+    sizes, strides, offsets, cols, acts = net
     n_layers = acts.size
     last = cols[n_layers - 1]
     softmax_xent_backward(a_row[last:], label, weight, d_row[last:], sizes[n_layers])
     for l in range(n_layers - 1, 0, -1):
         below = d_row[cols[l - 1]:cols[l]]
-        dense_backward_input(params, offsets[l], sizes[l], sizes[l + 1], d_row[cols[l]:cols[l + 1]], below)
+        dense_backward_input(params, offsets[l], sizes[l], strides[l], d_row[cols[l]:cols[l + 1]], below)
         activation_backward(acts[l - 1], z_row[cols[l - 1]:cols[l]], a_row[cols[l - 1]:cols[l]],
                             below, below, sizes[l])
 
@@ -91,24 +92,24 @@ def forward_backward_batch(params, net, data, order, start, n_batch, bufs, losse
 @njit(inline="always")
 def gradient_and_update(params, grad, net, data, order, start, n_batch, bufs, plan, lr, update):
     """Phase 2, parallel over disjoint row ranges of the parameters."""
-    sizes, offsets, cols, acts = net
+    sizes, strides, offsets, cols, acts = net
     indptr, indices, values, scale, labels = data
     Z, A, D = bufs
     units, assign_ptr, assign = plan
     for t in prange(assign_ptr.size - 1):
         for q in range(assign_ptr[t], assign_ptr[t + 1]):
             l, r0, r1 = units[assign[q], 0], units[assign[q], 1], units[assign[q], 2]
-            n_in, n_out = sizes[l], sizes[l + 1]
+            n_in, stride = sizes[l], strides[l]
             if l == 0:
                 for b in range(n_batch):
                     e = order[start + b]
-                    sparse_dense_backward(grad, offsets[0], n_in, n_out, indices, values, scale,
+                    sparse_dense_backward(grad, offsets[0], n_in, stride, indices, values, scale,
                                           indptr[e], indptr[e + 1], D[b, cols[0]:cols[1]], r0, r1)
             else:
-                dense_backward_rows(grad, offsets[l], n_in, n_out, A, cols[l - 1], D, cols[l],
+                dense_backward_rows(grad, offsets[l], n_in, stride, A, cols[l - 1], D, cols[l],
                                     n_batch, r0, r1)
             if update:
-                sgd_update(params, grad, offsets[l] + r0 * n_out, offsets[l] + r1 * n_out, lr)
+                sgd_update(params, grad, offsets[l] + r0 * stride, offsets[l] + r1 * stride, lr)
 
 
 @njit(inline="always")
@@ -146,13 +147,13 @@ def batch_gradient(params, grad, net, data, order, bufs, plan, losses, hits):
 @njit(cache=True, parallel=True)
 def predict_rows(params, net, data, probs, losses, hits):
     """Forward pass of every example: class probabilities, loss and hit (needs labels in data)."""
-    sizes, offsets, cols, acts = net
+    sizes, strides, offsets, cols, acts = net
     n = probs.shape[0]
     k = probs.shape[1]
     chunk = 256
     for c in prange((n + chunk - 1) // chunk):
-        z_row = np.empty(cols[-1], dtype=params.dtype)
-        a_row = np.empty(cols[-1], dtype=params.dtype)
+        z_row = np.zeros(cols[-1], dtype=params.dtype)
+        a_row = np.zeros(cols[-1], dtype=params.dtype)
         for e in range(c * chunk, min(n, (c + 1) * chunk)):
             loss, predicted = forward_example(params, net, data, e, z_row, a_row)
             losses[e] = loss
