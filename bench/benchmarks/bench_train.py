@@ -1,0 +1,52 @@
+"""Training speed: one epoch of minibatch SGD through the public ``MLP.fit``."""
+
+from __future__ import annotations
+
+import fastnn
+
+from .common import N_TRAIN_SUBSET, Benchmark, mnist, warm_jit
+
+
+class TrainEpoch(Benchmark):
+    """One epoch of ``fit`` for 784-H-10 (ReLU, He init, lr 0.1, default threads).
+
+    Trained on the first N_TRAIN_SUBSET (1,000) MNIST training images, not all 60,000: the
+    full grid would take minutes per case (width 2048 with batch 1 is the slowest: several
+    seconds even on 1,000 images). Epoch time is linear in the number of images, so
+    multiply by 60 for a full-MNIST estimate. A fresh model is built for every sample;
+    the kernels are loaded from Numba's cache (or compiled) in setup, never in the timing.
+    """
+
+    params = [[10, 128, 512, 2048], [1, 32, 64, 256]]
+    param_names = ["hidden", "batch_size"]
+
+    def setup(self, hidden, batch_size):
+        warm_jit()
+        data = mnist()
+        self.X = data.train_images[:N_TRAIN_SUBSET]
+        self.y = data.train_labels[:N_TRAIN_SUBSET]
+        self.model = fastnn.MLP([784, hidden, 10], init="he", seed=0)
+
+    def time_fit_epoch(self, hidden, batch_size):
+        self.model.fit(self.X, self.y, epochs=1, batch_size=batch_size, lr=0.1)
+
+
+class TrainEpochThreads(Benchmark):
+    """One epoch of ``fit`` (first 1,000 images) with the thread count forced to 1 or 2.
+
+    ``fit`` picks the parallel kernel when threads > 1 and a batch has enough work; this
+    shows whether that choice pays off, including for batch size 1 at large widths.
+    """
+
+    params = [[512, 2048], [1, 64], [1, 2]]
+    param_names = ["hidden", "batch_size", "threads"]
+
+    def setup(self, hidden, batch_size, threads):
+        warm_jit()
+        data = mnist()
+        self.X = data.train_images[:N_TRAIN_SUBSET]
+        self.y = data.train_labels[:N_TRAIN_SUBSET]
+        self.model = fastnn.MLP([784, hidden, 10], init="he", seed=0)
+
+    def time_fit_epoch(self, hidden, batch_size, threads):
+        self.model.fit(self.X, self.y, epochs=1, batch_size=batch_size, lr=0.1, threads=threads)
