@@ -84,8 +84,9 @@ class JitWarmCache(Benchmark):
     def setup(self):
         if "serial" not in _warm_dirs:
             path = tempfile.mkdtemp(prefix="fastnn-asv-numba-warm-")
+            _warm_dirs["pending"] = path  # removed at exit even if warming fails
             run_python(CHILD["serial"], {"NUMBA_CACHE_DIR": path})
-            _warm_dirs["serial"] = path
+            _warm_dirs["serial"] = _warm_dirs.pop("pending")
         self.cache_dir = _warm_dirs["serial"]
 
     def time_first_fit_warm_cache(self):
