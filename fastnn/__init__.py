@@ -4,10 +4,13 @@ The public API. Importing it compiles nothing: the Numba kernels load (from the 
 cache after the first run) when a model first trains or predicts.
 """
 
+from . import schedules
 from .errors import DataError, FastnnError, ModelFileError, TrainingDivergedError
-from .model import MLP, History
+from .model import MLP
+from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .training import EarlyStopping, History
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "History", "FastnnError", "DataError", "ModelFileError", "TrainingDivergedError",
-           "__version__"]
+__all__ = ["MLP", "History", "EarlyStopping", "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "schedules",
+           "FastnnError", "DataError", "ModelFileError", "TrainingDivergedError", "__version__"]

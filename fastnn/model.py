@@ -2,53 +2,27 @@
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
-from .errors import DataError, TrainingDivergedError
-from .layout import Layout, gradient_plan
-from .validation import check_inputs, check_labels, check_positive_float, check_positive_int
+from .data import Examples, SparseRows
+from .errors import DataError
+from .kernels.codes import ACTIVATION_CODES, IDENTITY, SOFTMAX
+from .layout import Layout
+from .optimizers import Optimizer
+from .schedules import Schedule
+from .training import EarlyStopping, History
+from .validation import check_inputs, check_labels, check_targets, check_weights
 
-ACTIVATIONS = {"identity": 0, "relu": 1, "leaky_relu": 2, "tanh": 3, "sigmoid": 4}
-SOFTMAX = 5
 INITS = ("uniform", "he", "glorot")
 DTYPES = {"float32": np.float32, "float64": np.float64}
-
-# Below this many multiply-adds per batch, a parallel region costs more than it saves.
-PARALLEL_MIN_WORK = 200_000
-
-
-@dataclass
-class History:
-    """Per-epoch metrics of a fit: training loss and accuracy (over the epoch, as it trained),
-    validation loss and accuracy when validation data was given, and seconds per epoch."""
-
-    loss: list[float] = field(default_factory=list)
-    accuracy: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
-    val_accuracy: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class SparseRows:
-    """Inputs as the kernels read them: the non-zero entries of each row, and their scale."""
-
-    indptr: np.ndarray
-    indices: np.ndarray
-    values: np.ndarray
-    scale: np.floating
-    n_features: int
-
-    def column_counts(self) -> np.ndarray:
-        return np.bincount(self.indices, minlength=self.n_features)
+OUTPUTS = ("softmax", "linear")
 
 
 class MLP:
-    """A multi-layer perceptron for classification: dense layers, a hidden activation, softmax.
+    """A multi-layer perceptron: dense layers, a hidden activation, and a softmax output with
+    cross-entropy (classification) or a linear output with mean squared error (regression).
 
     >>> model = MLP([784, 10, 10], seed=0)            # the tutorial's network
     >>> history = model.fit(X, y, epochs=5, batch_size=64, lr=0.1)
@@ -61,15 +35,26 @@ class MLP:
     The same seed gives bit-identical weights, whatever the number of threads.
     """
 
-    def __init__(self, sizes: Sequence[int], *, activation: str = "relu", init: str = "uniform",
-                 seed: int = 0, dtype: str = "float32") -> None:
+    def __init__(self, sizes: Sequence[int], *, activation: str = "relu", output: str = "softmax",
+                 dropout: float = 0.0, init: str = "uniform", seed: int = 0, dtype: str = "float32") -> None:
+        """``sizes``: inputs, hidden widths..., outputs. ``activation`` of the hidden layers:
+        relu, leaky_relu, tanh, sigmoid or identity. ``output``: 'softmax' (classes) or
+        'linear' (regression). ``dropout``: inverted dropout rate of the hidden layers while
+        training. ``init``: 'uniform' (the tutorial's), 'he' or 'glorot'. ``seed`` drives the
+        weights, the shuffles and dropout. ``dtype``: 'float32' or 'float64'."""
         sizes = tuple(sizes)
         if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in sizes):
             raise ValueError(f"sizes must be at least two positive integers, got {sizes!r}")
-        if sizes[-1] < 2:
-            raise ValueError("the output layer needs at least 2 classes")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+        if output == "softmax" and sizes[-1] < 2:
+            raise ValueError("a softmax output needs at least 2 classes")
+        if activation not in ACTIVATION_CODES:
+            raise ValueError(f"activation must be one of {sorted(ACTIVATION_CODES)}, got {activation!r}")
+        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         if str(dtype) not in DTYPES:
@@ -77,10 +62,14 @@ class MLP:
         self.dtype = np.dtype(DTYPES[str(dtype)])
         self.layout = Layout(tuple(int(s) for s in sizes), self.dtype)
         self.activation = activation
+        self.output = output
+        self.dropout = float(dropout)
         self.init = init
-        self.seed = seed
+        self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
         self._params = np.zeros(self.layout.n_params, dtype=self.dtype)
+        self.optimizer_state = None  # fastnn.training.OptimizerState, kept across fit calls
+        self.epochs_trained = 0  # drives schedules and the dropout stream
         self.metadata: dict = {}  # what a loaded model file said besides the weights
         self._initialize()
 
@@ -149,146 +138,142 @@ class MLP:
 
     # -- data ----------------------------------------------------------------------------------
 
-    def _sparse_rows(self, X) -> SparseRows:
+    def _sparse_rows(self, X, name: str = "X") -> SparseRows:
         from .kernels.sparse import to_sparse_rows
-        X = check_inputs(X, self.sizes[0], self.dtype)
+        X = check_inputs(X, self.sizes[0], self.dtype, name)
         indptr, indices, values = to_sparse_rows(X)
         scale = self.dtype.type(1 / 255) if X.dtype == np.uint8 else self.dtype.type(1)
         return SparseRows(indptr, indices, values, scale, self.sizes[0])
 
-    def _net(self):
-        acts = [ACTIVATIONS[self.activation]] * (self.layout.n_layers - 1) + [SOFTMAX]
-        return (np.array(self.sizes, dtype=np.int64), self.layout.strides, self.layout.offsets,
-                self.layout.cols, np.array(acts, dtype=np.int64))
+    def _examples(self, X, y, sample_weight=None, class_weight=None, names=("X", "y")) -> Examples:
+        """Checked inputs, targets and loss weights, as the kernels read them."""
+        rows = self._sparse_rows(X, names[0])
+        n = rows.n_rows
+        if self.output == "softmax":
+            labels = check_labels(y, n, self.n_classes, names[1])
+            targets = np.zeros((1, 1), dtype=self.dtype)
+        else:
+            targets = check_targets(y, n, self.n_classes, self.dtype, names[1])
+            labels = np.zeros(n, dtype=np.int32)
+        weights = check_weights(sample_weight, class_weight, labels if self.output == "softmax" else None,
+                                n, self.n_classes, self.dtype)
+        return Examples(rows, labels, targets, weights)
 
-    @staticmethod
-    def _data(rows: SparseRows, labels: np.ndarray):
-        return (rows.indptr, rows.indices, rows.values, rows.scale, labels)
+    def _net(self, training_key: int = 0):
+        acts = [ACTIVATION_CODES[self.activation]] * (self.layout.n_layers - 1)
+        acts.append(SOFTMAX if self.output == "softmax" else IDENTITY)
+        return (np.array(self.sizes, dtype=np.int64), self.layout.strides, self.layout.offsets,
+                self.layout.cols, np.array(acts, dtype=np.int64), self.dtype.type(self.dropout),
+                np.uint64(training_key))
 
     # -- training ------------------------------------------------------------------------------
 
-    def fit(self, X, y, *, epochs: int = 1, batch_size: int = 64, lr: float = 0.1,
-            shuffle: bool = True, validation_data: tuple | None = None, threads: int | None = None,
+    def fit(self, X, y, *, epochs: int = 1, batch_size: int = 64, lr: float | None = None,
+            optimizer: Optimizer | None = None, schedule: Schedule | None = None, shuffle: bool = True,
+            validation_data: tuple | None = None, validation_split: float = 0.0,
+            early_stopping: EarlyStopping | None = None, sample_weight=None, class_weight=None,
+            clip_norm: float | None = None, threads: int | None = None,
             on_block: Callable[[int, int, int], None] | None = None, blocks_per_epoch: int = 1,
             on_epoch: Callable[[int, History], None] | None = None) -> History:
-        """Train with minibatch SGD; returns the per-epoch History.
+        """Train from the current weights; returns the per-epoch History.
 
-        Each epoch visits the examples in an order drawn from the model's seeded generator
-        (or in order, ``shuffle=False``); the last batch may be smaller. ``batch_size >= len(X)``
-        is full-batch gradient descent, the tutorial's algorithm. ``threads`` defaults to Numba's
-        thread count. ``on_block(epoch, batches_done, n_batches)`` is called after each of
-        ``blocks_per_epoch`` blocks of batches (for progress bars); Python runs only between blocks.
-        ``on_epoch(epoch, history)`` is called after each epoch.
+        - ``optimizer``: SGD (the default, with ``lr`` 0.1), SGD(momentum=, nesterov=), RMSprop,
+          Adam or AdamW from fastnn.optimizers; ``lr`` overrides its learning rate. Its state
+          (momentum, moments, step count) stays with the model, so that a further fit or
+          partial_fit with the same optimizer continues where this one stopped.
+        - ``schedule``: a learning-rate schedule from fastnn.schedules.
+        - Each epoch visits the examples in an order drawn from the model's seeded generator (or
+          in order, ``shuffle=False``); the last batch may be smaller; ``batch_size >= len(X)``
+          is full-batch gradient descent, the tutorial's algorithm.
+        - ``validation_data=(X_val, y_val)``, or ``validation_split``: that fraction of the
+          examples, drawn with the seed, held out. ``early_stopping=EarlyStopping(patience=...)``
+          stops when the validation loss (else the training loss) stops improving.
+        - ``sample_weight`` (per example) and ``class_weight`` (dict or array per class) weigh
+          the loss: each batch's loss is sum(w * loss) / sum(w), as torch's weighted losses.
+        - ``clip_norm``: scale each batch's gradient down to this global L2 norm at most.
+        - ``threads`` defaults to Numba's thread count; results do not depend on it.
+        - ``on_block(epoch, batches_done, n_batches)`` runs after each of ``blocks_per_epoch``
+          blocks of batches, ``on_epoch(epoch, history)`` after each epoch: Python runs only
+          between blocks.
         Raises TrainingDivergedError, with the weights of the last good block restored, if the
         loss becomes NaN or infinite.
         """
-        import numba
+        from .training import Settings, train
 
-        from .kernels.train import train_batches_parallel, train_batches_serial
+        settings = Settings.build(self, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                                  schedule=schedule, shuffle=shuffle, early_stopping=early_stopping,
+                                  clip_norm=clip_norm, threads=threads, blocks_per_epoch=blocks_per_epoch)
+        examples = self._examples(X, y, sample_weight, class_weight)
+        validation = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (X_val, y_val)")
+            validation = self._examples(*validation_data, names=("X_val", "y_val"))
+        elif validation_split:
+            examples, validation = self._split(examples, validation_split)
+        return train(self, examples, validation, settings, on_block, on_epoch)
 
-        epochs = check_positive_int(epochs, "epochs", minimum=0)
-        batch_size = check_positive_int(batch_size, "batch_size")
-        blocks_per_epoch = check_positive_int(blocks_per_epoch, "blocks_per_epoch")
-        lr = self.dtype.type(check_positive_float(lr, "lr"))
-        rows = self._sparse_rows(X)
-        labels = check_labels(y, rows.indptr.size - 1, self.n_classes)
-        validation = self._validation_set(validation_data)
-        n = labels.size
-        batch_size = min(batch_size, n)
-        n_batches = -(-n // batch_size)
-        threads = numba.get_num_threads() if threads is None else check_positive_int(threads, "threads")
-        parallel = threads > 1 and self._work_per_batch(rows, batch_size) >= PARALLEL_MIN_WORK
-        train = train_batches_parallel if parallel else train_batches_serial
-        plan = gradient_plan(self.layout, threads if parallel else 1,
-                             np.append(rows.column_counts(), n))
-        net, data = self._net(), self._data(rows, labels)
-        width = int(self.layout.cols[-1])
-        bufs = tuple(np.zeros((batch_size, width), dtype=self.dtype) for _ in range(3))  # padding stays 0
-        grad = np.zeros_like(self._params)
-        losses = np.empty(n, dtype=self.dtype)
-        hits = np.empty(n, dtype=np.bool_)
-        history = History()
-        edges = np.linspace(0, n_batches, min(blocks_per_epoch, n_batches) + 1).astype(np.int64)
-        saved_threads = numba.get_num_threads()
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-        try:
-            for epoch in range(epochs):
-                started = time.perf_counter()
-                order = self.rng.permutation(n) if shuffle else np.arange(n)
-                for first, last in zip(edges[:-1], edges[1:]):
-                    good = self._params.copy()
-                    train(self._params, grad, net, data, order, batch_size, first, last, lr, bufs, plan,
-                          losses, hits)
-                    if not np.isfinite(losses[first * batch_size:min(n, last * batch_size)]).all() \
-                            or not np.isfinite(self._params).all():
-                        self._params = good
-                        raise TrainingDivergedError(
-                            f"the loss became NaN or infinite in epoch {epoch + 1} (lr={lr:g} may be "
-                            "too high); the weights from before that block of batches were kept")
-                    if on_block is not None:
-                        on_block(epoch, int(last), n_batches)
-                history.seconds.append(time.perf_counter() - started)
-                history.loss.append(float(losses.mean(dtype=np.float64)))
-                history.accuracy.append(float(hits.mean()))
-                if validation is not None:
-                    metrics = self._evaluate_rows(*validation)
-                    history.val_loss.append(metrics["loss"])
-                    history.val_accuracy.append(metrics["accuracy"])
-                if on_epoch is not None:
-                    on_epoch(epoch, history)
-        finally:
-            numba.set_num_threads(saved_threads)
-        return history
+    def partial_fit(self, X, y, **options) -> History:
+        """One more epoch over (X, y), keeping the optimizer's state: fit(X, y, epochs=1, ...)."""
+        return self.fit(X, y, epochs=1, **options)
 
-    def _work_per_batch(self, rows: SparseRows, batch_size: int) -> float:
-        """Multiply-adds of one batch's forward and backward passes (sparse first layer)."""
-        nnz_per_row = rows.values.size / max(rows.indptr.size - 1, 1)
-        dense = sum(a * b for a, b in zip(self.sizes[1:-1], self.sizes[2:]))
-        return batch_size * 2 * (nnz_per_row * self.sizes[1] + 1.5 * dense)
+    def reset_optimizer(self) -> None:
+        """Forget the optimizer's state (momentum, moments, step count)."""
+        self.optimizer_state = None
 
-    def _validation_set(self, validation_data):
-        if validation_data is None:
-            return None
-        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-            raise ValueError("validation_data must be a pair (X_val, y_val)")
-        rows = self._sparse_rows(validation_data[0])
-        return rows, check_labels(validation_data[1], rows.indptr.size - 1, self.n_classes, "y_val")
+    def _split(self, examples: Examples, fraction: float) -> tuple[Examples, Examples]:
+        if not 0 < fraction < 1:
+            raise ValueError(f"validation_split must be in (0, 1), got {fraction!r}")
+        n = examples.rows.n_rows
+        held = int(round(n * fraction))
+        if held < 1 or held >= n:
+            raise DataError(f"validation_split={fraction} leaves no examples on one side of {n}")
+        order = self.rng.permutation(n)
+        return examples.subset(np.sort(order[held:])), examples.subset(np.sort(order[:held]))
 
     # -- inference -----------------------------------------------------------------------------
 
-    def _forward(self, rows: SparseRows, labels: np.ndarray):
+    def _forward(self, examples: Examples):
+        """Outputs (probabilities or regression values), per-example losses and hits."""
         from .kernels.train import predict_rows
-        n = rows.indptr.size - 1
-        probs = np.empty((n, self.n_classes), dtype=self.dtype)
+        n = examples.rows.n_rows
+        outputs = np.empty((n, self.n_classes), dtype=self.dtype)
         losses = np.empty(n, dtype=self.dtype)
         hits = np.empty(n, dtype=np.bool_)
-        predict_rows(self._params, self._net(), self._data(rows, labels), probs, losses, hits)
-        return probs, losses, hits
+        predict_rows(self._params, self._net(), examples.kernel_tuple(), outputs, losses, hits)
+        return outputs, losses, hits
+
+    def _unlabelled(self, X) -> Examples:
+        rows = self._sparse_rows(X)
+        return Examples(rows, np.zeros(rows.n_rows, np.int32), np.zeros((rows.n_rows, self.n_classes), self.dtype),
+                        np.ones(rows.n_rows, self.dtype))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, shape (n, n_classes)."""
-        rows = self._sparse_rows(X)
-        return self._forward(rows, np.zeros(rows.indptr.size - 1, dtype=np.int32))[0]
+        """Class probabilities (softmax output) or predicted values (linear), shape (n, outputs)."""
+        return self._forward(self._unlabelled(X))[0]
 
     def predict(self, X) -> np.ndarray:
-        """The most probable class of each example."""
-        return self.predict_proba(X).argmax(axis=1)
+        """The most probable class of each example (softmax output), or the predicted values."""
+        outputs = self.predict_proba(X)
+        return outputs.argmax(axis=1) if self.output == "softmax" else outputs
 
     def evaluate(self, X, y) -> dict[str, float]:
-        """Mean cross-entropy loss and accuracy: {'loss': ..., 'accuracy': ...}."""
-        rows = self._sparse_rows(X)
-        return self._evaluate_rows(rows, check_labels(y, rows.indptr.size - 1, self.n_classes))
+        """Mean loss (cross-entropy, or squared error) and, for classes, accuracy."""
+        return self._metrics(self._examples(X, y))
 
-    def _evaluate_rows(self, rows: SparseRows, labels: np.ndarray) -> dict[str, float]:
-        _, losses, hits = self._forward(rows, labels)
-        return {"loss": float(losses.mean(dtype=np.float64)), "accuracy": float(hits.mean())}
+    def _metrics(self, examples: Examples) -> dict[str, float]:
+        _, losses, hits = self._forward(examples)
+        metrics = {"loss": float(losses.mean(dtype=np.float64))}
+        if self.output == "softmax":
+            metrics["accuracy"] = float(hits.mean())
+        return metrics
 
     # -- files ---------------------------------------------------------------------------------
 
     def config(self) -> dict:
         """What it takes to build this network again: MLP(**config)."""
-        return {"sizes": list(self.sizes), "activation": self.activation, "init": self.init,
-                "seed": self.seed, "dtype": self.dtype.name}
+        return {"sizes": list(self.sizes), "activation": self.activation, "output": self.output,
+                "dropout": self.dropout, "init": self.init, "seed": self.seed, "dtype": self.dtype.name}
 
     def save(self, path, **extra) -> None:
         """Save weights, config and generator state to a model file (atomically; see fastnn.io).
@@ -318,17 +303,15 @@ class MLP:
         model.metadata = meta.get("extra", {})
         return model
 
-    def gradient(self, X, y) -> np.ndarray:
+    def gradient(self, X, y, sample_weight=None) -> np.ndarray:
         """The mean-loss gradient over (X, y) as one batch, flat in the dense layout (each layer's
-        W (n_in x n_out) then b)."""
+        W (n_in x n_out) then b): what one full-batch step would follow."""
         from .kernels.train import batch_gradient
-        rows = self._sparse_rows(X)
-        labels = check_labels(y, rows.indptr.size - 1, self.n_classes)
-        n = labels.size
-        plan = gradient_plan(self.layout, 1)
+        from .layout import gradient_plan
+        examples = self._examples(X, y, sample_weight)
+        n = examples.rows.n_rows
         bufs = tuple(np.zeros((n, int(self.layout.cols[-1])), dtype=self.dtype) for _ in range(3))
         grad = np.zeros_like(self._params)
-        batch_gradient(self._params, grad, self._net(), self._data(rows, labels),
-                       np.arange(n, dtype=np.int64), bufs, plan, np.empty(n, self.dtype),
-                       np.empty(n, np.bool_))
+        batch_gradient(self._params, grad, self._net(), examples.kernel_tuple(), np.arange(n, dtype=np.int64),
+                       bufs, gradient_plan(self.layout, 1), np.empty(n, self.dtype), np.empty(n, np.bool_))
         return self.layout.to_dense(grad)

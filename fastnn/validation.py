@@ -64,3 +64,51 @@ def check_positive_float(value, name: str) -> float:
     if not np.isfinite(value) or value <= 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)
+
+
+def check_targets(y, n_examples: int, n_outputs: int, dtype: np.dtype, name: str = "y") -> np.ndarray:
+    """Finite regression targets as a C-contiguous (n, n_outputs) array of ``dtype``."""
+    y = np.asarray(y)
+    if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_) \
+            or np.issubdtype(y.dtype, np.complexfloating):
+        raise DataError(f"{name} must hold real numbers, not {y.dtype}")
+    if y.ndim == 1 and n_outputs == 1:
+        y = y[:, None]
+    if y.shape != (n_examples, n_outputs):
+        raise DataError(f"{name} must have shape ({n_examples}, {n_outputs}) for this network, got {y.shape}")
+    y = np.ascontiguousarray(y, dtype=dtype)
+    if not np.isfinite(y).all():
+        raise DataError(f"{name} contains NaN or infinite values")
+    return y
+
+
+def check_weights(sample_weight, class_weight, labels, n_examples: int, n_classes: int,
+                  dtype: np.dtype) -> np.ndarray:
+    """Per-example loss weights: sample_weight times the weight of each example's class."""
+    weights = np.ones(n_examples, dtype=np.float64)
+    if sample_weight is not None:
+        w = np.asarray(sample_weight, dtype=np.float64) if _is_numeric(sample_weight) else None
+        if w is None or w.shape != (n_examples,):
+            raise DataError(f"sample_weight must be {n_examples} numbers, one per example")
+        weights *= w
+    if class_weight is not None:
+        if labels is None:
+            raise ValueError("class_weight needs a softmax (classification) output")
+        per_class = np.ones(n_classes)
+        items = class_weight.items() if isinstance(class_weight, dict) else enumerate(np.asarray(class_weight))
+        for label, value in items:
+            if not (isinstance(label, (int, np.integer)) and 0 <= label < n_classes):
+                raise DataError(f"class_weight names a class {label!r} outside 0..{n_classes - 1}")
+            per_class[label] = value
+        weights *= per_class[labels]
+    if not np.isfinite(weights).all() or (weights < 0).any():
+        raise DataError("sample and class weights must be finite and non-negative")
+    if weights.sum() <= 0:
+        raise DataError("sample and class weights are all zero")
+    return weights.astype(dtype)
+
+
+def _is_numeric(values) -> bool:
+    a = np.asarray(values)
+    return a.dtype != object and (np.issubdtype(a.dtype, np.number) or a.dtype == np.bool_) \
+        and not np.issubdtype(a.dtype, np.complexfloating)

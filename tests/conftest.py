@@ -47,6 +47,6 @@ def mnist(shared_data):
 @pytest.fixture
 def force_parallel(monkeypatch):
     """Make fit take the parallel kernel whatever the batch's size, to test that path."""
-    import fastnn.model
+    import fastnn.training
 
-    monkeypatch.setattr(fastnn.model, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(fastnn.training, "PARALLEL_MIN_WORK", 0)

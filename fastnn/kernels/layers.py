@@ -12,11 +12,8 @@ arithmetic stays in the dtype of the buffers.
 import numpy as np
 from numba import njit
 
+from .codes import LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, TANH
 from .simd import lanes, vadd, vfma, vload, vsplat, vstore, vsum, vzero
-
-# Activation codes (hidden layers; the output layer uses SOFTMAX).
-IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID, SOFTMAX = 0, 1, 2, 3, 4, 5
-LEAKY_SLOPE = 0.01
 
 
 # -- dense layer, sparse input (the first layer): z = b + sum_k x_k W[i_k, :] -----------------
@@ -194,8 +191,9 @@ def activation_forward(code, z, a, n):
 
 
 @njit(cache=True)
-def activation_backward(code, z, a, da, dz, n):
-    """dz = da * f'(z), with f' taken from z or from a = f(z), whichever is cheaper."""
+def activation_backward(code, z, da, dz, n):
+    """dz = da * f'(z). f' comes from z alone (not from the layer's output, which dropout may
+    have changed)."""
     zero, one = z.dtype.type(0), z.dtype.type(1)
     if code == RELU:
         for j in range(n):
@@ -206,10 +204,12 @@ def activation_backward(code, z, a, da, dz, n):
             dz[j] = da[j] if z[j] > 0 else slope * da[j]
     elif code == TANH:
         for j in range(n):
-            dz[j] = da[j] * (one - a[j] * a[j])
+            t = np.tanh(z[j])
+            dz[j] = da[j] * (one - t * t)
     elif code == SIGMOID:
         for j in range(n):
-            dz[j] = da[j] * a[j] * (one - a[j])
+            s = one / (one + np.exp(-z[j]))
+            dz[j] = da[j] * s * (one - s)
     else:
         for j in range(n):
             dz[j] = da[j]
@@ -241,3 +241,46 @@ def softmax_xent_backward(p, label, weight, dz, n):
     for j in range(n):
         dz[j] = weight * p[j]
     dz[label] -= weight
+
+
+# -- output: identity with mean squared error (regression) -----------------------------------------
+
+@njit(cache=True)
+def mse_forward(z, targets, e, n):
+    """Mean over the outputs of (z_j - t_j)^2, as torch.nn.MSELoss."""
+    s = z.dtype.type(0)
+    for j in range(n):
+        d = z[j] - targets[e, j]
+        s += d * d
+    return s / z.dtype.type(n)
+
+
+@njit(cache=True)
+def mse_backward(z, targets, e, weight, dz, n):
+    """dz = weight * 2 (z - t) / n."""
+    c = weight * z.dtype.type(2) / z.dtype.type(n)
+    for j in range(n):
+        dz[j] = c * (z[j] - targets[e, j])
+
+
+# -- inverted dropout, from a counter-based random stream ------------------------------------------
+
+@njit(cache=True)
+def dropout_uniform(key, e, layer, j):
+    """A uniform number in [0, 1) that depends only on (key, example, layer, unit): the same mask
+    whatever the thread that computes it (splitmix64's finaliser over a combined counter)."""
+    x = key + np.uint64(e) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(layer) * np.uint64(0xD1B54A32D192ED03) \
+        + np.uint64(j)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    x = x ^ (x >> np.uint64(31))
+    return np.float64(x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(cache=True)
+def dropout_apply(v, n, key, e, layer, rate):
+    """v[j] *= 1/(1 - rate) if unit j is kept, else 0: the forward pass on activations and,
+    with the same mask, the backward pass on their gradients."""
+    keep_scale = v.dtype.type(1) / (v.dtype.type(1) - rate)
+    for j in range(n):
+        v[j] = v[j] * keep_scale if dropout_uniform(key, e, layer, j) >= rate else v.dtype.type(0)

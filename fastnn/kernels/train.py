@@ -1,15 +1,21 @@
 """The fused minibatch loop: forward, loss, backward and update for a block of batches in one call.
 
 Arguments travel in small tuples:
-  net   = (sizes, strides, offsets, cols, acts): layer widths, the same padded to whole SIMD
-          vectors, each layer's start in the flat parameter buffer, each layer's first column in
-          the per-batch activation buffers, activations;
-  data  = (indptr, indices, values, scale, labels): the inputs as sorted sparse rows (only the
-          non-zero inputs, with uint8 pixels scaled by ``scale`` on the fly) and int32 labels;
+  net   = (sizes, strides, offsets, cols, acts, dropout, key): layer widths, the same padded to
+          whole SIMD vectors, each layer's start in the flat parameter buffer, each layer's first
+          column in the per-batch activation buffers, activations (the last one SOFTMAX or
+          IDENTITY, which picks the loss), the hidden layers' dropout rate, and the key of this
+          epoch's dropout stream;
+  data  = (indptr, indices, values, scale, labels, targets, weights): the inputs as sorted sparse
+          rows (only the non-zero inputs; uint8 pixels scaled by ``scale`` on the fly), int32
+          class labels or float regression targets (n, k), and per-example loss weights;
   bufs  = (Z, A, D): pre-activations, activations and their gradients, one row per example of
           the batch;
   plan  = (units, assign_ptr, assign): the gradient work split into disjoint row ranges
-          (layer, first row, last row), and which ranges each thread takes.
+          (layer, first row, end row), and which ranges each thread takes;
+  opt   = (kind, m, v, hyper, lrs, clip_norm): the update rule and its state (see optim.py),
+          one row of hyper-parameters and one learning rate per batch, and the gradient-norm
+          limit (0: none).
 
 Each batch runs two parallel phases. Phase 1, over examples: forward pass, loss, and the error
 signal of every layer (it needs only the weights). Phase 2, over row ranges of the parameters:
@@ -21,25 +27,29 @@ split, so results are bit-identical for any number of threads.
 import numpy as np
 from numba import njit, prange
 
+from .codes import SOFTMAX
 from .layers import (
     activation_backward,
     activation_forward,
     dense_backward_input,
     dense_backward_rows,
     dense_forward,
+    dropout_apply,
+    mse_backward,
+    mse_forward,
     softmax_forward,
     softmax_xent_backward,
     sparse_dense_backward,
     sparse_dense_forward,
 )
-from .optim import sgd_update
+from .optim import update_segment
 
 
 @njit(cache=True)
-def forward_example(params, net, data, e, z_row, a_row):
-    """Forward pass of example e; returns (cross-entropy loss, predicted class)."""
-    sizes, strides, offsets, cols, acts = net
-    indptr, indices, values, scale, labels = data
+def forward_example(params, net, data, e, z_row, a_row, training):
+    """Forward pass of example e; returns (loss, predicted class or -1 for regression)."""
+    sizes, strides, offsets, cols, acts, dropout, key = net
+    indptr, indices, values, scale, labels, targets, weights = data
     n_layers = acts.size
     for l in range(n_layers):
         n_in, n_out = sizes[l], sizes[l + 1]
@@ -50,10 +60,18 @@ def forward_example(params, net, data, e, z_row, a_row):
         else:
             dense_forward(params, offsets[l], n_in, strides[l], a_row[cols[l - 1]:cols[l]], z)
         if l < n_layers - 1:
-            activation_forward(acts[l], z, a_row[cols[l]:cols[l + 1]], n_out)
+            a = a_row[cols[l]:cols[l + 1]]
+            activation_forward(acts[l], z, a, n_out)
+            if training and dropout > 0:
+                dropout_apply(a, n_out, key, e, l, dropout)
     k = sizes[n_layers]
     z = z_row[cols[n_layers - 1]:]
-    log_partition = softmax_forward(z, a_row[cols[n_layers - 1]:], k)
+    out = a_row[cols[n_layers - 1]:]
+    if acts[n_layers - 1] != SOFTMAX:
+        for j in range(k):
+            out[j] = z[j]
+        return mse_forward(z, targets, e, k), -1
+    log_partition = softmax_forward(z, out, k)
     predicted = 0
     for j in range(1, k):
         if z[j] > z[predicted]:
@@ -62,101 +80,142 @@ def forward_example(params, net, data, e, z_row, a_row):
 
 
 @njit(cache=True)
-def backward_example(params, net, label, weight, z_row, a_row, d_row):
-    """Error signal dL/dz of every layer for one example, from its forward pass."""
-    sizes, strides, offsets, cols, acts = net
+def backward_example(params, net, data, e, weight, z_row, a_row, d_row):
+    """Error signal dL/dz of every layer for example e, from its forward pass."""
+    sizes, strides, offsets, cols, acts, dropout, key = net
+    labels, targets = data[4], data[5]
     n_layers = acts.size
     last = cols[n_layers - 1]
-    softmax_xent_backward(a_row[last:], label, weight, d_row[last:], sizes[n_layers])
+    k = sizes[n_layers]
+    if acts[n_layers - 1] == SOFTMAX:
+        softmax_xent_backward(a_row[last:], labels[e], weight, d_row[last:], k)
+    else:
+        mse_backward(z_row[last:], targets, e, weight, d_row[last:], k)
     for l in range(n_layers - 1, 0, -1):
         below = d_row[cols[l - 1]:cols[l]]
         dense_backward_input(params, offsets[l], sizes[l], strides[l], d_row[cols[l]:cols[l + 1]], below)
-        activation_backward(acts[l - 1], z_row[cols[l - 1]:cols[l]], a_row[cols[l - 1]:cols[l]],
-                            below, below, sizes[l])
+        if dropout > 0:
+            dropout_apply(below, sizes[l], key, e, l - 1, dropout)
+        activation_backward(acts[l - 1], z_row[cols[l - 1]:cols[l]], below, below, sizes[l])
 
 
 @njit(inline="always")
 def forward_backward_batch(params, net, data, order, start, n_batch, bufs, losses, hits):
     """Phase 1, parallel over the batch's examples."""
     Z, A, D = bufs
-    labels = data[4]
-    weight = params.dtype.type(1) / params.dtype.type(n_batch)  # gradient of the batch mean
+    weights = data[6]
+    total = params.dtype.type(0)
+    for b in range(n_batch):  # the batch's loss is the weighted mean, summed in a fixed order
+        total += weights[order[start + b]]
+    inverse = params.dtype.type(1) / total if total > 0 else params.dtype.type(0)
     for b in prange(n_batch):
         e = order[start + b]
-        loss, predicted = forward_example(params, net, data, e, Z[b], A[b])
+        loss, predicted = forward_example(params, net, data, e, Z[b], A[b], True)
         losses[start + b] = loss
-        hits[start + b] = predicted == labels[e]
-        backward_example(params, net, labels[e], weight, Z[b], A[b], D[b])
+        hits[start + b] = predicted == data[4][e]
+        backward_example(params, net, data, e, weights[e] * inverse, Z[b], A[b], D[b])
 
 
 @njit(inline="always")
-def gradient_and_update(params, grad, net, data, order, start, n_batch, bufs, plan, lr, update):
-    """Phase 2, parallel over disjoint row ranges of the parameters."""
-    sizes, strides, offsets, cols, acts = net
-    indptr, indices, values, scale, labels = data
+def accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, q0, q1):
+    """Gradient rows of units assign[q0:q1], summed over the batch in order."""
+    sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
+    indptr, indices, values, scale = data[0], data[1], data[2], data[3]
     Z, A, D = bufs
-    units, assign_ptr, assign = plan
-    for t in prange(assign_ptr.size - 1):
-        for q in range(assign_ptr[t], assign_ptr[t + 1]):
-            l, r0, r1 = units[assign[q], 0], units[assign[q], 1], units[assign[q], 2]
-            n_in, stride = sizes[l], strides[l]
-            if l == 0:
-                for b in range(n_batch):
-                    e = order[start + b]
-                    sparse_dense_backward(grad, offsets[0], n_in, stride, indices, values, scale,
-                                          indptr[e], indptr[e + 1], D[b, cols[0]:cols[1]], r0, r1)
-            else:
-                dense_backward_rows(grad, offsets[l], n_in, stride, A, cols[l - 1], D, cols[l],
-                                    n_batch, r0, r1)
-            if update:
-                sgd_update(params, grad, offsets[l] + r0 * stride, offsets[l] + r1 * stride, lr)
+    units, assign = plan[0], plan[2]
+    for q in range(q0, q1):
+        l, r0, r1 = units[assign[q], 0], units[assign[q], 1], units[assign[q], 2]
+        if l == 0:
+            for b in range(n_batch):
+                e = order[start + b]
+                sparse_dense_backward(grad, offsets[0], sizes[0], strides[0], indices, values, scale,
+                                      indptr[e], indptr[e + 1], D[b, cols[0]:cols[1]], r0, r1)
+        else:
+            dense_backward_rows(grad, offsets[l], sizes[l], strides[l], A, cols[l - 1], D, cols[l],
+                                n_batch, r0, r1)
 
 
 @njit(inline="always")
-def train_batches(params, grad, net, data, order, batch_size, first, last, lr, bufs, plan, losses, hits):
+def update_units(params, grad, net, plan, opt, batch, grad_scale, q0, q1):
+    """Apply the update rule to the rows of units assign[q0:q1]."""
+    strides, offsets = net[1], net[2]
+    units, assign = plan[0], plan[2]
+    kind, m, v, hyper, lrs = opt[0], opt[1], opt[2], opt[3], opt[4]
+    for q in range(q0, q1):
+        l, r0, r1 = units[assign[q], 0], units[assign[q], 1], units[assign[q], 2]
+        update_segment(kind, params, grad, m, v, offsets[l] + r0 * strides[l], offsets[l] + r1 * strides[l],
+                       lrs[batch], hyper[batch], grad_scale)
+
+
+@njit(inline="always")
+def gradient_and_update(params, grad, net, data, order, start, n_batch, bufs, plan, opt, batch):
+    """Phase 2, parallel over disjoint row ranges of the parameters."""
+    assign_ptr = plan[1]
+    clip_norm = opt[5]
+    one = params.dtype.type(1)
+    if clip_norm <= 0:
+        for t in prange(assign_ptr.size - 1):
+            accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
+            update_units(params, grad, net, plan, opt, batch, one, assign_ptr[t], assign_ptr[t + 1])
+    else:  # clipping needs the whole gradient's norm before any update
+        for t in prange(assign_ptr.size - 1):
+            accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
+        squares = 0.0
+        for i in range(grad.size):  # a plain loop: summed in one fixed order, never split
+            squares += np.float64(grad[i]) * np.float64(grad[i])
+        scale = min(1.0, clip_norm / (np.sqrt(squares) + 1e-6))
+        for t in prange(assign_ptr.size - 1):
+            update_units(params, grad, net, plan, opt, batch, params.dtype.type(scale),
+                         assign_ptr[t], assign_ptr[t + 1])
+
+
+@njit(inline="always")
+def train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits):
     """Batches first..last-1 of the epoch whose example order is ``order``."""
     n = order.size
     for batch in range(first, last):
         start = batch * batch_size
         n_batch = min(batch_size, n - start)
         forward_backward_batch(params, net, data, order, start, n_batch, bufs, losses, hits)
-        gradient_and_update(params, grad, net, data, order, start, n_batch, bufs, plan, lr, True)
+        gradient_and_update(params, grad, net, data, order, start, n_batch, bufs, plan, opt, batch - first)
 
 
 # Two compiled copies of the same loop: threads pay only where a batch has enough work to share.
 @njit(cache=True, parallel=True)
-def train_batches_parallel(params, grad, net, data, order, batch_size, first, last, lr, bufs, plan,
+def train_batches_parallel(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt,
                            losses, hits):
-    train_batches(params, grad, net, data, order, batch_size, first, last, lr, bufs, plan, losses, hits)
+    train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits)
 
 
 @njit(cache=True)
-def train_batches_serial(params, grad, net, data, order, batch_size, first, last, lr, bufs, plan,
+def train_batches_serial(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt,
                          losses, hits):
-    train_batches(params, grad, net, data, order, batch_size, first, last, lr, bufs, plan, losses, hits)
+    train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits)
 
 
 @njit(cache=True)
 def batch_gradient(params, grad, net, data, order, bufs, plan, losses, hits):
     """The mean gradient over the examples ``order`` (one batch), added into ``grad``; no update."""
     n_batch = order.size
+    assign_ptr = plan[1]
     forward_backward_batch(params, net, data, order, 0, n_batch, bufs, losses, hits)
-    gradient_and_update(params, grad, net, data, order, 0, n_batch, bufs, plan, params.dtype.type(0), False)
+    for t in range(assign_ptr.size - 1):
+        accumulate_units(grad, net, data, order, 0, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
 
 
 @njit(cache=True, parallel=True)
-def predict_rows(params, net, data, probs, losses, hits):
-    """Forward pass of every example: class probabilities, loss and hit (needs labels in data)."""
-    sizes, strides, offsets, cols, acts = net
-    n = probs.shape[0]
-    k = probs.shape[1]
+def predict_rows(params, net, data, outputs, losses, hits):
+    """Forward pass of every example: outputs (class probabilities or regression values), loss
+    and hit (against the labels or targets in data; pass zeros when there are none)."""
+    cols = net[3]
+    n, k = outputs.shape
     chunk = 256
     for c in prange((n + chunk - 1) // chunk):
         z_row = np.zeros(cols[-1], dtype=params.dtype)
         a_row = np.zeros(cols[-1], dtype=params.dtype)
         for e in range(c * chunk, min(n, (c + 1) * chunk)):
-            loss, predicted = forward_example(params, net, data, e, z_row, a_row)
+            loss, predicted = forward_example(params, net, data, e, z_row, a_row, False)
             losses[e] = loss
             hits[e] = predicted == data[4][e]
             for j in range(k):
-                probs[e, j] = a_row[cols[-2] + j]
+                outputs[e, j] = a_row[cols[-2] + j]

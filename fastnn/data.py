@@ -1,0 +1,50 @@
+"""Examples as the kernels read them: sparse input rows, targets and loss weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SparseRows:
+    """The non-zero entries of each input row (sorted columns), and the scale of their values:
+    1/255 for uint8 pixels, 1 for anything else."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    values: np.ndarray
+    scale: np.floating
+    n_features: int
+
+    @property
+    def n_rows(self) -> int:
+        return self.indptr.size - 1
+
+    def column_counts(self) -> np.ndarray:
+        return np.bincount(self.indices, minlength=self.n_features)
+
+    def subset(self, rows: np.ndarray) -> "SparseRows":
+        starts, stops = self.indptr[rows], self.indptr[rows + 1]
+        take = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)]) if rows.size else np.zeros(0, int)
+        indptr = np.concatenate([[0], np.cumsum(stops - starts)]).astype(np.int64)
+        return SparseRows(indptr, self.indices[take], self.values[take], self.scale, self.n_features)
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Inputs, int32 labels (classification) or targets (regression, (n, k)), loss weights."""
+
+    rows: SparseRows
+    labels: np.ndarray
+    targets: np.ndarray
+    weights: np.ndarray
+
+    def subset(self, rows: np.ndarray) -> "Examples":
+        targets = self.targets[rows] if self.targets.shape[0] == self.labels.size else self.targets
+        return Examples(self.rows.subset(rows), self.labels[rows], targets, self.weights[rows])
+
+    def kernel_tuple(self):
+        r = self.rows
+        return (r.indptr, r.indices, r.values, r.scale, self.labels, self.targets, self.weights)

@@ -1,0 +1,227 @@
+"""The training loop on the Python side: epochs, blocks of batches, schedules, early stopping.
+
+Python runs between blocks of batches only; each block is one call of a fused kernel
+(fastnn/kernels/train.py). Everything a step depends on (weights, optimizer state, the seeded
+generator that orders the examples, the epoch count that keys the dropout stream) lives on the
+model, so training continues identically across fit calls.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+
+from .errors import TrainingDivergedError
+from .layout import gradient_plan
+from .optimizers import SGD, Optimizer
+from .schedules import Schedule
+from .validation import check_positive_float, check_positive_int
+
+if TYPE_CHECKING:
+    from .data import Examples
+    from .model import MLP
+
+# Below this many multiply-adds per batch, a parallel region costs more than it saves.
+PARALLEL_MIN_WORK = 200_000
+
+
+@dataclass
+class History:
+    """Per-epoch metrics of a fit: training loss and accuracy (over the epoch, as it trained),
+    validation loss and accuracy when there is validation data, learning rate at the epoch's
+    end, and seconds per epoch. ``stopped_early`` and ``best_epoch`` report early stopping."""
+
+    loss: list[float] = field(default_factory=list)
+    accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    stopped_early: bool = False
+    best_epoch: int | None = None
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Stop when the monitored loss (validation loss if there is validation data, else the
+    training loss) has not improved by more than ``min_delta`` for ``patience`` epochs;
+    with ``restore_best_weights`` the model ends with the weights of its best epoch."""
+
+    patience: int = 10
+    min_delta: float = 0.0
+    restore_best_weights: bool = True
+
+
+@dataclass
+class OptimizerState:
+    """What an optimizer carries from step to step, in the parameters' padded layout."""
+
+    optimizer: Optimizer
+    m: np.ndarray
+    v: np.ndarray
+    step: int = 0
+
+    @classmethod
+    def fresh(cls, optimizer: Optimizer, n_params: int, dtype) -> "OptimizerState":
+        size = n_params if optimizer.slots else 0
+        return cls(optimizer, np.zeros(size, dtype), np.zeros(size if optimizer.slots > 1 else 0, dtype))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Checked options of one fit call."""
+
+    epochs: int
+    batch_size: int
+    optimizer: Optimizer
+    schedule: Schedule
+    shuffle: bool
+    early_stopping: EarlyStopping | None
+    clip_norm: float
+    threads: int
+    blocks_per_epoch: int
+
+    @classmethod
+    def build(cls, model: "MLP", *, epochs, batch_size, lr, optimizer, schedule, shuffle, early_stopping,
+              clip_norm, threads, blocks_per_epoch) -> "Settings":
+        import numba
+
+        if optimizer is None:
+            optimizer = SGD(lr=0.1 if lr is None else check_positive_float(lr, "lr"))
+        elif not isinstance(optimizer, Optimizer):
+            raise ValueError(f"optimizer must be one of fastnn.optimizers' classes, got {optimizer!r}")
+        elif lr is not None:
+            optimizer = replace(optimizer, lr=check_positive_float(lr, "lr"))
+        if schedule is not None and not isinstance(schedule, Schedule):
+            raise ValueError(f"schedule must be one of fastnn.schedules' classes, got {schedule!r}")
+        if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+            raise ValueError("early_stopping must be an EarlyStopping(...)")
+        return cls(
+            epochs=check_positive_int(epochs, "epochs", minimum=0),
+            batch_size=check_positive_int(batch_size, "batch_size"),
+            optimizer=optimizer,
+            schedule=schedule or Schedule(),
+            shuffle=bool(shuffle),
+            early_stopping=early_stopping,
+            clip_norm=0.0 if clip_norm is None else check_positive_float(clip_norm, "clip_norm"),
+            threads=numba.get_num_threads() if threads is None else check_positive_int(threads, "threads"),
+            blocks_per_epoch=check_positive_int(blocks_per_epoch, "blocks_per_epoch"),
+        )
+
+
+def work_per_batch(model: "MLP", examples: "Examples", batch_size: int) -> float:
+    """Multiply-adds of one batch's forward and backward passes (sparse first layer)."""
+    rows = examples.rows
+    nnz_per_row = rows.values.size / max(rows.n_rows, 1)
+    dense = sum(a * b for a, b in zip(model.sizes[1:-1], model.sizes[2:]))
+    return batch_size * 2 * (nnz_per_row * model.sizes[1] + 1.5 * dense)
+
+
+def dropout_key(seed: int, epoch: int) -> int:
+    """The key of one epoch's dropout stream: a function of the seed and the epoch count only."""
+    return (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + 1) % 2**64
+
+
+def train(model: "MLP", examples: "Examples", validation: "Examples | None", settings: Settings,
+          on_block: Callable | None, on_epoch: Callable | None) -> History:
+    """Run settings.epochs epochs over examples; see MLP.fit."""
+    import numba
+
+    from .kernels.train import train_batches_parallel, train_batches_serial
+
+    n = examples.rows.n_rows
+    batch_size = min(settings.batch_size, n)
+    n_batches = -(-n // batch_size)
+    threads = min(settings.threads, numba.config.NUMBA_NUM_THREADS)
+    parallel = threads > 1 and work_per_batch(model, examples, batch_size) >= PARALLEL_MIN_WORK
+    kernel = train_batches_parallel if parallel else train_batches_serial
+    plan = gradient_plan(model.layout, threads if parallel else 1,
+                         np.append(examples.rows.column_counts(), n))
+    state = model.optimizer_state
+    if state is None or state.optimizer != settings.optimizer:
+        state = OptimizerState.fresh(settings.optimizer, model.layout.n_params, model.dtype)
+    width = int(model.layout.cols[-1])
+    bufs = tuple(np.zeros((batch_size, width), dtype=model.dtype) for _ in range(3))  # padding stays 0
+    grad = np.zeros(model.layout.n_params, dtype=model.dtype)
+    losses = np.empty(n, dtype=model.dtype)
+    hits = np.empty(n, dtype=np.bool_)
+    data = examples.kernel_tuple()
+    edges = np.linspace(0, n_batches, min(settings.blocks_per_epoch, n_batches) + 1).astype(np.int64)
+    history = History()
+    stopper = _Stopper(settings.early_stopping, model)
+    saved_threads = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        for epoch in range(settings.epochs):
+            started = time.perf_counter()
+            order = model.rng.permutation(n) if settings.shuffle else np.arange(n)
+            net = model._net(dropout_key(model.seed, model.epochs_trained))
+            for first, last in zip(edges[:-1], edges[1:]):
+                steps = state.step + 1 + np.arange(last - first)
+                lrs = np.array([settings.optimizer.lr * settings.schedule.factor(model.epochs_trained, b, n_batches)
+                                for b in range(first, last)], dtype=model.dtype)
+                opt = (settings.optimizer.code, state.m, state.v, settings.optimizer.hyper(steps, model.dtype),
+                       lrs, settings.clip_norm)
+                good = (model._params.copy(), state.m.copy(), state.v.copy())
+                kernel(model._params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits)
+                done = slice(first * batch_size, min(n, last * batch_size))
+                if not (np.isfinite(losses[done]).all() and np.isfinite(model._params).all()):
+                    model._params, state.m, state.v = good
+                    grad[:] = 0
+                    raise TrainingDivergedError(
+                        f"the loss became NaN or infinite in epoch {epoch + 1} (lr={lrs.max():g} may be "
+                        "too high); the weights from before that block of batches were kept")
+                state.step += int(last - first)
+                model.optimizer_state = state
+                if on_block is not None:
+                    on_block(epoch, int(last), n_batches)
+            model.epochs_trained += 1
+            history.seconds.append(time.perf_counter() - started)
+            history.loss.append(float(losses.mean(dtype=np.float64)))
+            if model.output == "softmax":
+                history.accuracy.append(float(hits.mean()))
+            history.lr.append(float(lrs[-1]))
+            monitored = history.loss[-1]
+            if validation is not None:
+                metrics = model._metrics(validation)
+                history.val_loss.append(metrics["loss"])
+                history.val_accuracy.append(metrics.get("accuracy", float("nan")))
+                monitored = metrics["loss"]
+            settings.schedule.end_epoch(monitored)
+            stop = stopper.update(epoch, monitored)
+            if on_epoch is not None:
+                on_epoch(epoch, history)
+            if stop:
+                history.stopped_early = True
+                break
+    finally:
+        numba.set_num_threads(saved_threads)
+    stopper.finish(history)
+    return history
+
+
+class _Stopper:
+    """Early stopping's bookkeeping: the best loss so far, its epoch and its weights."""
+
+    def __init__(self, rule: EarlyStopping | None, model: "MLP"):
+        self.rule, self.model = rule, model
+        self.best, self.best_epoch, self.best_params, self.waited = np.inf, None, None, 0
+
+    def update(self, epoch: int, loss: float) -> bool:
+        if self.rule is None:
+            return False
+        if loss < self.best - self.rule.min_delta:
+            self.best, self.best_epoch, self.waited = loss, epoch, 0
+            if self.rule.restore_best_weights:
+                self.best_params = self.model._params.copy()
+            return False
+        self.waited += 1
+        return self.waited >= self.rule.patience
+
+    def finish(self, history: History) -> None:
+        history.best_epoch = self.best_epoch
+        if self.best_params is not None:
+            self.model._params = self.best_params
