@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Callable, Sequence
 
 import numpy as np
@@ -70,6 +71,7 @@ class MLP:
         self._params = np.zeros(self.layout.n_params, dtype=self.dtype)
         self.optimizer_state = None  # fastnn.training.OptimizerState, kept across fit calls
         self.epochs_trained = 0  # drives schedules and the dropout stream
+        self.position: dict | None = None  # where an interrupted epoch stopped (see training.py)
         self.metadata: dict = {}  # what a loaded model file said besides the weights
         self._initialize()
 
@@ -194,7 +196,9 @@ class MLP:
         - ``threads`` defaults to Numba's thread count; results do not depend on it.
         - ``on_block(epoch, batches_done, n_batches)`` runs after each of ``blocks_per_epoch``
           blocks of batches, ``on_epoch(epoch, history)`` after each epoch: Python runs only
-          between blocks.
+          between blocks. When on_block returns True, training stops there (history.interrupted);
+          the model then holds its position in the epoch, and a checkpoint saved now (save)
+          resumes exactly: load it and call fit again with the same data and options.
         Raises TrainingDivergedError, with the weights of the last good block restored, if the
         loss becomes NaN or infinite.
         """
@@ -276,20 +280,30 @@ class MLP:
                 "dropout": self.dropout, "init": self.init, "seed": self.seed, "dtype": self.dtype.name}
 
     def save(self, path, **extra) -> None:
-        """Save weights, config and generator state to a model file (atomically; see fastnn.io).
+        """Save weights, config, optimizer state, generator state and training position to a
+        model file, atomically (see fastnn.io): a checkpoint that training resumes from exactly.
 
         ``extra`` is stored as JSON metadata (training config, data checksum, ...).
         """
         from . import __version__, io
-        io.save_arrays(path, {"params": self.get_params()},
-                       {"fastnn": __version__, "model": self.config(),
-                        "rng": self.rng.bit_generator.state, "extra": extra})
+        arrays = {"params": self.get_params()}
+        training = {"epochs_trained": self.epochs_trained, "position": self.position, "optimizer": None}
+        state = self.optimizer_state
+        if state is not None:
+            training["optimizer"] = {"class": type(state.optimizer).__name__, "settings": asdict(state.optimizer),
+                                     "step": state.step}
+            for name in ("m", "v"):
+                if getattr(state, name).size:
+                    arrays[f"optimizer_{name}"] = self.layout.to_dense(getattr(state, name))
+        io.save_arrays(path, arrays, {"fastnn": __version__, "model": self.config(),
+                                      "rng": self.rng.bit_generator.state, "training": training, "extra": extra})
 
     @classmethod
     def load(cls, path) -> "MLP":
         """Load a model saved by save(); raises ModelFileError for anything but a valid file."""
-        from . import io
+        from . import io, optimizers
         from .errors import ModelFileError
+        from .training import OptimizerState
         arrays, meta = io.load_arrays(path)
         try:
             model = cls(**meta["model"])
@@ -298,7 +312,24 @@ class MLP:
                 raise ValueError(f"parameters of dtype {params.dtype} in a {model.dtype} network")
             model.set_params(params)
             model.rng.bit_generator.state = meta["rng"]
-        except (KeyError, TypeError, ValueError) as e:
+            training = meta.get("training") or {}
+            model.epochs_trained = int(training.get("epochs_trained", 0))
+            model.position = training.get("position")
+            if training.get("optimizer"):
+                saved = training["optimizer"]
+                if saved["class"] not in optimizers.__all__:
+                    raise ValueError(f"unknown optimizer {saved['class']!r}")
+                settings = dict(saved["settings"])
+                if "betas" in settings:
+                    settings["betas"] = tuple(settings["betas"])
+                optimizer = getattr(optimizers, saved["class"])(**settings)
+                state = OptimizerState.fresh(optimizer, model.layout.n_params, model.dtype)
+                for name in ("m", "v"):
+                    if getattr(state, name).size:
+                        setattr(state, name, model.layout.from_dense(arrays[f"optimizer_{name}"].astype(model.dtype)))
+                state.step = int(saved["step"])
+                model.optimizer_state = state
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ModelFileError(f"model file {path} describes no valid network: {e}") from e
         model.metadata = meta.get("extra", {})
         return model

@@ -13,6 +13,8 @@ import numpy as np
 
 from .kernels.codes import OPTIMIZER_CODES
 
+__all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW"]
+
 
 @dataclass(frozen=True)
 class Optimizer:

@@ -2,8 +2,9 @@
 
 Python runs between blocks of batches only; each block is one call of a fused kernel
 (fastnn/kernels/train.py). Everything a step depends on (weights, optimizer state, the seeded
-generator that orders the examples, the epoch count that keys the dropout stream) lives on the
-model, so training continues identically across fit calls.
+generator that orders the examples, the epoch count that keys the dropout stream, and the
+position inside an interrupted epoch) lives on the model, so training continues identically
+across fit calls, and from a checkpoint (MLP.save / MLP.load).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ PARALLEL_MIN_WORK = 200_000
 class History:
     """Per-epoch metrics of a fit: training loss and accuracy (over the epoch, as it trained),
     validation loss and accuracy when there is validation data, learning rate at the epoch's
-    end, and seconds per epoch. ``stopped_early`` and ``best_epoch`` report early stopping."""
+    end, and seconds per epoch. ``stopped_early`` and ``best_epoch`` report early stopping,
+    ``interrupted`` that on_block asked training to stop."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
@@ -42,6 +44,7 @@ class History:
     seconds: list[float] = field(default_factory=list)
     stopped_early: bool = False
     best_epoch: int | None = None
+    interrupted: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,9 +160,19 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     try:
         for epoch in range(settings.epochs):
             started = time.perf_counter()
+            resumed = model.position
+            if resumed is not None:  # an epoch interrupted part-way: replay its order, skip its done batches
+                model.rng.bit_generator.state = resumed["rng"]
+            epoch_start_rng = model.rng.bit_generator.state
             order = model.rng.permutation(n) if settings.shuffle else np.arange(n)
             net = model._net(dropout_key(model.seed, model.epochs_trained))
+            skip = resumed["batches_done"] if resumed is not None else 0
+            if skip >= n_batches or (resumed is not None and resumed.get("n_batches") != n_batches):
+                raise ValueError("the checkpoint was interrupted in an epoch of another data set or batch size")
             for first, last in zip(edges[:-1], edges[1:]):
+                if last <= skip:
+                    continue
+                first = max(first, skip)
                 steps = state.step + 1 + np.arange(last - first)
                 lrs = np.array([settings.optimizer.lr * settings.schedule.factor(model.epochs_trained, b, n_batches)
                                 for b in range(first, last)], dtype=model.dtype)
@@ -176,13 +189,18 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
                         "too high); the weights from before that block of batches were kept")
                 state.step += int(last - first)
                 model.optimizer_state = state
-                if on_block is not None:
-                    on_block(epoch, int(last), n_batches)
+                model.position = {"rng": epoch_start_rng, "batches_done": int(last), "n_batches": n_batches}
+                if on_block is not None and on_block(epoch, int(last), n_batches):
+                    history.interrupted = True
+                    if last < n_batches:  # stop mid-epoch: model.position says where to resume
+                        return history
+            model.position = None
             model.epochs_trained += 1
             history.seconds.append(time.perf_counter() - started)
-            history.loss.append(float(losses.mean(dtype=np.float64)))
+            trained = slice(skip * batch_size, n)  # a resumed epoch reports the part it trained
+            history.loss.append(float(losses[trained].mean(dtype=np.float64)))
             if model.output == "softmax":
-                history.accuracy.append(float(hits.mean()))
+                history.accuracy.append(float(hits[trained].mean()))
             history.lr.append(float(lrs[-1]))
             monitored = history.loss[-1]
             if validation is not None:
@@ -196,6 +214,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
                 on_epoch(epoch, history)
             if stop:
                 history.stopped_early = True
+            if stop or history.interrupted:
                 break
     finally:
         numba.set_num_threads(saved_threads)
