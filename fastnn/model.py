@@ -143,7 +143,8 @@ class MLP:
     def _sparse_rows(self, X, name: str = "X") -> SparseRows:
         from .kernels.sparse import to_sparse_rows
         X = check_inputs(X, self.sizes[0], self.dtype, name)
-        indptr, indices, values = to_sparse_rows(X)
+        index_type = np.empty(0, np.uint16 if self.sizes[0] <= 2**16 else np.int32)
+        indptr, indices, values = to_sparse_rows(X, index_type)
         scale = self.dtype.type(1 / 255) if X.dtype == np.uint8 else self.dtype.type(1)
         return SparseRows(indptr, indices, values, scale, self.sizes[0])
 

@@ -43,6 +43,24 @@ from .layers import (
     sparse_dense_forward,
 )
 from .optim import update_segment
+from .simd import prefetch
+
+
+# Shuffled examples sit anywhere in tens of MB of sparse rows: ask for the rows of the example
+# this many places ahead while the current one computes.
+PREFETCH_AHEAD = 3
+
+
+@njit(cache=True)
+def prefetch_example(data, e):
+    """Bring example e's non-zero columns and values towards the cache (64-byte lines)."""
+    indptr, indices, values = data[0], data[1], data[2]
+    step = 64 // indices.itemsize
+    for k in range(indptr[e], indptr[e + 1], step):
+        prefetch(indices, k)
+    step = 64 // values.itemsize
+    for k in range(indptr[e], indptr[e + 1], step):
+        prefetch(values, k)
 
 
 @njit(cache=True)
@@ -110,6 +128,8 @@ def forward_backward_batch(params, net, data, order, start, n_batch, bufs, losse
     inverse = params.dtype.type(1) / total if total > 0 else params.dtype.type(0)
     for b in prange(n_batch):
         e = order[start + b]
+        if start + b + PREFETCH_AHEAD < order.size:
+            prefetch_example(data, order[start + b + PREFETCH_AHEAD])
         loss, predicted = forward_example(params, net, data, e, Z[b], A[b], True)
         losses[start + b] = loss
         hits[start + b] = predicted == data[4][e]
