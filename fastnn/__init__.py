@@ -6,11 +6,12 @@ cache after the first run) when a model first trains or predicts.
 
 from . import schedules
 from .errors import DataError, FastnnError, ModelFileError, TrainingDivergedError
+from .many import fit_many
 from .model import MLP
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .training import EarlyStopping, History
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "History", "EarlyStopping", "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "schedules",
+__all__ = ["MLP", "fit_many", "History", "EarlyStopping", "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "schedules",
            "FastnnError", "DataError", "ModelFileError", "TrainingDivergedError", "__version__"]

@@ -239,3 +239,20 @@ def predict_rows(params, net, data, outputs, losses, hits):
             hits[e] = predicted == data[4][e]
             for j in range(k):
                 outputs[e, j] = a_row[cols[-2] + j]
+
+
+@njit(cache=True, parallel=True)
+def train_many(params, grads, net, keys, data, orders, batch_size, first, last, bufs, plan, opt, losses, hits):
+    """train_batches_serial for K models of one shape at once, one model per thread at a time.
+
+    Row k of params, grads, keys (dropout), orders, bufs (Z, A, D: (K, batch, width)) and of the
+    optimizer's m, v, hyper and lrs belongs to model k. Models never wait for each other, and each
+    runs exactly the serial kernel, so each ends bit-identical to its own single run.
+    """
+    sizes, strides, offsets, cols, acts, dropout = net[0], net[1], net[2], net[3], net[4], net[5]
+    kind, m, v, hyper, lrs, clip_norm = opt
+    Z, A, D = bufs
+    for k in prange(params.shape[0]):
+        train_batches_serial(params[k], grads[k], (sizes, strides, offsets, cols, acts, dropout, keys[k]), data,
+                             orders[k], batch_size, first, last, (Z[k], A[k], D[k]), plan,
+                             (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k])

@@ -1,0 +1,347 @@
+"""The options of `fastnn train`: one table that builds the command line, reads TOML config files
+and checks every value, so that a value is checked the same way wherever it comes from.
+
+Precedence: built-in defaults < ``--config FILE.toml`` < options on the command line. A config
+file's keys are the long option names (``batch-size`` or ``batch_size``); unknown keys are errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from .errors import FastnnError
+
+
+class OptionError(ValueError):
+    """A bad option value; the message names the option."""
+
+
+# -- converters: accept a command-line string or a TOML value, return the checked value --------
+
+def _number(value, name: str, kind: type):
+    if isinstance(value, bool):
+        raise OptionError(f"{name} must be a number, got {value!r}")
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            raise OptionError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    if kind is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int if kind is int else (int, float)):
+        return kind(value)
+    raise OptionError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+
+
+def integer(minimum: int) -> Callable:
+    def convert(value, name):
+        v = _number(value, name, int)
+        if v < minimum:
+            raise OptionError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        return v
+    return convert
+
+
+def real(low: float, high: float = math.inf, *, low_open=False, high_open=True) -> Callable:
+    def convert(value, name):
+        v = _number(value, name, float)
+        ok = math.isfinite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
+        if not ok:
+            left, right = "(" if low_open else "[", ")" if high_open else "]"
+            raise OptionError(f"{name} must be a finite number in {left}{low:g}, {high:g}{right}, got {value!r}")
+        return v
+    return convert
+
+
+def positive(value, name):
+    v = _number(value, name, float)
+    if not (math.isfinite(v) and v > 0):
+        raise OptionError(f"{name} must be a positive finite number, got {value!r}")
+    return v
+
+
+def choice(*options: str) -> Callable:
+    def convert(value, name):
+        if value not in options:
+            raise OptionError(f"{name} must be one of {', '.join(options)}; got {value!r}")
+        return value
+    return convert
+
+
+def layers(value, name):
+    if isinstance(value, str):
+        try:
+            sizes = [int(part) for part in value.split(",")]
+        except ValueError:
+            raise OptionError(f"{name} must be comma-separated integers, got {value!r}")
+    elif isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        sizes = list(value)
+    else:
+        raise OptionError(f"{name} must be a list of integers, got {value!r}")
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise OptionError(f"{name} needs at least two positive sizes, got {value!r}")
+    return sizes
+
+
+def boolean(value, name):
+    if isinstance(value, bool):
+        return value
+    raise OptionError(f"{name} must be true or false, got {value!r}")
+
+
+def path(value, name):
+    if isinstance(value, (str, Path)) and str(value):
+        return str(value)
+    raise OptionError(f"{name} must be a file or folder path, got {value!r}")
+
+
+def log_path(value, name):
+    value = path(value, name)
+    if not value.lower().endswith((".csv", ".jsonl", ".json")):
+        raise OptionError(f"{name} must end in .csv or .jsonl (the log's format), got {value!r}")
+    return value
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the long option name, also the config file key
+    convert: Callable[[Any, str], Any]
+    default: Any
+    help: str
+    group: str
+    metavar: str | None = None
+    flag: bool = False  # a --name/--no-name switch
+    on_resume: bool = False  # may differ from the checkpoint's value on --resume
+
+
+OPTIONS = [
+    # the network
+    Option("layers", layers, [784, 10, 10], "layer sizes, input to output, e.g. 784,128,10", "network", "N,N,..."),
+    Option("activation", choice("relu", "leaky_relu", "tanh", "sigmoid", "identity"), "relu",
+           "activation of the hidden layers: relu, leaky_relu, tanh, sigmoid or identity", "network", "NAME"),
+    Option("init", choice("auto", "uniform", "he", "glorot"), "auto",
+           "weight initialisation: uniform (the tutorial's U[-0.5, 0.5)), he or glorot; auto = uniform "
+           "for hidden widths up to 32, he above", "network", "NAME"),
+    Option("dropout", real(0, 1), 0.0, "dropout rate of the hidden layers while training, in [0, 1)", "network", "P"),
+    Option("dtype", choice("float32", "float64"), "float32", "float32 or float64", "network", "DTYPE"),
+    Option("seed", integer(0), 0, "seed of the weights, the shuffles, dropout and the validation split",
+           "network", "N"),
+    # the optimizer and its learning rate
+    Option("optimizer", choice("sgd", "rmsprop", "adam", "adamw"), "sgd",
+           "sgd (with --momentum, --nesterov), rmsprop, adam or adamw (torch's definitions)", "optimizer", "NAME"),
+    Option("lr", positive, None, "learning rate (default: 0.1 for sgd, 0.01 rmsprop, 0.001 adam/adamw)",
+           "optimizer", "LR"),
+    Option("momentum", real(0, 1), 0.0, "SGD momentum, in [0, 1)", "optimizer", "M"),
+    Option("nesterov", boolean, False, "Nesterov momentum (SGD, needs --momentum)", "optimizer", flag=True),
+    Option("weight-decay", real(0), None,
+           "L2 weight decay (AdamW: decoupled; default 0, 0.01 for adamw)", "optimizer", "WD"),
+    Option("clip-norm", positive, None, "clip each batch's gradient to this global L2 norm", "optimizer", "NORM"),
+    Option("schedule", choice("constant", "step", "exponential", "cosine", "plateau"), "constant",
+           "learning-rate schedule: constant; step (x gamma every --step-size epochs); exponential "
+           "(x gamma per epoch); cosine (to 0 over --epochs); plateau (x gamma when the monitored "
+           "loss stalls for --lr-patience epochs)", "optimizer", "NAME"),
+    Option("gamma", real(0, 1, low_open=True, high_open=False), None,
+           "decay factor of step/exponential/plateau (default 0.1; 0.95 for exponential)", "optimizer", "G"),
+    Option("step-size", integer(1), 10, "epochs between decays of the step schedule", "optimizer", "N"),
+    Option("lr-patience", integer(0), 5, "epochs without improvement before plateau lowers the lr",
+           "optimizer", "N"),
+    Option("warmup", integer(0), 0, "linear learning-rate warm-up over this many steps (batches)",
+           "optimizer", "STEPS"),
+    # the loop
+    Option("epochs", integer(1), 5, "passes over the training set", "training", "N", on_resume=True),
+    Option("batch-size", integer(1), 64, "examples per step; >= the data size is full-batch descent",
+           "training", "N"),
+    Option("shuffle", boolean, True, "shuffle the examples each epoch (--no-shuffle: in order)", "training",
+           flag=True),
+    Option("validation-split", real(0, 1), 0.0,
+           "fraction of the training examples held out (drawn with the seed) to report validation "
+           "loss and accuracy each epoch", "training", "F"),
+    Option("early-stopping", integer(1), None,
+           "stop when the validation loss (else training loss) has not improved for this many epochs, "
+           "keeping the best weights", "training", "PATIENCE"),
+    Option("min-delta", real(0), 0.0, "improvement that counts for --early-stopping", "training", "D"),
+    Option("threads", integer(1), None, "threads (default: all cores); results do not depend on it",
+           "training", "N", on_resume=True),
+    Option("blocks-per-epoch", integer(1), 20,
+           "Python regains control this many times per epoch (progress bar, Ctrl-C); results do not "
+           "depend on it", "training", "N", on_resume=True),
+    # files
+    Option("data", path, None, "an MNIST IDX folder or a Kaggle-layout CSV (label,pixel0..pixel783); "
+           "default: MNIST from $FASTNN_DATA or the cache", "files", "PATH", on_resume=True),
+    Option("out", path, None, "save the trained model to this file (.npz)", "files", "FILE", on_resume=True),
+    Option("metrics", log_path, None, "write per-epoch metrics to this log: .csv or .jsonl (JSON lines)",
+           "files", "FILE", on_resume=True),
+    Option("checkpoint", path, None, "checkpoint file (default: beside --out, OUT.ckpt.npz, else "
+           "fastnn-checkpoint.npz)", "files", "FILE", on_resume=True),
+    Option("checkpoint-every", integer(1), None, "save a checkpoint every N epochs", "files", "N",
+           on_resume=True),
+]
+BY_NAME = {o.name: o for o in OPTIONS}
+GROUPS = {"network": "the network", "optimizer": "optimizer and learning rate", "training": "training loop",
+          "files": "files"}
+OPTIMIZER_LR = {"sgd": 0.1, "rmsprop": 0.01, "adam": 0.001, "adamw": 0.001}
+
+
+def dest(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One argument per option, default SUPPRESS: the namespace holds only what was typed."""
+    for key, title in GROUPS.items():
+        group = parser.add_argument_group(title)
+        for o in (o for o in OPTIONS if o.group == key):
+            shown = o.default if o.default is not None else "none"
+            if isinstance(shown, list):
+                shown = ",".join(map(str, shown))
+            help = f"{o.help} (default: {shown})" if o.default is not None and "default" not in o.help else o.help
+            if o.flag:
+                group.add_argument(f"--{o.name}", dest=dest(o.name), action=argparse.BooleanOptionalAction,
+                                   default=argparse.SUPPRESS, help=help)
+            else:
+                group.add_argument(f"--{o.name}", dest=dest(o.name), type=_argtype(o), metavar=o.metavar,
+                                   default=argparse.SUPPRESS, help=help)
+
+
+def _argtype(o: Option):
+    def convert(text):
+        try:
+            return o.convert(text, o.name)
+        except OptionError as e:
+            raise argparse.ArgumentTypeError(str(e))
+    convert.__name__ = o.name
+    return convert
+
+
+def typed(args: argparse.Namespace) -> dict[str, Any]:
+    """The options given on the command line, by long name."""
+    return {o.name: getattr(args, dest(o.name)) for o in OPTIONS if hasattr(args, dest(o.name))}
+
+
+def read_toml(file) -> dict[str, Any]:
+    """The options of a TOML config file, checked; FastnnError for anything wrong."""
+    import tomllib
+
+    p = Path(file)
+    try:
+        with p.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise FastnnError(f"config file {p} does not exist")
+    except IsADirectoryError:
+        raise FastnnError(f"config file {p} is a folder, not a file")
+    except OSError as e:
+        raise FastnnError(f"config file {p} could not be read: {e.strerror or e}")
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise FastnnError(f"config file {p} is not valid TOML: {e}")
+    options = {}
+    for key, value in raw.items():
+        name = key.replace("_", "-")
+        if name not in BY_NAME:
+            raise FastnnError(f"config file {p}: unknown key {key!r} (keys are the long option names of "
+                              "'fastnn train --help')")
+        try:
+            options[name] = BY_NAME[name].convert(value, name)
+        except OptionError as e:
+            raise FastnnError(f"config file {p}: {e}")
+    return options
+
+
+def resolve(given: dict[str, Any], file: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults < config file < command line, then the checks that look at several options."""
+    config = {o.name: o.default for o in OPTIONS}
+    config.update(file or {})
+    config.update(given)
+    check(config)
+    return config
+
+
+def check(config: dict[str, Any]) -> None:
+    if config["optimizer"] != "sgd" and (config["momentum"] or config["nesterov"]):
+        raise OptionError(f"--momentum and --nesterov are SGD's; the {config['optimizer']} optimizer has none")
+    if config["nesterov"] and not config["momentum"]:
+        raise OptionError("--nesterov needs a --momentum > 0")
+    if config["early-stopping"] is None and config["min-delta"]:
+        raise OptionError("--min-delta needs --early-stopping")
+
+
+def for_resume(saved: dict[str, Any], given: dict[str, Any], checkpoint) -> dict[str, Any]:
+    """A checkpoint's config, with the options that may change on resume (epochs, files, threads)."""
+    config = {o.name: o.default for o in OPTIONS}
+    config.update(saved)
+    for name, value in given.items():
+        if not BY_NAME[name].on_resume and value != config.get(name):
+            raise OptionError(f"--{name} cannot change when resuming: {checkpoint} was trained with "
+                              f"{name} = {config.get(name)!r}")
+        config[name] = value
+    check(config)
+    return config
+
+
+def absolute(config: dict[str, Any]) -> dict[str, Any]:
+    """Paths made absolute, so that a checkpoint resumes from any folder."""
+    out = dict(config)
+    for name in ("data", "out", "metrics", "checkpoint"):
+        if out.get(name) is not None:
+            out[name] = str(Path(out[name]).expanduser().absolute())
+    return out
+
+
+# -- building the API's objects ------------------------------------------------------------------
+
+def init(config) -> str:
+    if config["init"] != "auto":
+        return config["init"]
+    return "uniform" if max(config["layers"][1:-1], default=0) <= 32 else "he"
+
+
+def optimizer(config):
+    from . import optimizers
+
+    kind = config["optimizer"]
+    lr = config["lr"] if config["lr"] is not None else OPTIMIZER_LR[kind]
+    decay = {} if config["weight-decay"] is None else {"weight_decay": config["weight-decay"]}
+    if kind == "sgd":
+        return optimizers.SGD(lr=lr, momentum=config["momentum"], nesterov=config["nesterov"], **decay)
+    return {"rmsprop": optimizers.RMSprop, "adam": optimizers.Adam, "adamw": optimizers.AdamW}[kind](lr=lr, **decay)
+
+
+def schedule(config):
+    from . import schedules
+
+    kind, gamma = config["schedule"], config["gamma"]
+    if kind == "constant":
+        s = schedules.Schedule()
+    elif kind == "step":
+        s = schedules.StepDecay(step_size=config["step-size"], gamma=0.1 if gamma is None else gamma)
+    elif kind == "exponential":
+        s = schedules.Exponential(gamma=0.95 if gamma is None else gamma)
+    elif kind == "cosine":
+        s = schedules.Cosine(t_max=config["epochs"])
+    else:
+        s = schedules.ReduceOnPlateau(reduce_by=0.1 if gamma is None else gamma, patience=config["lr-patience"])
+    return schedules.Warmup(steps=config["warmup"], then=s) if config["warmup"] else s
+
+
+def schedule_state(s) -> dict | None:
+    """What a stateful schedule (plateau) has learnt, for a checkpoint."""
+    from . import schedules
+
+    inner = s.then if isinstance(s, schedules.Warmup) else s
+    if isinstance(inner, schedules.ReduceOnPlateau):
+        return {"current": inner.current, "best": inner.best, "bad_epochs": inner.bad_epochs}
+    return None
+
+
+def restore_schedule_state(s, state: dict | None) -> None:
+    from . import schedules
+
+    inner = s.then if isinstance(s, schedules.Warmup) else s
+    if state and isinstance(inner, schedules.ReduceOnPlateau):
+        inner.current, inner.best, inner.bad_epochs = state["current"], state["best"], state["bad_epochs"]

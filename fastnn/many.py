@@ -1,0 +1,117 @@
+"""Many models at once: train K networks of one shape on the same data in one kernel call.
+
+Sweeps over seeds and learning rates train many small networks. One at a time, each fit pays
+its own set-up and, on small networks, leaves a core idle (a batch is too little work to
+share). fit_many prepares the data once and runs the models side by side, one per thread at a
+time, with no synchronisation between them; every model ends with exactly the weights that its
+own ``model.fit`` with the same options would give.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import numpy as np
+
+from .layout import gradient_plan
+from .model import MLP
+from .optimizers import Optimizer
+from .schedules import Schedule
+from .errors import TrainingDivergedError
+from .training import History, OptimizerState, Settings, dropout_key
+
+
+def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 64,
+             lr: float | None = None, optimizers: Sequence[Optimizer] | Optimizer | None = None,
+             schedule: Schedule | None = None, shuffle: bool = True, sample_weight=None, class_weight=None,
+             clip_norm: float | None = None, threads: int | None = None) -> list[History]:
+    """Train every model in ``models`` on (X, y), as ``model.fit`` would with these options.
+
+    The models must share sizes, activation, output, dropout and dtype (seeds, initial weights
+    and optimizer settings may differ). ``optimizers``: one for all, or one per model, all of
+    the same class (default SGD with ``lr``). ``schedule`` is shared, stateless ones only
+    (not ReduceOnPlateau). Returns one History per model (seconds are the shared wall time).
+    """
+    import numba
+
+    from .kernels.train import train_many
+
+    models = list(models)
+    if not models or not all(isinstance(m, MLP) for m in models):
+        raise ValueError("models must be a non-empty list of MLP")
+    first = models[0]
+    shape = lambda m: (m.sizes, m.activation, m.output, m.dropout, m.dtype)  # noqa: E731
+    if any(shape(m) != shape(first) for m in models):
+        raise ValueError("fit_many needs models of one shape: same sizes, activation, output, dropout, dtype")
+    if len({id(m) for m in models}) != len(models):
+        raise ValueError("a model appears twice in models")
+    if optimizers is None or isinstance(optimizers, Optimizer):
+        optimizers = [optimizers] * len(models)
+    if len(optimizers) != len(models):
+        raise ValueError(f"{len(optimizers)} optimizers for {len(models)} models")
+    settings = [Settings.build(m, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=o, schedule=schedule,
+                               shuffle=shuffle, early_stopping=None, clip_norm=clip_norm, threads=threads,
+                               blocks_per_epoch=1) for m, o in zip(models, optimizers)]
+    if len({type(s.optimizer) for s in settings}) != 1 or len({s.optimizer.code for s in settings}) != 1:
+        raise ValueError("fit_many needs optimizers of one kind")
+    examples = first._examples(X, y, sample_weight, class_weight)
+    common = settings[0]
+    n, K = examples.rows.n_rows, len(models)
+    size = min(common.batch_size, n)
+    n_batches = -(-n // size)
+    dtype = first.dtype
+    states = []
+    for m, s in zip(models, settings):
+        if m.position is not None:
+            raise ValueError("a model holds an interrupted epoch: finish it with fit first")
+        state = m.optimizer_state
+        states.append(state if state is not None and state.optimizer == s.optimizer
+                      else OptimizerState.fresh(s.optimizer, m.layout.n_params, dtype))
+    params = np.stack([m._params for m in models])
+    grads = np.zeros_like(params)
+    m_state = np.stack([s.m for s in states])
+    v_state = np.stack([s.v for s in states])
+    width = int(first.layout.cols[-1])
+    bufs = tuple(np.zeros((K, size, width), dtype=dtype) for _ in range(3))
+    losses = np.empty((K, n), dtype=dtype)
+    hits = np.empty((K, n), dtype=np.bool_)
+    plan = gradient_plan(first.layout, 1)
+    histories = [History() for _ in models]
+    threads_wanted = min(common.threads, numba.config.NUMBA_NUM_THREADS)
+    saved_threads = numba.get_num_threads()
+    numba.set_num_threads(threads_wanted)
+    try:
+        for _ in range(common.epochs):
+            started = time.perf_counter()
+            orders = np.stack([m.rng.permutation(n) if shuffle else np.arange(n) for m in models])
+            keys = np.array([dropout_key(m.seed, m.epochs_trained) for m in models], dtype=np.uint64)
+            steps = [st.step + 1 + np.arange(n_batches) for st in states]
+            hyper = np.stack([s.optimizer.hyper(st, dtype) for s, st in zip(settings, steps)])
+            lrs = np.array([[s.optimizer.lr * common.schedule.factor(m.epochs_trained, b, n_batches)
+                             for b in range(n_batches)] for m, s in zip(models, settings)], dtype=dtype)
+            opt = (common.optimizer.code, m_state, v_state, hyper, lrs, common.clip_norm)
+            good = (params.copy(), m_state.copy(), v_state.copy())
+            train_many(params, grads, first._net(), keys, examples.kernel_tuple(), orders, size, 0, n_batches,
+                       bufs, plan, opt, losses, hits)
+            diverged = [k for k in range(K) if not (np.isfinite(losses[k]).all() and np.isfinite(params[k]).all())]
+            if diverged:
+                params[:], m_state[:], v_state[:] = good
+                raise TrainingDivergedError(f"the loss became NaN or infinite for models {diverged}; every model "
+                                            "keeps its weights from before this epoch")
+            seconds = time.perf_counter() - started
+            for k, (m, st, h) in enumerate(zip(models, states, histories)):
+                st.step += n_batches
+                m.epochs_trained += 1
+                h.seconds.append(seconds)
+                h.loss.append(float(losses[k].mean(dtype=np.float64)))
+                if m.output == "softmax":
+                    h.accuracy.append(float(hits[k].mean()))
+                h.lr.append(float(lrs[k, -1]))
+    finally:
+        numba.set_num_threads(saved_threads)
+        for k, (m, st) in enumerate(zip(models, states)):
+            m._params = params[k].copy()
+            st.m, st.v = m_state[k].copy(), v_state[k].copy()
+            m.optimizer_state = st
+    return histories
