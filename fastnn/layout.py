@@ -100,7 +100,7 @@ def gradient_plan(layout: Layout, threads: int, first_row_costs: np.ndarray | No
         weight = np.ones(rows)
         if layer == 0 and first_row_costs is not None:
             weight = np.asarray(first_row_costs, dtype=float) + 1e-9
-        pieces = max(1, min(rows, 4 * threads))
+        pieces = 1 if threads == 1 else min(rows, 4 * threads)  # several per thread, to balance
         edges = np.searchsorted(np.cumsum(weight), np.linspace(0, weight.sum(), pieces + 1)[1:-1])
         bounds = np.unique(np.concatenate([[0], edges, [rows]]))
         for r0, r1 in zip(bounds[:-1], bounds[1:]):
