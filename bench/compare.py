@@ -30,6 +30,7 @@ LABELS = {
     "sklearn": "sklearn MLP",
 }
 STATUS_WIDTH = 60  # longer reasons are printed in full under the table
+BUSY_CORES = 0.25  # other processes' average use above which a timing is flagged
 
 
 def parse_args(argv=None):
@@ -37,6 +38,8 @@ def parse_args(argv=None):
     p.add_argument("--widths", default="10,128,512", help="hidden widths H, comma separated")
     p.add_argument("--epochs-timed", type=int, default=5,
                    help="timed epochs after the warm-up one; the median is reported")
+    p.add_argument("--budget", type=float, default=30.0,
+                   help="seconds of timed epochs per framework and width before stopping early")
     p.add_argument("--threads", type=int, default=2, help="threads for every framework")
     p.add_argument("--frameworks", default=",".join(FRAMEWORK_NAMES),
                    help="comma separated subset of: " + ",".join(FRAMEWORK_NAMES))
@@ -148,12 +151,16 @@ def run_all(args, data, peers):
         results[name] = {}
         for hidden in args.widths:
             if name == "sklearn" and hidden > 10 and not args.sklearn_all_widths:
-                results[name][hidden] = peers.Result(status="skipped: H>10 (--sklearn-all-widths)")
+                results[name][hidden] = peers.Result(status="skipped, slow (--sklearn-all-widths)")
                 continue
             print(f"  {LABELS[name]:16s} H={hidden:<4d} ...", end="", file=sys.stderr, flush=True)
             task = peers.Task(train_x, train_y, test_x, test_y, hidden=hidden,
-                              threads=args.threads, epochs_timed=args.epochs_timed, **scaled)
+                              threads=args.threads, epochs_timed=args.epochs_timed,
+                              budget=args.budget, **scaled)
             res = peers.run(name, task)
+            if res.status == "ok" and len(res.epoch_times) < args.epochs_timed:
+                cut = f"only {len(res.epoch_times)} timed epochs (--budget {args.budget:g} s)"
+                res.note = f"{res.note}; {cut}" if res.note else cut
             results[name][hidden] = res
             done = f"{res.seconds:.3f} s/epoch, acc {res.accuracy:.4f}" if res.status == "ok" else res.status
             print(f" {done}", file=sys.stderr, flush=True)
@@ -174,7 +181,10 @@ def _status(per_width):
         return "ok"
     if len(bad) == len(per_width) and len(set(bad.values())) == 1:
         return next(iter(bad.values()))
-    return "; ".join(f"H={h}: {s}" for h, s in bad.items())
+    groups = {}
+    for h, status in bad.items():
+        groups.setdefault(status, []).append(str(h))
+    return "; ".join(f"H={','.join(hs)}: {status}" for status, hs in groups.items())
 
 
 def _shorten(text, width=STATUS_WIDTH):
@@ -212,7 +222,8 @@ def results_table(results, widths, floor_seconds):
         for h in widths:
             r = per_width[h]
             ratio = r.seconds / base[h] if r.seconds and base[h] else None
-            row += [_fmt(r.seconds, ".3f"), _fmt(r.accuracy, ".4f"), _fmt(ratio, ".2f")]
+            busy = "*" if (r.others_cores or 0) > BUSY_CORES else ""
+            row += [_fmt(r.seconds, ".3f") + busy, _fmt(r.accuracy, ".4f"), _fmt(ratio, ".2f")]
         rows.append(row + [_shorten(_status(per_width))])
     row = ["dense floor"]
     for h in widths:
@@ -234,6 +245,11 @@ def warmup_table(results, widths):
 def notes(results):
     """Full text of long statuses, and what each framework does differently."""
     out = []
+    busy = [f"{LABELS[name]} H={h} ({r.others_cores:.1f})" for name, per_width in results.items()
+            for h, r in per_width.items() if (r.others_cores or 0) > BUSY_CORES]
+    if busy:
+        out.append("* other processes kept cores busy during the timed epochs (average cores): "
+                   + ", ".join(busy))
     for name, per_width in results.items():
         status = _status(per_width)
         if len(status) > STATUS_WIDTH:
@@ -260,15 +276,16 @@ def print_report(args, info, results):
     print("numpy BLAS: " + "; ".join(m["blas"]))
     print("float32 GEMM GFLOP/s (numpy, best of repeats): "
           + ", ".join(f"{shape} {g:.1f}" for shape, g in m["gemm_gflops"].items()))
-    print(f"memory read bandwidth (sum over 1 GiB float32, {args.threads} threads): {m['read_gbs']:.1f} GB/s")
+    print(f"memory read bandwidth (sum over 1 GiB float32, {args.threads} threads): {m['read_gbs']:.1f} GB/s"
+          f"   (other processes used {m['others_cores']:.1f} cores while measuring)")
     print(f"dense floor = FLOPs / {m['peak_gflops']:.1f} GFLOP/s (2048^3 GEMM); "
           f"FLOPs per epoch = {info['flops_formula']}; kernels that skip zero pixels do less work")
     print(f"thread settings: torch.set_num_threads, numpy/sklearn threadpool_limits, fastnn threads=, "
           f"jax XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r} (XLA may size its pool by cores)")
     print(f"data: {info['data_source']}; {info['n_train']} train / {info['n_test']} test")
     print(f"training: 784-H-10 ReLU, softmax+CE, SGD lr 0.1, batch 64 (last partial batch kept), "
-          f"float32; 1 warm-up + {args.epochs_timed} timed epochs, median reported; "
-          f"test acc after all {1 + args.epochs_timed} epochs; ratio = time / fastnn time (>1: fastnn faster)")
+          f"float32; 1 warm-up + {args.epochs_timed} timed epochs (fewer past --budget "
+          f"{args.budget:g} s), median reported; test acc after them all; ratio = time / fastnn time (>1: fastnn faster)")
     print()
     for line in results_table(results, args.widths, info["floor_seconds"]):
         print(line)
@@ -309,7 +326,9 @@ def main(argv=None):
             "versions": versions(args.frameworks), "reexec": reexec,
             "load_before": os.getloadavg()[0]}
     print("measuring the machine ...", file=sys.stderr, flush=True)
+    start = machine.cpu_snapshot()
     info["machine"] = machine.measure(args.threads, args.widths)
+    info["machine"]["others_cores"] = machine.others_cores(start, machine.cpu_snapshot())
     data, info["data_source"] = load_mnist()
     info["n_train"], info["n_test"] = len(data[1]), len(data[3])
     info["flops_formula"] = machine.FLOPS_FORMULA

@@ -125,6 +125,28 @@ def measure(threads, hidden_widths, batch=64, n_inputs=784):
     }
 
 
+def cpu_snapshot():
+    """(wall, busy CPU seconds of the whole machine, CPU seconds of this process)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    busy = (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # up to steal, no guest
+    own = os.times()
+    return time.perf_counter(), busy, own.user + own.system
+
+
+def others_cores(start, end):
+    """Cores that other processes kept busy on average between two snapshots.
+
+    A core taken by someone else stalls every thread barrier of a
+    multi-threaded trainer, so timings taken meanwhile are flagged.
+    """
+    wall = end[0] - start[0]
+    if wall <= 0:
+        return 0.0
+    return max(0.0, ((end[1] - start[1]) - (end[2] - start[2])) / wall)
+
+
 def _cpu_name():
     try:
         with open("/proc/cpuinfo") as f:

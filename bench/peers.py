@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from bench.machine import cpu_snapshot, others_cores
+
 N_INPUTS, N_CLASSES = 784, 10
 
 
@@ -34,6 +36,7 @@ class Task:
     hidden: int
     threads: int
     epochs_timed: int = 5
+    budget: float = 30.0  # seconds of timed epochs after which to stop early
     batch: int = 64
     lr: float = 0.1
     seed: int = 0
@@ -46,6 +49,7 @@ class Result:
     epoch_times: list = field(default_factory=list)
     warmup_seconds: float = None  # first epoch, includes compilation
     accuracy: float = None  # on the test set, after all epochs
+    others_cores: float = None  # cores used by other processes during the timed epochs
     note: str = ""
 
 
@@ -85,21 +89,32 @@ def epoch_order(task, epoch):
 
 
 def time_epochs(run_epoch, task):
-    """Run one warm-up epoch and task.epochs_timed timed ones; run_epoch(e) must block."""
-    times = []
-    for epoch in range(1 + task.epochs_timed):
+    """Run one warm-up epoch, then up to task.epochs_timed timed ones; run_epoch(e) must block.
+
+    Stops early (after at least one timed epoch) once the timed epochs took
+    task.budget seconds, so a busy machine cannot make a run last forever.
+    """
+    t0 = time.perf_counter()
+    run_epoch(0)
+    warmup, times = time.perf_counter() - t0, []
+    start = cpu_snapshot()
+    for epoch in range(1, 1 + task.epochs_timed):
         t0 = time.perf_counter()
         run_epoch(epoch)
         times.append(time.perf_counter() - t0)
-    return times[0], times[1:]
+        if sum(times) > task.budget:
+            break
+    return warmup, times, others_cores(start, cpu_snapshot())
 
 
-def _result(warmup, times, accuracy, note=""):
+def _result(timing, accuracy, note=""):
+    warmup, times, others = timing
     return Result(
         seconds=statistics.median(times),
         epoch_times=times,
         warmup_seconds=warmup,
         accuracy=float(accuracy),
+        others_cores=others,
         note=note,
     )
 
@@ -125,12 +140,12 @@ def run_fastnn(task):
         history = model.fit(task.train_x, task.train_y, **kwargs)  # fastnn shuffles itself
         inner.extend(getattr(history, "seconds", []))
 
-    warmup, times = time_epochs(run_epoch, task)
+    timing = time_epochs(run_epoch, task)
     accuracy = model.evaluate(task.test_x, task.test_y)["accuracy"]
     note = "uint8 input, own init and shuffle from seed 0; time = whole fit(epochs=1) call"
     if len(inner) > 1:
         note += f"; training loop alone (History.seconds) {statistics.median(inner[1:]):.3f} s"
-    return _result(warmup, times, accuracy, note)
+    return _result(timing, accuracy, note)
 
 
 # --- NumPy reference ----------------------------------------------------------
@@ -173,9 +188,9 @@ def run_numpy(task):
         def run_epoch(epoch):
             _numpy_epoch(params, task.train_xf, y, epoch_order(task, epoch), task.lr, task.batch)
 
-        warmup, times = time_epochs(run_epoch, task)
+        timing = time_epochs(run_epoch, task)
         accuracy = _numpy_accuracy(params, task.test_xf, task.test_y)
-    return _result(warmup, times, accuracy)
+    return _result(timing, accuracy)
 
 
 # --- PyTorch, eager and torch.compile ------------------------------------------
@@ -214,10 +229,10 @@ def _torch_run(task, compile_step):
             idx = order[start:start + task.batch]
             step(x_all[idx], y_all[idx])
 
-    warmup, times = time_epochs(run_epoch, task)
+    timing = time_epochs(run_epoch, task)
     with torch.no_grad():
         pred = model(torch.from_numpy(task.test_xf)).argmax(dim=1).numpy()
-    return _result(warmup, times, np.mean(pred == task.test_y))
+    return _result(timing, np.mean(pred == task.test_y))
 
 
 def run_torch(task):
@@ -276,12 +291,12 @@ def run_jax(task):
         params = epoch(params, x_all, y_all, jnp.asarray(epoch_order(task, e)))
         jax.block_until_ready(params)
 
-    warmup, times = time_epochs(run_epoch, task)
+    timing = time_epochs(run_epoch, task)
     w1, b1, w2, b2 = params
     logits = jax.nn.relu(jnp.asarray(task.test_xf) @ w1 + b1) @ w2 + b2
     accuracy = np.mean(np.asarray(logits.argmax(axis=1)) == task.test_y)
     rest = n - n_full * batch
-    return _result(warmup, times, accuracy,
+    return _result(timing, accuracy,
                    f"jit epoch: scan over {n_full} batches + 1 step of {rest}" if rest else "")
 
 
@@ -310,9 +325,9 @@ def run_sklearn(task):
         def run_epoch(epoch):
             clf.partial_fit(x, y)  # one pass, shuffled by sklearn itself
 
-        warmup, times = time_epochs(run_epoch, task)
+        timing = time_epochs(run_epoch, task)
         accuracy = clf.score(task.test_xf, task.test_y)
-    return _result(warmup, times, accuracy, "own shuffle; partial_fit also computes the loss")
+    return _result(timing, accuracy, "own shuffle; partial_fit also computes the loss")
 
 
 # --- registry -----------------------------------------------------------------
