@@ -278,7 +278,7 @@ def print_report(args, info, results):
           + ", ".join(f"{shape} {g:.1f}" for shape, g in m["gemm_gflops"].items()))
     print(f"memory read bandwidth (sum over 1 GiB float32, {args.threads} threads): {m['read_gbs']:.1f} GB/s"
           f"   (other processes used {m['others_cores']:.1f} cores while measuring)")
-    print(f"dense floor = FLOPs / {m['peak_gflops']:.1f} GFLOP/s (2048^3 GEMM); "
+    print(f"dense floor = FLOPs / {m['peak_gflops']:.1f} GFLOP/s (best GEMM rate above); "
           f"FLOPs per epoch = {info['flops_formula']}; kernels that skip zero pixels do less work")
     print(f"thread settings: torch.set_num_threads, numpy/sklearn threadpool_limits, fastnn threads=, "
           f"jax XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r} (XLA may size its pool by cores)")
