@@ -1,25 +1,20 @@
-"""The `fastnn` command: train the tutorial's network (and any other MLP) from the terminal."""
+"""The `fastnn` command: train, evaluate, predict, plot and inspect MLPs from the terminal.
+
+Errors are one line on stderr ("fastnn: error: ...") with exit status 1; usage errors exit 2;
+a training run stopped by Ctrl-C or SIGTERM saves a checkpoint and exits 130 or 143.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .errors import FastnnError
-
-
-def parse_layers(text: str) -> list[int]:
-    try:
-        sizes = [int(part) for part in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"layers must be comma-separated integers, got {text!r}")
-    if len(sizes) < 2 or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"layers needs at least two positive sizes, got {text!r}")
-    return sizes
+from .errors import DataError, FastnnError
 
 
 class Parser(argparse.ArgumentParser):
@@ -29,73 +24,148 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+DATA_HELP = ("an MNIST IDX folder (its test set is used) or a Kaggle-layout CSV, .csv or .csv.gz "
+             "(default: the MNIST test set from $FASTNN_DATA or the cache)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="fastnn", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    from . import config
+
+    parser = Parser(prog="fastnn", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
     train = commands.add_parser(
         "train", help="train a network and report its accuracy",
-        description="Train an MLP with minibatch SGD. With no option: the tutorial's 784-10-10 "
-                    "network on MNIST (found through --data, $FASTNN_DATA or the cache).")
-    train.add_argument("--data", type=Path,
-                       help="an MNIST IDX folder or a Kaggle-layout CSV (label,pixel0..pixel783)")
-    train.add_argument("--layers", type=parse_layers, default=[784, 10, 10],
-                       help="layer sizes, input to output (default: 784,10,10)")
-    train.add_argument("--activation", default="relu",
-                       choices=["relu", "leaky_relu", "tanh", "sigmoid", "identity"])
-    train.add_argument("--init", default=None, choices=["uniform", "he", "glorot"],
-                       help="weight initialisation (default: uniform, the tutorial's, for a hidden "
-                            "width up to 32; he above)")
-    train.add_argument("--epochs", type=int, default=5, help="passes over the training set (default: 5)")
-    train.add_argument("--batch-size", type=int, default=64, help="examples per SGD step (default: 64)")
-    train.add_argument("--lr", type=float, default=0.1, help="learning rate (default: 0.1)")
-    train.add_argument("--seed", type=int, default=0, help="seed of the weights and the shuffles")
-    train.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    train.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
-    train.add_argument("--out", type=Path, help="save the trained model to this file (.npz)")
+        description="Train an MLP. With no option: the tutorial's 784-10-10 network on MNIST (found "
+                    "through --data, $FASTNN_DATA or the cache), 5 epochs of SGD, batch 64, lr 0.1. "
+                    "Every option can also be given in a TOML file (--config) under its long name; "
+                    "options on the command line override the file. Ctrl-C or SIGTERM stops after the "
+                    "current block of batches and saves a checkpoint that --resume continues exactly.")
+    train.add_argument("--config", type=Path, metavar="FILE.toml",
+                       help="read options from this TOML file, e.g. layers = [784, 128, 10], "
+                            'optimizer = "adam", epochs = 10')
+    train.add_argument("--resume", type=Path, metavar="CHECKPOINT",
+                       help="continue the training run saved in this checkpoint (it holds every option; "
+                            "--epochs, --out, --metrics, --checkpoint..., --threads may be changed)")
     train.add_argument("--tutorial", action="store_true",
                        help="reproduce the tutorial exactly: full-batch gradient descent, alpha 0.10, "
                             "500 iterations, on the Kaggle CSV with its first 1,000 shuffled rows "
                             "as the dev set")
+    display = train.add_argument_group("display")
+    display.add_argument("-q", "--quiet", action="store_true", help="no progress bar (epoch lines only)")
+    display.add_argument("--progress", action="store_true",
+                         help="show the progress bar even when stderr is not a terminal")
+    config.add_arguments(train)
     train.set_defaults(run=run_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="accuracy, loss, per-class precision/recall/F1 and confusion matrix",
+        description="Evaluate a model on labelled data: accuracy, mean loss, precision, recall and F1 "
+                    "of each class, and the confusion matrix.")
+    evaluate.add_argument("model", type=Path, metavar="MODEL", help="a model file (.npz)")
+    evaluate.add_argument("--data", type=Path, metavar="PATH", help=DATA_HELP)
+    evaluate.add_argument("--json", action="store_true", help="print the report as JSON (for scripts)")
+    evaluate.set_defaults(run=run_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="predict classes; write a Kaggle submission CSV (ImageId,Label)",
+        description="Predict the class of each example of --data (labels, if any, are ignored except by "
+                    "--show). Without --out and --show, the CSV goes to stdout.")
+    predict.add_argument("model", type=Path, metavar="MODEL", help="a model file (.npz)")
+    predict.add_argument("--data", type=Path, metavar="PATH",
+                         help=DATA_HELP.replace("a Kaggle-layout CSV", "a Kaggle-layout CSV with or without labels"))
+    predict.add_argument("--out", type=Path, metavar="FILE.csv",
+                         help="write the predictions here as ImageId,Label (ImageId counts from 1)")
+    predict.add_argument("--show", type=positive_int, metavar="N",
+                         help="show N examples: the prediction, its probability, the label and the digit")
+    predict.add_argument("--start", type=non_negative_int, default=0, metavar="I",
+                         help="first example shown by --show (0-based; default 0)")
+    predict.add_argument("--png", type=Path, metavar="DIR",
+                         help="with --show: save each digit as DIR/example_<ImageId>.png (300x300) "
+                              "instead of drawing it in the terminal")
+    predict.set_defaults(run=run_predict)
+
+    plot = commands.add_parser(
+        "plot", help="training curves, confusion matrix, misclassified digits (PNG)",
+        description="Draw PNG pictures into --out-dir: curves.png (loss and accuracy per epoch, train and "
+                    "validation, 1000x400 at --dpi 100) from --metrics or from the history stored in "
+                    "MODEL; with MODEL, confusion.png (600x600) and misclassified.png (800x800) on --data.")
+    plot.add_argument("model", type=Path, nargs="?", metavar="MODEL", help="a model file (.npz)")
+    plot.add_argument("--data", type=Path, metavar="PATH", help=DATA_HELP)
+    plot.add_argument("--metrics", type=Path, metavar="LOG", help="a metrics log written by fastnn train --metrics")
+    plot.add_argument("--out-dir", type=Path, default=Path("."), metavar="DIR",
+                      help="folder for the PNG files (created if needed; default: .)")
+    plot.add_argument("--dpi", type=positive_int, default=100, help="pixels per inch (default: 100)")
+    plot.set_defaults(run=run_plot)
+
+    info = commands.add_parser(
+        "info", help="what a model file holds",
+        description="Describe a model file: network, parameters, training state and config, data checksum, "
+                    "format and fastnn version. It is checked (checksum) but runs no code.")
+    info.add_argument("model", type=Path, metavar="MODEL", help="a model file (.npz)")
+    info.add_argument("--json", action="store_true", help="print the metadata as JSON")
+    info.set_defaults(run=run_info)
     return parser
 
 
-def default_init(sizes: list[int]) -> str:
-    return "uniform" if max(sizes[1:-1], default=0) <= 32 else "he"
+# -- data for evaluate, predict and plot -----------------------------------------------------------
 
-
-def run_train(args: argparse.Namespace) -> None:
-    from .model import MLP
-
-    if args.tutorial:
-        return run_tutorial(args)
-    X, y, X_test, y_test = load_training_data(args.data)
-    model = MLP(args.layers, activation=args.activation, init=args.init or default_init(args.layers),
-                seed=args.seed, dtype=args.dtype)
-    print(f"training {'-'.join(map(str, args.layers))} on {len(y):,} examples: "
-          f"{args.epochs} epochs, batch {args.batch_size}, lr {args.lr:g}, seed {args.seed}")
-
-    def report(epoch, history):
-        print(f"epoch {epoch + 1}: loss {history.loss[-1]:.4f}, accuracy {history.accuracy[-1]:.4f} "
-              f"({history.seconds[-1]:.3f} s)", flush=True)
-
-    model.fit(X, y, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
-              on_epoch=report)
-    if X_test is not None:
-        print(f"test accuracy: {model.evaluate(X_test, y_test)['accuracy']:.4f}")
-    if args.out:
-        model.save(args.out, training={"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr})
-        print(f"saved {args.out}")
-
-
-def load_training_data(path: Path | None):
-    """(X, y, X_test, y_test): MNIST by default; from --data, an IDX folder or a CSV."""
+def load_data(path: Path | None, need_labels: bool):
+    """(X, y or None): the MNIST test set by default or from a folder; every row of a CSV."""
     from . import datasets
 
-    if path is None:
-        mnist = datasets.load_mnist()
-        return mnist.train_images, mnist.train_labels, mnist.test_images, mnist.test_labels
-    return datasets.load_dataset(path)
+    if path is None or Path(path).is_dir():
+        mnist = datasets.load_mnist(path, download=path is None)
+        return mnist.test_images, mnist.test_labels
+    X, y = datasets.read_csv(path) if str(path).lower().endswith((".csv", ".csv.gz")) else datasets.load_dataset(path)[:2]
+    if need_labels and y is None:
+        raise DataError(f"CSV file {path} has no label column; evaluating needs labels")
+    return X, y
+
+
+def load_model(path: Path):
+    from .model import MLP
+
+    model = MLP.load(path)
+    if model.output != "softmax":
+        raise FastnnError(f"{path} is a regression network; this command needs a classifier")
+    return model
+
+
+def check_width(model, X, path) -> None:
+    if X.ndim != 2 or X.shape[1] != model.sizes[0]:
+        raise DataError(f"the data at {path or 'MNIST'} has {X.shape[-1]} features per example, "
+                        f"the network expects {model.sizes[0]}")
+
+
+# -- commands -----------------------------------------------------------------------------------
+
+def run_train(args: argparse.Namespace) -> int:
+    if args.tutorial:
+        return run_tutorial(args)
+    from .trainer import run
+
+    return run(args)
 
 
 def tutorial_csv(path: Path | None) -> Path:
@@ -108,17 +178,19 @@ def tutorial_csv(path: Path | None) -> Path:
     return Path(root) / "digit-recognizer" / "train.csv.gz"
 
 
-def run_tutorial(args: argparse.Namespace) -> None:
+def run_tutorial(args: argparse.Namespace) -> int:
     """The tutorial, step for step: 784-10-10, full batch, alpha 0.10, 500 iterations."""
     from .datasets import read_csv
     from .model import MLP
 
-    X, y = read_csv(tutorial_csv(args.data))
+    seed, dtype = getattr(args, "seed", 0), getattr(args, "dtype", "float32")
+    data, out = getattr(args, "data", None), getattr(args, "out", None)
+    X, y = read_csv(tutorial_csv(data))
     if y is None:
         raise FastnnError("the tutorial's CSV needs a label column")
-    order = np.random.default_rng(args.seed).permutation(len(y))
+    order = np.random.default_rng(seed).permutation(len(y))
     dev, train = order[:1000], order[1000:]
-    model = MLP([784, 10, 10], seed=args.seed, dtype=args.dtype)
+    model = MLP([784, 10, 10], seed=seed, dtype=dtype)
     print(f"full-batch gradient descent on {len(train):,} examples, {len(dev):,} for dev")
 
     def report(iteration, history):
@@ -126,12 +198,171 @@ def run_tutorial(args: argparse.Namespace) -> None:
             print(f"iteration {iteration}: accuracy {history.accuracy[-1]:.4f}", flush=True)
 
     model.fit(X[train], y[train], epochs=500, batch_size=len(train), lr=0.1, shuffle=False,
-              threads=args.threads, on_epoch=report)
+              threads=getattr(args, "threads", None), on_epoch=report)
     print(f"training accuracy: {model.evaluate(X[train], y[train])['accuracy']:.4f}")
     print(f"dev accuracy: {model.evaluate(X[dev], y[dev])['accuracy']:.4f}")
+    if out:
+        model.save(out, training={"tutorial": True, "iterations": 500, "lr": 0.1})
+        print(f"saved {out}")
+    return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from .report import classification_report, format_report
+
+    model = load_model(args.model)
+    X, y = load_data(args.data, need_labels=True)
+    check_width(model, X, args.data)
+    proba = model.predict_proba(X)
+    loss = model.evaluate(X, y)["loss"]
+    report = classification_report(y, proba.argmax(axis=1), model.n_classes, loss)
+    report = {"model": str(args.model), "data": str(args.data) if args.data else "MNIST test set", **report}
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from .show import draw_text, image_side, save_png
+
+    model = load_model(args.model)
+    X, y = load_data(args.data, need_labels=False)
+    check_width(model, X, args.data)
+    if args.png and not args.show:
+        raise FastnnError("--png needs --show N")
+    proba = model.predict_proba(X)
+    predicted = proba.argmax(axis=1)
+    lines = ["ImageId,Label"] + [f"{i},{p}" for i, p in enumerate(predicted, start=1)]
     if args.out:
-        model.save(args.out, training={"tutorial": True, "iterations": 500, "lr": 0.1})
-        print(f"saved {args.out}")
+        write_text(args.out, "\n".join(lines) + "\n")
+        print(f"wrote {len(predicted):,} predictions to {args.out}", file=sys.stderr if not args.show else sys.stdout)
+    elif not args.show:
+        print("\n".join(lines))
+    if args.show:
+        if args.start >= len(X):
+            raise FastnnError(f"--start {args.start} is past the last example ({len(X) - 1})")
+        image_side(X.shape[1])
+        if args.png:
+            make_dir(args.png)
+        for i in range(args.start, min(args.start + args.show, len(X))):
+            p = int(predicted[i])
+            label = f"label {int(y[i])}" if y is not None else "no label"
+            verdict = "" if y is None else (" (right)" if p == int(y[i]) else " (WRONG)")
+            print(f"example {i} (ImageId {i + 1}): predicted {p} ({proba[i, p]:.1%}), {label}{verdict}")
+            if args.png:
+                path = Path(args.png) / f"example_{i + 1}.png"
+                save_png(X[i], f"predicted {p}, {label}", path)
+                print(f"  saved {path}")
+            else:
+                print(draw_text(X[i]))
+    return 0
+
+
+def run_plot(args: argparse.Namespace) -> int:
+    from . import metrics_log, plots
+    from .report import confusion_matrix
+
+    if args.model is None and args.metrics is None:
+        raise FastnnError("nothing to plot: give a MODEL file and/or --metrics LOG")
+    model = load_model(args.model) if args.model else None
+    rows = metrics_log.read(args.metrics) if args.metrics else (model.metadata.get("history") or None)
+    X = y = None
+    if model is not None:
+        X, y = load_data(args.data, need_labels=True)
+        check_width(model, X, args.data)
+    make_dir(args.out_dir)
+    written = []
+    if rows:
+        plots.curves(rows, args.out_dir / "curves.png", args.dpi)
+        written.append(f"{args.out_dir / 'curves.png'} ({len(rows)} epochs)")
+    elif model is not None:
+        print(f"no training curves: {args.model} holds no history and no --metrics log was given", file=sys.stderr)
+    if model is not None:
+        predicted = model.predict(X)
+        plots.confusion(confusion_matrix(y, predicted, model.n_classes), args.out_dir / "confusion.png", args.dpi)
+        written.append(f"{args.out_dir / 'confusion.png'}")
+        wrong = plots.misclassified(X, y, predicted, args.out_dir / "misclassified.png", args.dpi)
+        written.append(f"{args.out_dir / 'misclassified.png'} ({wrong:,} misclassified of {len(y):,})")
+    for line in written:
+        print(f"wrote {line}")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from . import io
+    from .model import MLP
+
+    arrays, meta = io.load_arrays(args.model)
+    model = MLP.load(args.model)
+    if args.json:
+        shown = {k: v for k, v in meta.items() if k != "rng"}
+        shown["parameters"] = int(arrays["params"].size)
+        print(json.dumps(shown, indent=2))
+        return 0
+    print(describe(args.model, meta, model, int(arrays["params"].size)))
+    return 0
+
+
+def describe(path, meta: dict, model, n_params: int) -> str:
+    extra = meta.get("extra") or {}
+    training = meta.get("training") or {}
+    size = n_params * model.dtype.itemsize
+    lines = [f"file: {path} ({Path(path).stat().st_size:,} bytes), format {meta['format']} version "
+             f"{meta['version']}, written by fastnn {meta.get('fastnn', '?')}",
+             f"network: {'-'.join(map(str, model.sizes))}, {model.activation} hidden, {model.output} output, "
+             f"{model.dtype.name}, init {model.init}, seed {model.seed}, dropout {model.dropout:g}",
+             f"parameters: {n_params:,} ({size / 1024:,.1f} KiB)"]
+    for l, (W, b) in enumerate(model.get_weights()):
+        lines.append(f"  layer {l + 1}: W {W.shape[0]}x{W.shape[1]}, b {b.shape[0]}")
+    optimizer = training.get("optimizer")
+    state = f"trained {training.get('epochs_trained', 0)} epochs"
+    if optimizer:
+        settings = ", ".join(f"{k}={v}" for k, v in optimizer["settings"].items())
+        state += f"; optimizer {optimizer['class']}({settings}) after {optimizer['step']:,} steps"
+    lines.append(state)
+    if training.get("position"):
+        p = training["position"]
+        lines.append(f"checkpoint: stopped in epoch {training.get('epochs_trained', 0) + 1} after batch "
+                     f"{p['batches_done']} of {p['n_batches']}; continue with: fastnn train --resume {path}")
+    config = extra.get("config")
+    if config:
+        shown = {k: v for k, v in config.items() if v not in (None, False) or k == "shuffle"}
+        lines.append("training config: " + ", ".join(
+            f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in shown.items()))
+    elif extra.get("training"):
+        lines.append("training config: " + ", ".join(f"{k}={v}" for k, v in extra["training"].items()))
+    data = extra.get("data")
+    if data:
+        lines.append(f"data: {data.get('path') or 'MNIST'} ({data.get('examples', 0):,} examples), "
+                     f"sha256 {data.get('sha256')}")
+    history = extra.get("history")
+    if history:
+        last = history[-1]
+        summary = f"history: {len(history)} epochs; last: loss {last['loss']:.4f}"
+        if last.get("accuracy") is not None:
+            summary += f", accuracy {last['accuracy']:.4f}"
+        if last.get("val_accuracy") is not None:
+            summary += f", val accuracy {last['val_accuracy']:.4f}"
+        lines.append(summary)
+    lines.append(f"checksum (sha256 of the arrays): {meta['sha256']}")
+    return "\n".join(lines)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+def make_dir(path: Path) -> None:
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FastnnError(f"could not create the folder {path}: {e.strerror or e}") from e
+
+
+def write_text(path: Path, text: str) -> None:
+    from .io import atomic_write
+
+    try:
+        atomic_write(Path(path), lambda f: f.write(text.encode()))
+    except OSError as e:
+        raise FastnnError(f"could not write {path}: {e.strerror or e}") from e
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,14 +370,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.run(args)
+        return args.run(args) or 0
     except (FastnnError, ValueError) as e:
-        print(f"fastnn: error: {e}", file=sys.stderr)
+        message = " ".join(str(e).split())  # one line, whatever the message
+        print(f"fastnn: error: {message}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # e.g. `fastnn predict MODEL | head`: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as e:
+        where = f" {e.filename}:" if e.filename else ""
+        print(f"fastnn: error:{where} {e.strerror or e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("fastnn: interrupted", file=sys.stderr)
         return 130
-    return 0
 
 
 if __name__ == "__main__":

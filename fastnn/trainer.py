@@ -1,0 +1,187 @@
+"""`fastnn train`: load the data, build or resume the model, fit it with progress, metrics log,
+periodic checkpoints and a checkpoint on Ctrl-C/SIGTERM, then report and save.
+
+A model file written here (``--out`` or a checkpoint) carries in its metadata (``extra``):
+``config`` (every option, paths absolute), ``data`` (path, examples, SHA-256 of the training
+arrays), ``history`` (the metrics rows so far) and ``schedule_state``. ``--resume FILE`` needs
+nothing else: it rebuilds the run from the file and continues it bit-identically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import config as options
+from .errors import DataError, FastnnError
+
+def data_checksum(X: np.ndarray, y: np.ndarray) -> str:
+    """SHA-256 of the training arrays (dtype, shape and bytes of X, then of y)."""
+    digest = hashlib.sha256()
+    for a in (X, y):
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}|{a.shape}|".encode())
+        digest.update(a.data)
+    return digest.hexdigest()
+
+
+def load_training_data(path):
+    """(X, y, X_test, y_test): MNIST by default; from --data, an IDX folder or a CSV."""
+    from . import datasets
+
+    if path is None:
+        mnist = datasets.load_mnist()
+        return mnist.train_images, mnist.train_labels, mnist.test_images, mnist.test_labels
+    return datasets.load_dataset(path)
+
+
+def validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, held-out rows), sorted, drawn from the seed alone (not the model's generator,
+    so that a resumed run holds out the same examples)."""
+    held = int(round(n * fraction))
+    if held < 1 or held >= n:
+        raise DataError(f"--validation-split {fraction} leaves no examples on one side of {n}")
+    order = np.random.default_rng([seed, 0x5EED]).permutation(n)
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
+def checkpoint_path(config) -> str:
+    if config["checkpoint"]:
+        return config["checkpoint"]
+    if config["out"]:
+        out = Path(config["out"])
+        return str(out.with_name(out.name.removesuffix(".npz") + ".ckpt.npz"))
+    return str(Path("fastnn-checkpoint.npz").absolute())
+
+
+def run(args) -> int:
+    from .model import MLP
+    from .progress import Progress, bar_wanted
+    from .signals import StopRequest
+    from .training import EarlyStopping
+
+    given = options.typed(args)
+    if args.resume:
+        if args.config:
+            raise FastnnError("--config cannot be combined with --resume (the checkpoint holds the config)")
+        model = MLP.load(args.resume)
+        saved = model.metadata.get("config")
+        if not isinstance(saved, dict):
+            raise FastnnError(f"{args.resume} holds no training config: not a checkpoint written by fastnn train")
+        config = options.absolute(options.for_resume(saved, given, args.resume))
+    else:
+        file = options.read_toml(args.config) if args.config else None
+        config = options.absolute(options.resolve(given, file))
+        model = None
+
+    X, y, X_test, y_test = load_training_data(config["data"])
+    checksum = data_checksum(X, y)
+    if model is not None:
+        before = model.metadata.get("data", {}).get("sha256")
+        if before is not None and before != checksum:
+            raise DataError(f"the training data ({config['data'] or 'MNIST'}) is not the data "
+                            f"{args.resume} was trained on (its SHA-256 differs)")
+    else:
+        model = MLP(config["layers"], activation=config["activation"], init=options.init(config),
+                    dropout=config["dropout"], seed=config["seed"], dtype=config["dtype"])
+    if list(model.sizes) != list(config["layers"]):
+        raise FastnnError(f"{args.resume} holds a {'-'.join(map(str, model.sizes))} network, its config says "
+                          f"{'-'.join(map(str, config['layers']))}")
+    validation = None
+    if config["validation-split"]:
+        train_rows, held = validation_split(len(y), config["validation-split"], config["seed"])
+        validation = (X[held], y[held])
+        X, y = X[train_rows], y[train_rows]
+
+    optimizer = options.optimizer(config)
+    schedule = options.schedule(config)
+    if args.resume:
+        options.restore_schedule_state(schedule, model.metadata.get("schedule_state"))
+    history_rows = [row for row in model.metadata.get("history", []) if row["epoch"] <= model.epochs_trained]
+    data_info = {"path": config["data"], "examples": int(len(y) + (0 if validation is None else len(validation[1]))),
+                 "sha256": checksum}
+    checkpoint = checkpoint_path(config)
+
+    def save(path):
+        model.save(path, config=config, data=data_info, history=history_rows,
+                   schedule_state=options.schedule_state(schedule))
+
+    remaining = config["epochs"] - model.epochs_trained
+    layers = "-".join(map(str, model.sizes))
+    held_out = f" ({len(validation[1]):,} held out for validation)" if validation is not None else ""
+    if args.resume:
+        where = f"epoch {model.epochs_trained + 1} of {config['epochs']}"
+        if model.position:
+            where += f", batch {model.position['batches_done'] + 1} of {model.position['n_batches']}"
+        print(f"resuming {layers} on {len(y):,} examples{held_out} from {args.resume}: {where}")
+    else:
+        print(f"training {layers} on {len(y):,} examples{held_out}: {config['epochs']} epochs, batch "
+              f"{config['batch-size']}, lr {optimizer.lr:g}, seed {config['seed']}")
+
+    progress = Progress(bar_wanted(getattr(args, "quiet", False), getattr(args, "progress", False)),
+                        len(y), config["batch-size"], config["epochs"])
+    skipped = model.position["batches_done"] if model.position else 0
+
+    def on_block(epoch, batches_done, n_batches):
+        progress.block(model.epochs_trained + 1, batches_done, n_batches, skipped if epoch == 0 else 0)
+        return stop.requested
+
+    def on_epoch(epoch, history):
+        seconds = history.seconds[-1]
+        trained = len(y) - (min(skipped * config["batch-size"], len(y)) if epoch == 0 else 0)
+        row = {"epoch": model.epochs_trained, "loss": history.loss[-1],
+               "accuracy": history.accuracy[-1] if history.accuracy else None,
+               "val_loss": history.val_loss[-1] if history.val_loss else None,
+               "val_accuracy": history.val_accuracy[-1] if history.val_accuracy else None,
+               "lr": history.lr[-1], "seconds": seconds, "examples_per_second": trained / max(seconds, 1e-9)}
+        history_rows.append(row)
+        line = f"epoch {row['epoch']}: loss {row['loss']:.4f}"
+        if row["accuracy"] is not None:
+            line += f", accuracy {row['accuracy']:.4f}"
+        if row["val_loss"] is not None:
+            line += f", val loss {row['val_loss']:.4f}, val accuracy {row['val_accuracy']:.4f}"
+        progress.epoch(f"{line} ({seconds:.3f} s)", {"loss": row["loss"], "acc": row["accuracy"]})
+        if config["metrics"]:
+            from . import metrics_log
+            metrics_log.write(config["metrics"], history_rows)
+        every = config["checkpoint-every"]
+        if every and model.epochs_trained % every == 0 and model.epochs_trained < config["epochs"]:
+            save(checkpoint)
+
+    if config["metrics"] and args.resume:
+        from . import metrics_log
+        metrics_log.write(config["metrics"], history_rows)  # drop epochs trained after the checkpoint
+    early = None
+    if config["early-stopping"]:
+        early = EarlyStopping(patience=config["early-stopping"], min_delta=config["min-delta"])
+    history = None
+    with StopRequest() as stop:
+        try:
+            if remaining > 0:
+                history = model.fit(X, y, epochs=remaining, batch_size=config["batch-size"], optimizer=optimizer,
+                                    schedule=schedule, shuffle=config["shuffle"], validation_data=validation,
+                                    early_stopping=early, clip_norm=config["clip-norm"], threads=config["threads"],
+                                    blocks_per_epoch=config["blocks-per-epoch"], on_block=on_block,
+                                    on_epoch=on_epoch)
+        finally:
+            progress.close()
+        finished = model.epochs_trained >= config["epochs"] or (history is not None and history.stopped_early)
+        if stop.requested and not finished:
+            save(checkpoint)
+            print(f"interrupted: checkpoint saved to {checkpoint}; resume with: fastnn train --resume {checkpoint}",
+                  file=sys.stderr, flush=True)
+            return stop.exit_status  # 130 for SIGINT, 143 for SIGTERM
+    if remaining <= 0:
+        print(f"nothing to train: {args.resume} has trained {model.epochs_trained} of {config['epochs']} epochs")
+    if history is not None and history.stopped_early:
+        print(f"stopped early after epoch {model.epochs_trained}; kept the weights of epoch "
+              f"{model.epochs_trained - len(history.loss) + history.best_epoch + 1}")
+    if X_test is not None:
+        print(f"test accuracy: {model.evaluate(X_test, y_test)['accuracy']:.4f}")
+    if config["out"]:
+        save(config["out"])
+        print(f"saved {config['out']}")
+    return 0
