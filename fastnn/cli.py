@@ -130,8 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 # -- data for evaluate, predict and plot -----------------------------------------------------------
 
-def load_data(path: Path | None, need_labels: bool):
-    """(X, y or None): the MNIST test set by default or from a folder; every row of a CSV."""
+def load_data(path: Path | None, need_labels: str | None):
+    """(X, y or None): the MNIST test set by default or from a folder; every row of a CSV.
+    ``need_labels``: what needs them (for the message), or None when they are optional."""
     from . import datasets
 
     if path is None or Path(path).is_dir():
@@ -139,7 +140,7 @@ def load_data(path: Path | None, need_labels: bool):
         return mnist.test_images, mnist.test_labels
     X, y = datasets.read_csv(path) if str(path).lower().endswith((".csv", ".csv.gz")) else datasets.load_dataset(path)[:2]
     if need_labels and y is None:
-        raise DataError(f"CSV file {path} has no label column; evaluating needs labels")
+        raise DataError(f"CSV file {path} has no label column; {need_labels} needs labels")
     return X, y
 
 
@@ -211,7 +212,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from .report import classification_report, format_report
 
     model = load_model(args.model)
-    X, y = load_data(args.data, need_labels=True)
+    X, y = load_data(args.data, need_labels="evaluate")
     check_width(model, X, args.data)
     proba = model.predict_proba(X)
     loss = model.evaluate(X, y)["loss"]
@@ -225,7 +226,7 @@ def run_predict(args: argparse.Namespace) -> int:
     from .show import draw_text, image_side, save_png
 
     model = load_model(args.model)
-    X, y = load_data(args.data, need_labels=False)
+    X, y = load_data(args.data, need_labels=None)
     check_width(model, X, args.data)
     if args.png and not args.show:
         raise FastnnError("--png needs --show N")
@@ -267,7 +268,7 @@ def run_plot(args: argparse.Namespace) -> int:
     rows = metrics_log.read(args.metrics) if args.metrics else (model.metadata.get("history") or None)
     X = y = None
     if model is not None:
-        X, y = load_data(args.data, need_labels=True)
+        X, y = load_data(args.data, need_labels="plotting the confusion matrix")
         check_width(model, X, args.data)
     make_dir(args.out_dir)
     written = []
@@ -325,7 +326,7 @@ def describe(path, meta: dict, model, n_params: int) -> str:
                      f"{p['batches_done']} of {p['n_batches']}; continue with: fastnn train --resume {path}")
     config = extra.get("config")
     if config:
-        shown = {k: v for k, v in config.items() if v not in (None, False) or k == "shuffle"}
+        shown = {k: v for k, v in config.items() if not (v is None or v is False)}
         lines.append("training config: " + ", ".join(
             f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in shown.items()))
     elif extra.get("training"):

@@ -277,8 +277,8 @@ def for_resume(saved: dict[str, Any], given: dict[str, Any], checkpoint) -> dict
     config.update(saved)
     for name, value in given.items():
         if not BY_NAME[name].on_resume and value != config.get(name):
-            raise OptionError(f"--{name} cannot change when resuming: {checkpoint} was trained with "
-                              f"{name} = {config.get(name)!r}")
+            was = "the default" if config.get(name) is None else repr(config.get(name))
+            raise OptionError(f"--{name} cannot change when resuming: {checkpoint} was trained with {name} = {was}")
         config[name] = value
     check(config)
     return config

@@ -65,9 +65,7 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     for m, s in zip(models, settings):
         if m.position is not None:
             raise ValueError("a model holds an interrupted epoch: finish it with fit first")
-        state = m.optimizer_state
-        states.append(state if state is not None and state.optimizer == s.optimizer
-                      else OptimizerState.fresh(s.optimizer, m.layout.n_params, dtype))
+        states.append(OptimizerState.continued(m.optimizer_state, s.optimizer, m.layout.n_params, dtype))
     params = np.stack([m._params for m in models])
     grads = np.zeros_like(params)
     m_state = np.stack([s.m for s in states])

@@ -36,6 +36,8 @@ def _save(fig, path, dpi) -> None:
 def curves(rows: list[dict], path, dpi: int = 100) -> None:
     """Loss and accuracy per epoch, training and (when logged) validation."""
     fig = _figure(CURVES_SIZE, dpi)
+    from matplotlib.ticker import MaxNLocator
+
     epochs = [r["epoch"] for r in rows]
     for i, (metric, title) in enumerate((("loss", "loss"), ("accuracy", "accuracy"))):
         ax = fig.add_subplot(1, 2, i + 1)
@@ -44,6 +46,7 @@ def curves(rows: list[dict], path, dpi: int = 100) -> None:
             if points:
                 ax.plot(*zip(*points), style, label=label, markersize=3)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)
         ax.grid(alpha=0.3)
         if ax.lines:

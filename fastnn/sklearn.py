@@ -101,6 +101,7 @@ ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "r
 SOLVERS = ("sgd", "adam")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 DTYPES = {"float32": np.float32, "float64": np.float64}
+_NO_Y = object()  # predict's call of _validate_X (fit's y=None is an error)
 
 
 class _LearningRate(Schedule):
@@ -213,12 +214,12 @@ class _BaseMLP(BaseEstimator):
         sizes = self.hidden_layer_sizes
         return [sizes] if isinstance(sizes, (int, np.integer)) else list(sizes)
 
-    def _validate_X(self, X, y=None, reset=True, **y_options):
+    def _validate_X(self, X, y=_NO_Y, reset=True, **y_options):
         """X as the model reads it (and y checked against it), following ``pixels``."""
         keep_bytes = self.pixels and getattr(X, "dtype", None) == np.uint8 and not hasattr(X, "toarray")
         options = dict(accept_sparse=["csr", "csc", "coo"], dtype=None if keep_bytes else DTYPES[self.dtype],
                        reset=reset)
-        if y is None:
+        if y is _NO_Y:
             X = validate_data(self, X, **options)
         else:
             X, y = validate_data(self, X, y, **options, **y_options)
@@ -278,12 +279,12 @@ class _BaseMLP(BaseEstimator):
         schedule = _LearningRate()
         if not incremental or not hasattr(self, "_lr_factor"):
             self._lr_factor = 1.0
+        best_params = None
         if first or not incremental:
             self._no_improvement_count = 0
             self.best_loss_ = None if early_stopping else np.inf
             self.validation_scores_ = [] if early_stopping else None
             self.best_validation_score_ = -np.inf if early_stopping else None
-            best_params = None
         model = self.model_
 
         for _ in range(1 if incremental else self.max_iter):
@@ -466,7 +467,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def predict(self, X) -> np.ndarray:
         """The most probable class of each example, as a label of classes_."""
-        return self.classes_[self._outputs(X).argmax(axis=1)]
+        best = self._outputs(X).argmax(axis=1)
+        return self.classes_[best]
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):

@@ -72,6 +72,15 @@ class OptimizerState:
         size = n_params if optimizer.slots else 0
         return cls(optimizer, np.zeros(size, dtype), np.zeros(size if optimizer.slots > 1 else 0, dtype))
 
+    @classmethod
+    def continued(cls, state: "OptimizerState | None", optimizer: Optimizer, n_params: int,
+                  dtype) -> "OptimizerState":
+        """The state to train on with ``optimizer``: the previous one when it follows the same
+        update rule (new settings such as lr apply from the next step, as in torch), else fresh."""
+        if state is None or state.optimizer.code != optimizer.code:
+            return cls.fresh(optimizer, n_params, dtype)
+        return cls(optimizer, state.m, state.v, state.step)
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -143,9 +152,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     kernel = train_batches_parallel if parallel else train_batches_serial
     plan = gradient_plan(model.layout, threads if parallel else 1,
                          np.append(examples.rows.column_counts(), n))
-    state = model.optimizer_state
-    if state is None or state.optimizer != settings.optimizer:
-        state = OptimizerState.fresh(settings.optimizer, model.layout.n_params, model.dtype)
+    state = OptimizerState.continued(model.optimizer_state, settings.optimizer, model.layout.n_params, model.dtype)
     width = int(model.layout.cols[-1])
     bufs = tuple(np.zeros((batch_size, width), dtype=model.dtype) for _ in range(3))  # padding stays 0
     grad = np.zeros(model.layout.n_params, dtype=model.dtype)

@@ -166,3 +166,18 @@ def test_divergence_is_detected_and_weights_kept(small):
     with pytest.raises(TrainingDivergedError, match="NaN or infinite"):
         model.fit(X.astype(np.float64) * 1e18, y, epochs=3, lr=1e6)
     assert np.isfinite(model.get_params()).all()
+
+
+def test_optimizer_state_survives_a_new_learning_rate(small):
+    """As in torch, changing lr keeps the moments and the step count; changing the rule resets them."""
+    import fastnn
+
+    X, y = small
+    model = MLP([30, 9, 4], seed=1)
+    model.fit(X, y, epochs=1, batch_size=30, optimizer=fastnn.Adam(lr=0.01))
+    moments = model.optimizer_state.m.copy()
+    model.partial_fit(X, y, batch_size=30, optimizer=fastnn.Adam(lr=0.001))
+    assert model.optimizer_state.step == 8 and model.optimizer_state.optimizer.lr == 0.001
+    assert not np.array_equal(model.optimizer_state.m, moments)
+    model.partial_fit(X, y, batch_size=30, optimizer=fastnn.SGD(lr=0.1, momentum=0.9))
+    assert model.optimizer_state.step == 4
