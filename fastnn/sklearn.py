@@ -104,6 +104,10 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 _NO_Y = object()  # predict's call of _validate_X (fit's y=None is an error)
 
 
+class _Stop(Exception):
+    """Raised between epochs to end a fit: scikit-learn's stopping rule was met."""
+
+
 class _LearningRate(Schedule):
     """The factor of the base learning rate for the next epoch; the estimator sets it between
     epochs (scikit-learn's invscaling and adaptive rules). Not part of the optimizer, so
@@ -287,15 +291,18 @@ class _BaseMLP(BaseEstimator):
             self.best_validation_score_ = -np.inf if early_stopping else None
         model = self.model_
 
-        for _ in range(1 if incremental else self.max_iter):
-            if self.solver == "sgd" and self.learning_rate == "invscaling":
+        sgd_rate = self.solver == "sgd" and self.learning_rate != "constant"
+
+        def set_rate():
+            if sgd_rate and self.learning_rate == "invscaling":
                 self._lr_factor = 1.0 if self.t_ == 0 else 1.0 / (self.t_ + 1) ** self.power_t
-            schedule.current = self._lr_factor if self.solver == "sgd" else 1.0
-            history = model.fit(X, targets, epochs=1, batch_size=batch_size, optimizer=optimizer,
-                                schedule=schedule, shuffle=self.shuffle, sample_weight=sample_weight,
-                                threads=self.threads)
+            schedule.current = self._lr_factor if sgd_rate else 1.0
+
+        def end_epoch(epoch, history):
+            """scikit-learn's bookkeeping and stopping rules, after each epoch."""
+            nonlocal best_params
             squares = sum(float(np.dot(W.ravel(), W.ravel())) for W, _ in model.get_weights())
-            loss = history.loss[0] * self._loss_scale() + 0.5 * self.alpha * squares * n_batches / n
+            loss = history.loss[-1] * self._loss_scale() + 0.5 * self.alpha * squares * n_batches / n
             self.loss_ = loss
             self.loss_curve_.append(loss)
             self.n_iter_ += 1
@@ -316,24 +323,36 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = (self._no_improvement_count + 1
                                               if loss > self.best_loss_ - self.tol else 0)
                 self.best_loss_ = min(self.best_loss_, loss)
+            set_rate()
             if self._no_improvement_count > self.n_iter_no_change:
                 what = "Validation score" if early_stopping else "Training loss"
                 message = (f"{what} did not improve more than tol={self.tol:f} for "
                            f"{self.n_iter_no_change} consecutive epochs.")
-                if self.solver == "sgd" and self.learning_rate == "adaptive":
+                if sgd_rate and self.learning_rate == "adaptive":
                     if self.learning_rate_init * self._lr_factor > 1e-6:
                         self._lr_factor /= 5
+                        schedule.current = self._lr_factor
                         self._no_improvement_count = 0
                         if self.verbose:
                             print(f"Setting learning rate to {self.learning_rate_init * self._lr_factor:f}")
-                        continue
+                        return
                     message += " Learning rate too small."
                 if self.verbose:
                     print(message + " Stopping.")
-                break
+                raise _Stop  # the epoch is complete: the model is consistent, ready to continue
             if not incremental and self.n_iter_ == self.max_iter:
                 warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                               "optimization hasn't converged yet.", ConvergenceWarning)
+
+        # One fit call for every epoch (per-epoch calls would convert X again each time); the
+        # rules above run between epochs and stop training by raising _Stop.
+        set_rate()
+        try:
+            model.fit(X, targets, epochs=1 if incremental else self.max_iter, batch_size=batch_size,
+                      optimizer=optimizer, schedule=schedule, shuffle=self.shuffle, sample_weight=sample_weight,
+                      threads=self.threads, on_epoch=end_epoch)
+        except _Stop:
+            pass
         if early_stopping and best_params is not None:
             model.set_params(best_params)
         return self
