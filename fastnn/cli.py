@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model", type=Path, metavar="MODEL", help="a model file (.npz)")
     info.add_argument("--json", action="store_true", help="print the metadata as JSON")
     info.set_defaults(run=run_info)
+    from .sweeps import add_sweep_command
+    add_sweep_command(commands)
     return parser
 
 

@@ -197,7 +197,8 @@ class MLP:
         - ``threads`` defaults to Numba's thread count; results do not depend on it.
         - ``on_block(epoch, batches_done, n_batches)`` runs after each of ``blocks_per_epoch``
           blocks of batches, ``on_epoch(epoch, history)`` after each epoch: Python runs only
-          between blocks. When on_block returns True, training stops there (history.interrupted);
+          between blocks. When on_block or on_epoch returns True, training stops there
+          (history.interrupted);
           the model then holds its position in the epoch, and a checkpoint saved now (save)
           resumes exactly: load it and call fit again with the same data and options.
         Raises TrainingDivergedError, with the weights of the last good block restored, if the
@@ -233,7 +234,8 @@ class MLP:
         held = int(round(n * fraction))
         if held < 1 or held >= n:
             raise DataError(f"validation_split={fraction} leaves no examples on one side of {n}")
-        order = self.rng.permutation(n)
+        # Drawn from the seed alone, not the training generator: a resumed fit holds out the same examples.
+        order = np.random.default_rng([self.seed, 1]).permutation(n)
         return examples.subset(np.sort(order[held:])), examples.subset(np.sort(order[:held]))
 
     # -- inference -----------------------------------------------------------------------------

@@ -104,10 +104,6 @@ DTYPES = {"float32": np.float32, "float64": np.float64}
 _NO_Y = object()  # predict's call of _validate_X (fit's y=None is an error)
 
 
-class _Stop(Exception):
-    """Raised between epochs to end a fit: scikit-learn's stopping rule was met."""
-
-
 class _LearningRate(Schedule):
     """The factor of the base learning rate for the next epoch; the estimator sets it between
     epochs (scikit-learn's invscaling and adaptive rules). Not part of the optimizer, so
@@ -339,20 +335,17 @@ class _BaseMLP(BaseEstimator):
                     message += " Learning rate too small."
                 if self.verbose:
                     print(message + " Stopping.")
-                raise _Stop  # the epoch is complete: the model is consistent, ready to continue
+                return True  # scikit-learn's stopping rule was met: fit stops after this epoch
             if not incremental and self.n_iter_ == self.max_iter:
                 warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                               "optimization hasn't converged yet.", ConvergenceWarning)
 
         # One fit call for every epoch (per-epoch calls would convert X again each time); the
-        # rules above run between epochs and stop training by raising _Stop.
+        # rules above run between epochs and stop training by returning True.
         set_rate()
-        try:
-            model.fit(X, targets, epochs=1 if incremental else self.max_iter, batch_size=batch_size,
-                      optimizer=optimizer, schedule=schedule, shuffle=self.shuffle, sample_weight=sample_weight,
-                      threads=self.threads, on_epoch=end_epoch)
-        except _Stop:
-            pass
+        model.fit(X, targets, epochs=1 if incremental else self.max_iter, batch_size=batch_size,
+                  optimizer=optimizer, schedule=schedule, shuffle=self.shuffle, sample_weight=sample_weight,
+                  threads=self.threads, on_epoch=end_epoch)
         if early_stopping and best_params is not None:
             model.set_params(best_params)
         return self

@@ -34,7 +34,7 @@ class History:
     """Per-epoch metrics of a fit: training loss and accuracy (over the epoch, as it trained),
     validation loss and accuracy when there is validation data, learning rate at the epoch's
     end, and seconds per epoch. ``stopped_early`` and ``best_epoch`` report early stopping,
-    ``interrupted`` that on_block asked training to stop."""
+    ``interrupted`` that on_block or on_epoch asked training to stop."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
@@ -217,8 +217,8 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
                 monitored = metrics["loss"]
             settings.schedule.end_epoch(monitored)
             stop = stopper.update(epoch, monitored)
-            if on_epoch is not None:
-                on_epoch(epoch, history)
+            if on_epoch is not None and on_epoch(epoch, history):
+                history.interrupted = True
             if stop:
                 history.stopped_early = True
             if stop or history.interrupted:

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 import fastnn
-import fastnn.sweep
-from fastnn.sweep import METRICS, SweepError, plan, sweep
+import fastnn
+import fastnn.sweeps
+from fastnn.sweeps import METRICS, SweepError, plan, sweep
 
 
 def synthetic(n=600, d=12, seed=0):
@@ -113,7 +114,7 @@ def test_resume_skips_finished_runs(tmp_path):
 
 
 def test_callable_module():
-    assert callable(fastnn.sweep) and fastnn.sweep.sweep is sweep
+    assert fastnn.sweep is sweep
 
 
 def test_command_on_mnist_subset(tmp_path, shared_data):
@@ -121,7 +122,7 @@ def test_command_on_mnist_subset(tmp_path, shared_data):
     toml.write_text(f'[sweep]\ndata = "{shared_data / "mnist"}"\nlimit = 2000\nseeds = [0]\n'
                     'metric = "val_accuracy"\n\n[train]\nlayers = [784, 16, 10]\ninit = "he"\nepochs = 2\n\n'
                     '[grid]\nlr = [0.05, 0.1]\n')
-    command = [sys.executable, "-m", "fastnn.sweep", str(toml), "-q"]
+    command = [sys.executable, "-m", "fastnn.sweeps", str(toml), "-q"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(tmp_path / "mnist-sweep" / "results.csv")

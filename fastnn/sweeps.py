@@ -2,7 +2,7 @@
 and seeds, on this machine or on a Dask cluster.
 
     fastnn sweep CONFIG.toml [--out DIR] [--resume] [--scheduler ADDRESS | --workers N]
-    python -m fastnn.sweep CONFIG.toml ...          (the same, until `fastnn sweep` is wired in)
+    python -m fastnn.sweeps CONFIG.toml ...         (the same)
     fastnn.sweep(config, client=None, ...)          (Python; config: a TOML path or a dict)
 
 A config file has three tables; every key of [train], [grid] and [random] is a long option name
@@ -46,7 +46,6 @@ import os
 import socket
 import sys
 import time
-import types
 from pathlib import Path
 from typing import Any, Callable
 
@@ -580,7 +579,7 @@ def add_sweep_command(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "sweep", help="grid or random search over options and seeds, here or on a Dask cluster",
         description="Train one run per point of a grid or random search and per seed, as described by "
-                    "CONFIG.toml (see 'python -c \"import fastnn.sweep; help(fastnn.sweep)\"'); write "
+                    "CONFIG.toml (see 'python -c \"import fastnn.sweeps; help(fastnn.sweeps)\"'); write "
                     "OUT/results.csv (one row per run, sorted by the metric at the end) and the best "
                     "model to OUT/best.npz.")
     add_sweep_arguments(p)
@@ -639,16 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-class _CallableModule(types.ModuleType):
-    """fastnn.sweep is this module and, called, the function sweep: fastnn.sweep(config, ...)."""
-
-    def __call__(self, *args, **kwargs):
-        return sweep(*args, **kwargs)
-
-
 if __name__ == "__main__":
-    from fastnn.sweep import main as _main  # the module under its own name, so that Dask pickles by reference
+    from fastnn.sweeps import main as _main  # the module under its own name, so that Dask pickles by reference
 
     sys.exit(_main())
-else:
-    sys.modules[__name__].__class__ = _CallableModule
