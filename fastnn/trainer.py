@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config as options
-from .errors import DataError, FastnnError
+from .errors import DataError, FastnnError, TrainingDivergedError
 
 def data_checksum(X: np.ndarray, y: np.ndarray) -> str:
     """SHA-256 of the training arrays (dtype, shape and bytes of X, then of y)."""
@@ -166,6 +166,11 @@ def run(args) -> int:
                                     early_stopping=early, clip_norm=config["clip-norm"], threads=config["threads"],
                                     blocks_per_epoch=config["blocks-per-epoch"], on_block=on_block,
                                     on_epoch=on_epoch)
+        except TrainingDivergedError as diverged:
+            if not config["out"]:
+                raise
+            save(config["out"])  # the weights of the last good block
+            raise TrainingDivergedError(f"{diverged}; saved them to {config['out']}") from None
         finally:
             progress.close()
         finished = model.epochs_trained >= config["epochs"] or (history is not None and history.stopped_early)

@@ -415,3 +415,13 @@ def test_each_command_rejects_bad_input_in_one_line(args, message, status, bad_f
     assert message.format(**names) in result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert result.stderr.startswith("fastnn")
+
+
+def test_divergence_exits_non_zero_and_saves_the_last_good_weights(small_csv, tmp_path):
+    out = tmp_path / "m.npz"
+    result = fastnn("train", "--data", str(small_csv), "--layers", "784,32,10", "--epochs", "3",
+                    "--lr", "1e9", "--init", "he", "--out", str(out))
+    assert result.returncode == 1
+    assert "NaN or infinite" in result.stderr and f"saved them to {out}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert np.isfinite(MLP.load(out).get_params()).all()
