@@ -2,7 +2,6 @@
 and seeds, on this machine or on a Dask cluster.
 
     fastnn sweep CONFIG.toml [--out DIR] [--resume] [--scheduler ADDRESS | --workers N]
-    python -m fastnn.sweeps CONFIG.toml ...         (the same)
     fastnn.sweep(config, client=None, ...)          (Python; config: a TOML path or a dict)
 
 A config file has three tables; every key of [train], [grid] and [random] is a long option name
@@ -44,7 +43,6 @@ import json
 import math
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -53,7 +51,7 @@ import numpy as np
 
 from .errors import FastnnError
 
-__all__ = ["sweep", "plan", "add_sweep_command", "run_sweep_command", "main"]
+__all__ = ["sweep", "plan", "add_sweep_command", "run_sweep_command"]
 
 SWEEP_KEYS = {"data", "limit", "validation", "split-seed", "seeds", "metric", "mode", "runs", "search-seed",
               "models-per-task", "out"}
@@ -621,24 +619,3 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     print(f"{len(table)} runs; results: {folder / 'results.csv'}; best model ({settings['metric']}): "
           f"{folder / 'best.npz'}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m fastnn.sweep CONFIG.toml ...`: errors as one line, as `fastnn`'s."""
-    parser = argparse.ArgumentParser(prog="python -m fastnn.sweep", description=add_sweep_command.__doc__)
-    add_sweep_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_sweep_command(args)
-    except (FastnnError, ValueError, OSError) as e:
-        print(f"fastnn sweep: error: {' '.join(str(e).split())}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("fastnn sweep: interrupted (continue with --resume)", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    from fastnn.sweeps import main as _main  # the module under its own name, so that Dask pickles by reference
-
-    sys.exit(_main())

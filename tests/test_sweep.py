@@ -9,13 +9,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import fastnn
 import fastnn
 import fastnn.sweeps
 from fastnn.sweeps import METRICS, SweepError, plan, sweep
@@ -122,7 +120,7 @@ def test_command_on_mnist_subset(tmp_path, shared_data):
     toml.write_text(f'[sweep]\ndata = "{shared_data / "mnist"}"\nlimit = 2000\nseeds = [0]\n'
                     'metric = "val_accuracy"\n\n[train]\nlayers = [784, 16, 10]\ninit = "he"\nepochs = 2\n\n'
                     '[grid]\nlr = [0.05, 0.1]\n')
-    command = [sys.executable, "-m", "fastnn.sweeps", str(toml), "-q"]
+    command = [sys.executable, "-m", "fastnn.cli", "sweep", str(toml), "-q"]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stderr
     table = pd.read_csv(tmp_path / "mnist-sweep" / "results.csv")
