@@ -255,7 +255,7 @@ def notes(results):
         if len(status) > STATUS_WIDTH:
             out.append(f"{LABELS[name]}: {status}")
         by_width = {h: r.note for h, r in per_width.items() if r.note}
-        if len(set(by_width.values())) == 1:
+        if len(by_width) == len(per_width) and len(set(by_width.values())) == 1:
             out.append(f"{LABELS[name]}: {next(iter(by_width.values()))}")
         else:
             out += [f"{LABELS[name]} H={h}: {note}" for h, note in by_width.items()]
