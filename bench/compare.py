@@ -110,17 +110,24 @@ def load_mnist():
 # --- versions -----------------------------------------------------------------
 
 
-def _fastnn_version():
+def _git(*args):
     try:
-        return importlib.metadata.version("fastnn")
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    try:
-        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-        return f"source tree at {sha}"
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "source tree"
+        return None
+
+
+def _fastnn_version():
+    """Package version plus the commit, and whether fastnn/ differs from it (it is being edited)."""
+    try:
+        version = importlib.metadata.version("fastnn")
+    except importlib.metadata.PackageNotFoundError:
+        version = "source tree"
+    sha = _git("rev-parse", "--short", "HEAD")
+    if sha:
+        dirty = " + uncommitted changes" if _git("status", "--porcelain", "--", "fastnn") else ""
+        version += f" (git {sha}{dirty})"
+    return version
 
 
 def versions(frameworks):
