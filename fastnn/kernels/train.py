@@ -46,26 +46,27 @@ from .optim import update_segment
 from .simd import prefetch
 
 
-# Shuffled examples sit anywhere in tens of MB of sparse rows: ask for the rows of the example
-# this many places ahead while the current one computes.
+# When the sparse rows are not in visiting order (fit_many), the next rows sit anywhere in tens
+# of MB: ask for the rows this many places ahead while the current one computes.
 PREFETCH_AHEAD = 3
 
 
 @njit(cache=True)
-def prefetch_example(data, e):
-    """Bring example e's non-zero columns and values towards the cache (64-byte lines)."""
+def prefetch_row(data, row):
+    """Bring a sparse row's non-zero columns and values towards the cache (64-byte lines)."""
     indptr, indices, values = data[0], data[1], data[2]
     step = 64 // indices.itemsize
-    for k in range(indptr[e], indptr[e + 1], step):
+    for k in range(indptr[row], indptr[row + 1], step):
         prefetch(indices, k)
     step = 64 // values.itemsize
-    for k in range(indptr[e], indptr[e + 1], step):
+    for k in range(indptr[row], indptr[row + 1], step):
         prefetch(values, k)
 
 
 @njit(cache=True)
-def forward_example(params, net, data, e, z_row, a_row, training):
-    """Forward pass of example e; returns (loss, predicted class or -1 for regression)."""
+def forward_example(params, net, data, row, e, z_row, a_row, training):
+    """Forward pass of example e, whose inputs are sparse row ``row``; returns (loss, predicted
+    class or -1 for regression)."""
     sizes, strides, offsets, cols, acts, dropout, key = net
     indptr, indices, values, scale, labels, targets, weights = data
     n_layers = acts.size
@@ -74,7 +75,7 @@ def forward_example(params, net, data, e, z_row, a_row, training):
         z = z_row[cols[l]:cols[l + 1]]
         if l == 0:
             sparse_dense_forward(params, offsets[0], n_in, strides[0], indices, values, scale,
-                                 indptr[e], indptr[e + 1], z)
+                                 indptr[row], indptr[row + 1], z)
         else:
             dense_forward(params, offsets[l], n_in, strides[l], a_row[cols[l - 1]:cols[l]], z)
         if l < n_layers - 1:
@@ -118,7 +119,7 @@ def backward_example(params, net, data, e, weight, z_row, a_row, d_row):
 
 
 @njit(inline="always")
-def forward_backward_batch(params, net, data, order, start, n_batch, bufs, losses, hits):
+def forward_backward_batch(params, net, data, order, rows, start, n_batch, bufs, losses, hits):
     """Phase 1, parallel over the batch's examples."""
     Z, A, D = bufs
     weights = data[6]
@@ -128,16 +129,16 @@ def forward_backward_batch(params, net, data, order, start, n_batch, bufs, losse
     inverse = params.dtype.type(1) / total if total > 0 else params.dtype.type(0)
     for b in prange(n_batch):
         e = order[start + b]
-        if start + b + PREFETCH_AHEAD < order.size:
-            prefetch_example(data, order[start + b + PREFETCH_AHEAD])
-        loss, predicted = forward_example(params, net, data, e, Z[b], A[b], True)
+        if start + b + PREFETCH_AHEAD < rows.size:
+            prefetch_row(data, rows[start + b + PREFETCH_AHEAD])
+        loss, predicted = forward_example(params, net, data, rows[start + b], e, Z[b], A[b], True)
         losses[start + b] = loss
         hits[start + b] = predicted == data[4][e]
         backward_example(params, net, data, e, weights[e] * inverse, Z[b], A[b], D[b])
 
 
 @njit(inline="always")
-def accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, q0, q1):
+def accumulate_units(grad, net, data, rows, start, n_batch, bufs, plan, q0, q1):
     """Gradient rows of units assign[q0:q1], summed over the batch in order."""
     sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
     indptr, indices, values, scale = data[0], data[1], data[2], data[3]
@@ -147,9 +148,9 @@ def accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, q0, q1)
         l, r0, r1 = units[assign[q], 0], units[assign[q], 1], units[assign[q], 2]
         if l == 0:
             for b in range(n_batch):
-                e = order[start + b]
+                row = rows[start + b]
                 sparse_dense_backward(grad, offsets[0], sizes[0], strides[0], indices, values, scale,
-                                      indptr[e], indptr[e + 1], D[b, cols[0]:cols[1]], r0, r1)
+                                      indptr[row], indptr[row + 1], D[b, cols[0]:cols[1]], r0, r1)
         else:
             dense_backward_rows(grad, offsets[l], sizes[l], strides[l], A, cols[l - 1], D, cols[l],
                                 n_batch, r0, r1)
@@ -168,18 +169,18 @@ def update_units(params, grad, net, plan, opt, batch, grad_scale, q0, q1):
 
 
 @njit(inline="always")
-def gradient_and_update(params, grad, net, data, order, start, n_batch, bufs, plan, opt, batch):
+def gradient_and_update(params, grad, net, data, rows, start, n_batch, bufs, plan, opt, batch):
     """Phase 2, parallel over disjoint row ranges of the parameters."""
     assign_ptr = plan[1]
     clip_norm = opt[5]
     one = params.dtype.type(1)
     if clip_norm <= 0:
         for t in prange(assign_ptr.size - 1):
-            accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
+            accumulate_units(grad, net, data, rows, start, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
             update_units(params, grad, net, plan, opt, batch, one, assign_ptr[t], assign_ptr[t + 1])
     else:  # clipping needs the whole gradient's norm before any update
         for t in prange(assign_ptr.size - 1):
-            accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
+            accumulate_units(grad, net, data, rows, start, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
         squares = 0.0
         for i in range(grad.size):  # a plain loop: summed in one fixed order, never split
             squares += np.float64(grad[i]) * np.float64(grad[i])
@@ -190,27 +191,28 @@ def gradient_and_update(params, grad, net, data, order, start, n_batch, bufs, pl
 
 
 @njit(inline="always")
-def train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits):
-    """Batches first..last-1 of the epoch whose example order is ``order``."""
+def train_batches(params, grad, net, data, order, rows, batch_size, first, last, bufs, plan, opt, losses, hits):
+    """Batches first..last-1 of an epoch that visits examples order[i], whose inputs are the
+    sparse rows rows[i] (the identity when the rows were gathered in visiting order)."""
     n = order.size
     for batch in range(first, last):
         start = batch * batch_size
         n_batch = min(batch_size, n - start)
-        forward_backward_batch(params, net, data, order, start, n_batch, bufs, losses, hits)
-        gradient_and_update(params, grad, net, data, order, start, n_batch, bufs, plan, opt, batch - first)
+        forward_backward_batch(params, net, data, order, rows, start, n_batch, bufs, losses, hits)
+        gradient_and_update(params, grad, net, data, rows, start, n_batch, bufs, plan, opt, batch - first)
 
 
 # Two compiled copies of the same loop: threads pay only where a batch has enough work to share.
 @njit(cache=True, parallel=True)
-def train_batches_parallel(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt,
+def train_batches_parallel(params, grad, net, data, order, rows, batch_size, first, last, bufs, plan, opt,
                            losses, hits):
-    train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits)
+    train_batches(params, grad, net, data, order, rows, batch_size, first, last, bufs, plan, opt, losses, hits)
 
 
 @njit(cache=True)
-def train_batches_serial(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt,
+def train_batches_serial(params, grad, net, data, order, rows, batch_size, first, last, bufs, plan, opt,
                          losses, hits):
-    train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits)
+    train_batches(params, grad, net, data, order, rows, batch_size, first, last, bufs, plan, opt, losses, hits)
 
 
 @njit(cache=True)
@@ -218,7 +220,7 @@ def batch_gradient(params, grad, net, data, order, bufs, plan, losses, hits):
     """The mean gradient over the examples ``order`` (one batch), added into ``grad``; no update."""
     n_batch = order.size
     assign_ptr = plan[1]
-    forward_backward_batch(params, net, data, order, 0, n_batch, bufs, losses, hits)
+    forward_backward_batch(params, net, data, order, order, 0, n_batch, bufs, losses, hits)
     for t in range(assign_ptr.size - 1):
         accumulate_units(grad, net, data, order, 0, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
 
@@ -234,7 +236,7 @@ def predict_rows(params, net, data, outputs, losses, hits):
         z_row = np.zeros(cols[-1], dtype=params.dtype)
         a_row = np.zeros(cols[-1], dtype=params.dtype)
         for e in range(c * chunk, min(n, (c + 1) * chunk)):
-            loss, predicted = forward_example(params, net, data, e, z_row, a_row, False)
+            loss, predicted = forward_example(params, net, data, e, e, z_row, a_row, False)
             losses[e] = loss
             hits[e] = predicted == data[4][e]
             for j in range(k):
@@ -243,7 +245,8 @@ def predict_rows(params, net, data, outputs, losses, hits):
 
 @njit(cache=True, parallel=True)
 def train_many(params, grads, net, keys, data, orders, batch_size, first, last, bufs, plan, opt, losses, hits):
-    """train_batches_serial for K models of one shape at once, one model per thread at a time.
+    """train_batches_serial for K models of one shape at once, one model per thread at a time
+    (reading the sparse rows where they lie: one gathered copy per model would cost K copies).
 
     Row k of params, grads, keys (dropout), orders, bufs (Z, A, D: (K, batch, width)) and of the
     optimizer's m, v, hyper and lrs belongs to model k. Models never wait for each other, and each
@@ -254,5 +257,5 @@ def train_many(params, grads, net, keys, data, orders, batch_size, first, last, 
     Z, A, D = bufs
     for k in prange(params.shape[0]):
         train_batches_serial(params[k], grads[k], (sizes, strides, offsets, cols, acts, dropout, keys[k]), data,
-                             orders[k], batch_size, first, last, (Z[k], A[k], D[k]), plan,
+                             orders[k], orders[k], batch_size, first, last, (Z[k], A[k], D[k]), plan,
                              (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k])
