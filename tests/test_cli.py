@@ -327,6 +327,29 @@ def test_resume_from_a_periodic_checkpoint(uninterrupted, tmp_path):
     assert np.array_equal(MLP.load(tmp_path / "m.npz").get_params(), uninterrupted["params"])
 
 
+def test_kill_9_during_training_then_resume_from_the_last_checkpoint(uninterrupted, data_files, tmp_path):
+    """No handler runs on SIGKILL: the periodic checkpoint on disk is all that is left, whole, and
+    resuming from it ends bit-identical to the uninterrupted run."""
+    checkpoint = tmp_path / "run.ckpt.npz"
+    process = subprocess.Popen([sys.executable, "-m", "fastnn.cli", "train", "--data", str(data_files["train"]),
+                                *RUN, "--out", str(tmp_path / "run.npz"), "--checkpoint", str(checkpoint),
+                                "--checkpoint-every", "1", "--quiet"], stdout=subprocess.PIPE, text=True)
+    try:
+        for line in process.stdout:
+            if line.startswith("epoch 2:"):
+                process.send_signal(signal.SIGKILL)
+                break
+        process.wait(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode == -signal.SIGKILL
+    assert not (tmp_path / "run.npz").exists()
+    assert MLP.load(checkpoint).epochs_trained in (1, 2)  # the one written last, whole
+    result = fastnn("train", "--resume", str(checkpoint), "--out", str(tmp_path / "run.npz"))
+    assert result.returncode == 0, result.stderr
+    assert np.array_equal(MLP.load(tmp_path / "run.npz").get_params(), uninterrupted["params"])
+
+
 SAVER = """
 import sys
 import numpy as np
