@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .model import MLP
 
 # Below this many multiply-adds per batch, a parallel region costs more than it saves.
-PARALLEL_MIN_WORK = 200_000
+PARALLEL_MIN_WORK = 500_000
 
 
 @dataclass
