@@ -83,6 +83,7 @@ def test_predict_refuses_bad_inputs(bad):
         MLP([2, 3, 2]).predict(bad)
 
 
+@pytest.mark.slow
 def test_kernels_stay_in_bounds_under_numba_boundscheck():
     """All kernels, compiled with NUMBA_BOUNDSCHECK=1 (in a cache of their own: Numba's cache does
     not tell the two builds apart), on validated inputs of awkward shapes: an out-of-bounds index

@@ -7,9 +7,6 @@ from fastnn import MLP, reference
 from fastnn.datasets import read_csv
 from helpers import to_reference
 
-pytestmark = pytest.mark.slow
-
-
 def test_tutorial_network_minibatch_sgd(mnist):
     """784-10-10, the tutorial's initialisation, lr 0.1, batch 64: median over five seeds."""
     after_one, after_five = [], []
@@ -43,6 +40,7 @@ def tutorial_split(X, y, seed):
     return X[order[1000:]], y[order[1000:]], X[order[:1000]], y[order[:1000]]
 
 
+@pytest.mark.slow
 def test_full_batch_matches_reference_on_the_tutorial(kaggle):
     X, y, X_dev, y_dev = tutorial_split(*kaggle, seed=0)
     model = MLP([784, 10, 10], seed=0, dtype="float64")
@@ -55,6 +53,7 @@ def test_full_batch_matches_reference_on_the_tutorial(kaggle):
     np.testing.assert_allclose(W, params[0][0].T, rtol=0, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_tutorial_dev_accuracy_over_five_seeds(kaggle):
     dev = []
     for seed in range(5):
