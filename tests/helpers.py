@@ -24,3 +24,14 @@ def random_pixels(n, n_features, seed=0, density=0.3):
 
 def reference_loss(params, X, y):
     return reference.loss(params, reference.scale_pixels(X), y)
+
+
+def gaussian_problem(n, sizes, seed=0, output="softmax"):
+    """Gaussian inputs (dense, float64) and labels that depend on them, or regression targets."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, sizes[0]))
+    if output == "softmax":
+        y = (X @ rng.normal(size=(sizes[0], sizes[-1])) + rng.normal(size=(n, sizes[-1]))).argmax(axis=1)
+    else:
+        y = np.tanh(X @ rng.normal(size=(sizes[0], sizes[-1])) / 3) + 0.1 * rng.normal(size=(n, sizes[-1]))
+    return X, y

@@ -423,7 +423,7 @@ def bad_files(tmp_path_factory, trained):
     (["evaluate", "{model}", "--data", "{test}"], "has no label column", 1),
     (["predict", "{bad}/narrow.npz", "--data", "{test}"], "has 784 features per example, the network expects 100", 1),
     (["evaluate", "{model}", "--data", "{bad}/nothing.csv"], "{bad}/nothing.csv does not exist", 1),
-    (["predict", "{model}", "--data", "{test}", "--show", "0"], "expected a positive integer", 2),
+    (["predict", "{model}", "--data", "{test}", "--show", "0"], "expected an integer >= 1", 2),
     (["predict", "{model}", "--data", "{test}", "--out", "{bad}/no/such/folder/p.csv"], "could not write", 1),
     (["plot"], "nothing to plot", 1),
     (["plot", "--metrics", "{bad}/log.csv"], "is not a fastnn metrics log", 1),

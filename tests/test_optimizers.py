@@ -11,6 +11,7 @@ import pytest
 
 import fastnn
 from fastnn import MLP, schedules
+from helpers import gaussian_problem
 from torch_reference import max_change, max_relative_error, torch_gradient_norms, torch_train
 
 torch = pytest.importorskip("torch", reason="the PyTorch comparisons need torch (pip install 'fastnn[torch]')")
@@ -20,14 +21,7 @@ SIZES = [12, 10, 8, 4]
 
 
 def problem(n, seed=0, sizes=SIZES, output="softmax"):
-    """Gaussian inputs (dense, float64) and labels that depend on them, or regression targets."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, sizes[0]))
-    if output == "softmax":
-        y = (X @ rng.normal(size=(sizes[0], sizes[-1])) + rng.normal(size=(n, sizes[-1]))).argmax(axis=1)
-    else:
-        y = np.tanh(X @ rng.normal(size=(sizes[0], sizes[-1])) / 3) + 0.1 * rng.normal(size=(n, sizes[-1]))
-    return X, y
+    return gaussian_problem(n, sizes, seed, output)
 
 
 def compare(model, X, y, *, optimizer, torch_optimizer, epochs, batch_size, schedule=None, torch_scheduler=None,

@@ -10,6 +10,7 @@ import fastnn
 from fastnn import MLP
 from fastnn.kernels.layers import dropout_uniform
 from fastnn.training import dropout_key
+from helpers import gaussian_problem
 from torch_reference import (
     dropout_key_numpy,
     dropout_scale,
@@ -24,13 +25,7 @@ SIZES = [12, 16, 12, 4]
 
 
 def problem(n, seed=0, sizes=SIZES, output="softmax"):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, sizes[0]))
-    if output == "softmax":
-        y = (X @ rng.normal(size=(sizes[0], sizes[-1])) + rng.normal(size=(n, sizes[-1]))).argmax(axis=1)
-    else:
-        y = np.tanh(X @ rng.normal(size=(sizes[0], sizes[-1])) / 3) + 0.1 * rng.normal(size=(n, sizes[-1]))
-    return X, y
+    return gaussian_problem(n, sizes, seed, output)
 
 
 def replay_orders(model, n, epochs):
