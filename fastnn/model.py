@@ -317,7 +317,7 @@ class MLP:
             model.rng.bit_generator.state = meta["rng"]
             training = meta.get("training") or {}
             model.epochs_trained = int(training.get("epochs_trained", 0))
-            model.position = training.get("position")
+            model.position = _checked_position(training.get("position"))
             if training.get("optimizer"):
                 saved = training["optimizer"]
                 if saved["class"] not in optimizers.__all__:
@@ -349,3 +349,15 @@ class MLP:
         batch_gradient(self._params, grad, self._net(), examples.kernel_tuple(), np.arange(n, dtype=np.int64),
                        bufs, gradient_plan(self.layout, 1), np.empty(n, self.dtype), np.empty(n, np.bool_))
         return self.layout.to_dense(grad)
+
+
+def _checked_position(position):
+    """A checkpoint's place inside an interrupted epoch, checked: it comes from a file, and its
+    numbers reach the training kernel as batch indices."""
+    if position is None:
+        return None
+    done, total = position.get("batches_done"), position.get("n_batches")
+    if not (isinstance(done, int) and isinstance(total, int) and 0 <= done < total
+            and isinstance(position.get("rng"), dict)):
+        raise ValueError(f"invalid position inside an epoch: {position!r}")
+    return position

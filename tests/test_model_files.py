@@ -75,3 +75,19 @@ def test_a_full_disk_during_a_save_keeps_the_previous_file(tmp_path, monkeypatch
     monkeypatch.undo()
     assert np.array_equal(MLP.load(path).get_params(), first.get_params())
     assert [p.name for p in tmp_path.iterdir()] == ["model.npz"]  # no temporary file left behind
+
+
+@pytest.mark.parametrize("position", [{"batches_done": 1.5, "n_batches": 4, "rng": {}},
+                                      {"batches_done": -1, "n_batches": 4, "rng": {}},
+                                      {"batches_done": 4, "n_batches": 4, "rng": {}}, "nowhere"])
+def test_a_checkpoint_with_a_bad_position_is_refused(tmp_path, position):
+    """The position inside an epoch reaches the kernel as batch indices: checked at load."""
+    path = tmp_path / "ckpt.npz"
+    MLP([4, 3, 2]).save(path)
+    with np.load(path) as npz:
+        arrays = {name: npz[name] for name in npz.files}
+    meta = json.loads(arrays.pop("meta").tobytes())
+    meta["training"]["position"] = position
+    np.savez(path, **arrays, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    with pytest.raises(ModelFileError, match="position|describes no valid network"):
+        MLP.load(path)
