@@ -25,6 +25,8 @@ def _kernel_cache_dir() -> Path:
 
 # Set before anything imports numba, which reads it once.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(_kernel_cache_dir()))
+if os.environ.get("FASTNN_DATA"):  # absolute, for the subprocesses that run in other folders
+    os.environ["FASTNN_DATA"] = os.path.abspath(os.environ["FASTNN_DATA"])
 
 
 @pytest.fixture(scope="session")
