@@ -10,43 +10,90 @@ arithmetic stays in the dtype of the buffers.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .codes import LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, TANH
-from .simd import lanes, vadd, vfma, vload, vsplat, vstore, vsum, vzero
+from .simd import lanes, load, vadd, vfma, vload, vsplat, vstore, vsum, vzero
 
 
 # -- dense layer, sparse input (the first layer): z = b + sum_k x_k W[i_k, :] -----------------
 
+# uint8 pixel -> pixel / 255, as one load from a table of 256 (instead of a conversion and a
+# multiplication per input); float inputs are used as they are (scale 1).
+_PIXELS_32 = np.arange(256, dtype=np.float32) * np.float32(1 / 255)
+_PIXELS_64 = np.arange(256, dtype=np.float64) * np.float64(1 / 255)
+
+
+def input_value(values, k, scale):
+    """The k-th non-zero input, scaled: values[k] * scale."""
+    return values[k] * scale
+
+
+@overload(input_value, jit_options={"cache": True})
+def _input_value(values, k, scale):
+    if values.dtype == types.uint8:
+        table = _PIXELS_32 if scale == types.float32 else _PIXELS_64
+        return lambda values, k, scale: table[load(values, k)]
+    return lambda values, k, scale: load(values, k) * scale
+
+
 @njit(cache=True)
 def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, start, stop, z):
-    """z = b + sum over the example's non-zero inputs k of (scale * values[k]) * W[indices[k], :]."""
+    """z = b + sum over the example's non-zero inputs k of (scale * values[k]) * W[indices[k], :].
+
+    Inputs alternate between two sets of accumulators (summed at the end), so that each FMA
+    waits on the one two inputs back: a single chain would run at the FMA's latency.
+    """
     L = lanes(params)
     bias = off + n_in * stride
     t = 0
-    while t + 4 * L <= stride:
-        a0, a1 = vload(params, bias + t), vload(params, bias + t + L)
-        a2, a3 = vload(params, bias + t + 2 * L), vload(params, bias + t + 3 * L)
-        for k in range(start, stop):
-            v = vsplat(values[k] * scale)
-            r = off + indices[k] * stride + t
-            a0, a1 = vfma(v, vload(params, r), a0), vfma(v, vload(params, r + L), a1)
-            a2, a3 = vfma(v, vload(params, r + 2 * L), a2), vfma(v, vload(params, r + 3 * L), a3)
-        vstore(z, t, a0), vstore(z, t + L, a1), vstore(z, t + 2 * L, a2), vstore(z, t + 3 * L, a3)
-        t += 4 * L
-    if t + 2 * L <= stride:
-        a0, a1 = vload(params, bias + t), vload(params, bias + t + L)
-        for k in range(start, stop):
-            v = vsplat(values[k] * scale)
-            r = off + indices[k] * stride + t
-            a0, a1 = vfma(v, vload(params, r), a0), vfma(v, vload(params, r + L), a1)
-        vstore(z, t, a0), vstore(z, t + L, a1)
-        t += 2 * L
-    if t < stride:
-        a0 = vload(params, bias + t)
-        for k in range(start, stop):
-            a0 = vfma(vsplat(values[k] * scale), vload(params, off + indices[k] * stride + t), a0)
-        vstore(z, t, a0)
+    while t < stride:
+        width = min(stride - t, 4 * L)  # a tile of 4, 2 or 1 vectors of outputs
+        a0, a1, a2, a3 = vload(params, bias + t), vzero(params), vzero(params), vzero(params)
+        if width > L:
+            a1 = vload(params, bias + t + L)
+        if width > 2 * L:
+            a2, a3 = vload(params, bias + t + 2 * L), vload(params, bias + t + 3 * L)
+        b0, b1, b2, b3 = vzero(params), vzero(params), vzero(params), vzero(params)
+        k = start
+        if width == 4 * L:
+            while k + 1 < stop:
+                x, y = vsplat(input_value(values, k, scale)), vsplat(input_value(values, k + 1, scale))
+                r, q = off + load(indices, k) * stride + t, off + load(indices, k + 1) * stride + t
+                a0, a1 = vfma(x, vload(params, r), a0), vfma(x, vload(params, r + L), a1)
+                a2, a3 = vfma(x, vload(params, r + 2 * L), a2), vfma(x, vload(params, r + 3 * L), a3)
+                b0, b1 = vfma(y, vload(params, q), b0), vfma(y, vload(params, q + L), b1)
+                b2, b3 = vfma(y, vload(params, q + 2 * L), b2), vfma(y, vload(params, q + 3 * L), b3)
+                k += 2
+            if k < stop:
+                x, r = vsplat(input_value(values, k, scale)), off + load(indices, k) * stride + t
+                a0, a1 = vfma(x, vload(params, r), a0), vfma(x, vload(params, r + L), a1)
+                a2, a3 = vfma(x, vload(params, r + 2 * L), a2), vfma(x, vload(params, r + 3 * L), a3)
+            vstore(z, t + 2 * L, vadd(a2, b2)), vstore(z, t + 3 * L, vadd(a3, b3))
+        elif width == 2 * L:
+            while k + 1 < stop:
+                x, y = vsplat(input_value(values, k, scale)), vsplat(input_value(values, k + 1, scale))
+                r, q = off + load(indices, k) * stride + t, off + load(indices, k + 1) * stride + t
+                a0, a1 = vfma(x, vload(params, r), a0), vfma(x, vload(params, r + L), a1)
+                b0, b1 = vfma(y, vload(params, q), b0), vfma(y, vload(params, q + L), b1)
+                k += 2
+            if k < stop:
+                x, r = vsplat(input_value(values, k, scale)), off + load(indices, k) * stride + t
+                a0, a1 = vfma(x, vload(params, r), a0), vfma(x, vload(params, r + L), a1)
+        else:
+            width = L  # a 3-vector remainder is done as 2 + 1
+            while k + 1 < stop:
+                a0 = vfma(vsplat(input_value(values, k, scale)), vload(params, off + load(indices, k) * stride + t), a0)
+                b0 = vfma(vsplat(input_value(values, k + 1, scale)),
+                          vload(params, off + load(indices, k + 1) * stride + t), b0)
+                k += 2
+            if k < stop:
+                a0 = vfma(vsplat(input_value(values, k, scale)), vload(params, off + load(indices, k) * stride + t), a0)
+        vstore(z, t, vadd(a0, b0))
+        if width > L:
+            vstore(z, t + L, vadd(a1, b1))
+        t += width
 
 
 @njit(cache=True)
@@ -56,30 +103,33 @@ def sparse_dense_backward(grad, off, n_in, stride, indices, values, scale, start
     ``r1 == n_in + 1`` includes the bias row. Indices are sorted, so the range is found by bisection.
     """
     L = lanes(grad)
-    lo, hi = start, stop
-    while lo < hi:  # first k with indices[k] >= r0
-        mid = (lo + hi) // 2
-        if indices[mid] < r0:
-            lo = mid + 1
-        else:
-            hi = mid
-    end = lo
-    while end < stop and indices[end] < r1:
-        end += 1
+    lo, end = start, stop
+    if r0 > 0:
+        hi = stop
+        while lo < hi:  # first k with indices[k] >= r0
+            mid = (lo + hi) // 2
+            if indices[mid] < r0:
+                lo = mid + 1
+            else:
+                hi = mid
+    if r1 <= n_in:
+        end = lo
+        while end < stop and indices[end] < r1:
+            end += 1
     t = 0
     while t + 2 * L <= stride:
         d0, d1 = vload(dz, t), vload(dz, t + L)
         for k in range(lo, end):
-            v = vsplat(values[k] * scale)
-            r = off + indices[k] * stride + t
+            v = vsplat(input_value(values, k, scale))
+            r = off + load(indices, k) * stride + t
             vstore(grad, r, vfma(v, d0, vload(grad, r)))
             vstore(grad, r + L, vfma(v, d1, vload(grad, r + L)))
         t += 2 * L
     if t < stride:
         d0 = vload(dz, t)
         for k in range(lo, end):
-            r = off + indices[k] * stride + t
-            vstore(grad, r, vfma(vsplat(values[k] * scale), d0, vload(grad, r)))
+            r = off + load(indices, k) * stride + t
+            vstore(grad, r, vfma(vsplat(input_value(values, k, scale)), d0, vload(grad, r)))
     if r1 == n_in + 1:
         bias = off + n_in * stride
         for t in range(0, stride, L):

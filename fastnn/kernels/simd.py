@@ -64,6 +64,16 @@ def vload(typingctx, array, index):
 
 
 @intrinsic
+def load(typingctx, array, index):
+    """array[index] for an index known to be in range: no negative-index wrap-around, which
+    Numba adds to every access with a signed index it cannot prove non-negative."""
+    def codegen(context, builder, sig, args):
+        return builder.load(_pointer(context, builder, array, args[0], args[1]))
+
+    return array.dtype(array, index), codegen
+
+
+@intrinsic
 def vstore(typingctx, array, index, vector):
     """array[index : index + lanes] = vector."""
     def codegen(context, builder, sig, args):
@@ -112,23 +122,35 @@ def vfma(typingctx, a, b, c):
     return a(a, b, c), codegen
 
 
-@intrinsic
-def vadd(typingctx, a, b):
-    """a + b."""
-    def codegen(context, builder, sig, args):
-        return builder.fadd(args[0], args[1])
+def _binary(name, build):
+    def typer(typingctx, a, b):
+        def codegen(context, builder, sig, args):
+            return build(builder)(args[0], args[1])
 
-    return a(a, b), codegen
+        return a(a, b), codegen
+
+    typer.__name__ = name
+    return intrinsic(typer)
+
+
+vadd = _binary("vadd", lambda b: b.fadd)  # a + b
+vsub = _binary("vsub", lambda b: b.fsub)  # a - b
+vmul = _binary("vmul", lambda b: b.fmul)  # a * b
 
 
 @intrinsic
 def vsum(typingctx, a):
-    """The sum of a vector's lanes, added in a fixed order (lane 0 first)."""
+    """The sum of a vector's lanes, added pairwise in a fixed order (high half onto low half
+    until one lane is left): independent additions, not a chain of lanes - 1."""
     def codegen(context, builder, sig, args):
-        total = builder.extract_element(args[0], ir.Constant(ir.IntType(32), 0))
-        for lane in range(1, a.lanes):
-            total = builder.fadd(total, builder.extract_element(args[0], ir.Constant(ir.IntType(32), lane)))
-        return total
+        v, n = args[0], a.lanes
+        undefined = ir.Constant(v.type, ir.Undefined)
+        while n > 1:
+            n //= 2
+            high = builder.shuffle_vector(v, undefined, ir.Constant(ir.VectorType(ir.IntType(32), a.lanes),
+                                                                    [n + i if i < n else 0 for i in range(a.lanes)]))
+            v = builder.fadd(v, high)
+        return builder.extract_element(v, ir.Constant(ir.IntType(32), 0))
 
     return a.dtype(a), codegen
 
