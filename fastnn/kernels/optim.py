@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit
 
 from .codes import ADAMW, MOMENTUM, NESTEROV, RMSPROP, SGD
+from .simd import lanes, vadd, vload, vmul, vsplat, vstore, vsub, vzero
 
 
 @njit(cache=True)
@@ -21,11 +22,14 @@ def update_segment(kind, params, grad, m, v, s, t, lr, hyper, grad_scale):
     zero, one = params.dtype.type(0), params.dtype.type(1)
     beta1, beta2, eps, decay = hyper[0], hyper[1], hyper[2], hyper[3]
     correction1, sqrt_correction2 = hyper[4], hyper[5]
-    if kind == SGD:
-        for i in range(s, t):
-            g = grad[i] * grad_scale + decay * params[i]
-            params[i] -= lr * g
-            grad[i] = zero
+    if kind == SGD:  # the common case, in explicit vectors (segments are whole vectors)
+        L = lanes(params)
+        rate, scale, decay_v, zeros = vsplat(lr), vsplat(grad_scale), vsplat(decay), vzero(params)
+        for i in range(s, t, L):
+            p = vload(params, i)
+            g = vadd(vmul(vload(grad, i), scale), vmul(decay_v, p))
+            vstore(params, i, vsub(p, vmul(rate, g)))
+            vstore(grad, i, zeros)
     elif kind == MOMENTUM or kind == NESTEROV:
         nesterov = kind == NESTEROV
         for i in range(s, t):
