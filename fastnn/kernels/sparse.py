@@ -23,17 +23,28 @@ def to_sparse_rows(X, index_type):
     indptr = np.cumsum(counts)
     indices = np.empty(indptr[n], dtype=index_type.dtype)
     values = np.empty(indptr[n], dtype=X.dtype)
+    per_word = 8 // X.itemsize if X.itemsize <= 8 and (d * X.itemsize) % 8 == 0 else 0
     for c in prange((n + _CHUNK - 1) // _CHUNK):
         row_indices = np.empty(d, dtype=index_type.dtype)
         row_values = np.empty(d, dtype=X.dtype)
         for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
-            # Branch-free compaction (zeros are unpredictable): write every column, advance past
-            # the non-zero ones only; then copy the kept prefix.
             k = 0
-            for j in range(d):
-                row_indices[k] = j
-                row_values[k] = X[i, j]
-                k += X[i, j] != 0
+            if per_word > 0:
+                # Skip 8 bytes at a time where they are all zero (MNIST's zeros come in runs).
+                words = X[i].view(np.uint64)
+                for w in range(words.size):
+                    if words[w] != 0:
+                        for j in range(w * per_word, (w + 1) * per_word):
+                            row_indices[k] = j
+                            row_values[k] = X[i, j]
+                            k += X[i, j] != 0
+            else:
+                # Branch-free compaction (zeros are unpredictable): write every column, advance
+                # past the non-zero ones only.
+                for j in range(d):
+                    row_indices[k] = j
+                    row_values[k] = X[i, j]
+                    k += X[i, j] != 0
             start = indptr[i]
             for m in range(k):
                 indices[start + m] = row_indices[m]
