@@ -9,50 +9,62 @@ definitions (torch.optim), so that the two can be compared weight for weight.
 weight_decay, 1 - beta1^step, sqrt(1 - beta2^step)] (see fastnn/optimizers.py).
 """
 
-import numpy as np
 from numba import njit
 
 from .codes import ADAMW, MOMENTUM, NESTEROV, RMSPROP, SGD
-from .simd import lanes, vadd, vload, vmul, vsplat, vstore, vsub, vzero
+from .simd import lanes, vadd, vdiv, vload, vmul, vsplat, vsqrt, vstore, vsub, vzero
 
 
 @njit(cache=True)
 def update_segment(kind, params, grad, m, v, s, t, lr, hyper, grad_scale):
-    """One step of rule ``kind`` on params[s:t]; grad is multiplied by grad_scale (clipping)."""
-    zero, one = params.dtype.type(0), params.dtype.type(1)
-    beta1, beta2, eps, decay = hyper[0], hyper[1], hyper[2], hyper[3]
+    """One step of rule ``kind`` on params[s:t]; grad is multiplied by grad_scale (clipping).
+
+    Segments are whole vectors (see fastnn/layout.py); each line is the scalar rule's arithmetic,
+    in the same order, on a vector of values at a time (the scalar loops did not vectorise).
+    """
+    one = vsplat(params.dtype.type(1))
+    beta1, beta2, eps, decay = vsplat(hyper[0]), vsplat(hyper[1]), vsplat(hyper[2]), vsplat(hyper[3])
     correction1, sqrt_correction2 = hyper[4], hyper[5]
-    if kind == SGD:  # the common case, in explicit vectors (segments are whole vectors)
-        L = lanes(params)
-        rate, scale, decay_v, zeros = vsplat(lr), vsplat(grad_scale), vsplat(decay), vzero(params)
+    rate, scale, zeros = vsplat(lr), vsplat(grad_scale), vzero(params)
+    L = lanes(params)
+    if kind == SGD:
         for i in range(s, t, L):
             p = vload(params, i)
-            g = vadd(vmul(vload(grad, i), scale), vmul(decay_v, p))
+            g = vadd(vmul(vload(grad, i), scale), vmul(decay, p))
             vstore(params, i, vsub(p, vmul(rate, g)))
             vstore(grad, i, zeros)
     elif kind == MOMENTUM or kind == NESTEROV:
         nesterov = kind == NESTEROV
-        for i in range(s, t):
-            g = grad[i] * grad_scale + decay * params[i]
-            m[i] = beta1 * m[i] + g
-            params[i] -= lr * (g + beta1 * m[i] if nesterov else m[i])
-            grad[i] = zero
+        for i in range(s, t, L):
+            p = vload(params, i)
+            g = vadd(vmul(vload(grad, i), scale), vmul(decay, p))
+            mi = vadd(vmul(beta1, vload(m, i)), g)
+            vstore(m, i, mi)
+            vstore(params, i, vsub(p, vmul(rate, vadd(g, vmul(beta1, mi)) if nesterov else mi)))
+            vstore(grad, i, zeros)
     elif kind == RMSPROP:
-        for i in range(s, t):
-            g = grad[i] * grad_scale + decay * params[i]
-            v[i] = beta1 * v[i] + (one - beta1) * g * g
-            params[i] -= lr * g / (np.sqrt(v[i]) + eps)
-            grad[i] = zero
+        for i in range(s, t, L):
+            p = vload(params, i)
+            g = vadd(vmul(vload(grad, i), scale), vmul(decay, p))
+            vi = vadd(vmul(beta1, vload(v, i)), vmul(vmul(vsub(one, beta1), g), g))
+            vstore(v, i, vi)
+            vstore(params, i, vsub(p, vdiv(vmul(rate, g), vadd(vsqrt(vi), eps))))
+            vstore(grad, i, zeros)
     else:  # ADAM, ADAMW
         decoupled = kind == ADAMW
-        step_size = lr / correction1
-        for i in range(s, t):
-            g = grad[i] * grad_scale
+        step_size = vsplat(lr / correction1)
+        root_correction = vsplat(sqrt_correction2)
+        shrink = vsub(one, vmul(rate, decay))
+        for i in range(s, t, L):
+            p = vload(params, i)
+            g = vmul(vload(grad, i), scale)
             if decoupled:
-                params[i] *= one - lr * decay
+                p = vmul(p, shrink)
             else:
-                g += decay * params[i]
-            m[i] = beta1 * m[i] + (one - beta1) * g
-            v[i] = beta2 * v[i] + (one - beta2) * g * g
-            params[i] -= step_size * m[i] / (np.sqrt(v[i]) / sqrt_correction2 + eps)
-            grad[i] = zero
+                g = vadd(g, vmul(decay, p))
+            mi = vadd(vmul(beta1, vload(m, i)), vmul(vsub(one, beta1), g))
+            vi = vadd(vmul(beta2, vload(v, i)), vmul(vmul(vsub(one, beta2), g), g))
+            vstore(m, i, mi)
+            vstore(v, i, vi)
+            vstore(params, i, vsub(p, vdiv(vmul(step_size, mi), vadd(vdiv(vsqrt(vi), root_correction), eps))))
+            vstore(grad, i, zeros)

@@ -136,6 +136,18 @@ def _binary(name, build):
 vadd = _binary("vadd", lambda b: b.fadd)  # a + b
 vsub = _binary("vsub", lambda b: b.fsub)  # a - b
 vmul = _binary("vmul", lambda b: b.fmul)  # a * b
+vdiv = _binary("vdiv", lambda b: b.fdiv)  # a / b
+
+
+@intrinsic
+def vsqrt(typingctx, a):
+    """The square root of each lane (correctly rounded, as np.sqrt)."""
+    def codegen(context, builder, sig, args):
+        vt = args[0].type
+        name = f"llvm.sqrt.v{vt.count}f{32 if isinstance(vt.element, ir.FloatType) else 64}"
+        return builder.call(cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt]), name), args)
+
+    return a(a), codegen
 
 
 @intrinsic
