@@ -49,7 +49,8 @@ def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, star
     bias = off + n_in * stride
     t = 0
     while t < stride:
-        width = min(stride - t, 4 * L)  # a tile of 4, 2 or 1 vectors of outputs
+        # A tile of 4, 2 or 1 vectors of outputs (a remainder of 3 is done as 2 + 1).
+        width = 4 * L if stride - t >= 4 * L else (2 * L if stride - t >= 2 * L else L)
         a0, a1, a2, a3 = vload(params, bias + t), vzero(params), vzero(params), vzero(params)
         if width > L:
             a1 = vload(params, bias + t + L)
@@ -82,7 +83,6 @@ def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, star
                 x, r = vsplat(input_value(values, k, scale)), off + load(indices, k) * stride + t
                 a0, a1 = vfma(x, vload(params, r), a0), vfma(x, vload(params, r + L), a1)
         else:
-            width = L  # a 3-vector remainder is done as 2 + 1
             while k + 1 < stop:
                 a0 = vfma(vsplat(input_value(values, k, scale)), vload(params, off + load(indices, k) * stride + t), a0)
                 b0 = vfma(vsplat(input_value(values, k + 1, scale)),
