@@ -1,0 +1,75 @@
+"""Time each phase of the fused training loop separately, one thread, over one epoch of MNIST.
+
+    python -m bench.phases [H]     # 784-H-10, batch 64, SGD; median of 5 passes per phase
+
+Phase 1 is the forward pass, loss and error signals over the batch's examples; phase 2 is the
+gradient summed over each batch, then the update (fastnn/kernels/train.py).
+"""
+
+import os
+import sys
+import time
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+from numba import njit  # noqa: E402
+
+import fastnn  # noqa: E402
+from fastnn.datasets import load_mnist  # noqa: E402
+from fastnn.layout import gradient_plan  # noqa: E402
+from fastnn.kernels.train import accumulate_units, forward_backward_batch, update_units  # noqa: E402
+
+
+@njit
+def phase1(params, net, data, order, bufs, losses, hits, n_batches, batch_size):
+    for batch in range(n_batches):
+        start = batch * batch_size
+        forward_backward_batch(params, net, data, order, order, start, min(batch_size, order.size - start),
+                               bufs, losses, hits)
+
+
+@njit
+def phase2_gradient(grad, net, data, order, bufs, plan, n_batches, batch_size):
+    for batch in range(n_batches):
+        start = batch * batch_size
+        accumulate_units(grad, net, data, order, start, min(batch_size, order.size - start), bufs, plan,
+                         0, plan[1][-1])
+
+
+@njit
+def phase2_update(params, grad, net, plan, opt, n_batches):
+    for batch in range(n_batches):
+        update_units(params, grad, net, plan, opt, batch, params.dtype.type(1), 0, plan[1][-1])
+
+
+def main(hidden: int = 10, batch_size: int = 64) -> None:
+    mnist = load_mnist(os.path.join(os.environ.get("FASTNN_DATA", "../shared/data"), "mnist"))
+    model = fastnn.MLP([784, hidden, 10], seed=0)
+    data = model._examples(mnist.train_images, mnist.train_labels).kernel_tuple()
+    n = mnist.train_images.shape[0]
+    n_batches = -(-n // batch_size)
+    width = int(model.layout.cols[-1])
+    bufs = tuple(np.zeros((batch_size, width), dtype=model.dtype) for _ in range(3))
+    grad = np.zeros(model.layout.n_params, model.dtype)
+    plan = gradient_plan(model.layout, 1)
+    losses, hits, order = np.empty(n, model.dtype), np.empty(n, np.bool_), np.arange(n)
+    opt = (0, np.zeros(0, model.dtype), np.zeros(0, model.dtype), np.zeros((n_batches, 6), model.dtype),
+           np.full(n_batches, 0.1, model.dtype), 0.0)
+    params, net = model._params.copy(), model._net(0)
+    for name, run in [("phase 1: forward, loss, error signals",
+                       lambda: phase1(params, net, data, order, bufs, losses, hits, n_batches, batch_size)),
+                      ("phase 2: first and second layer gradients",
+                       lambda: phase2_gradient(grad, net, data, order, bufs, plan, n_batches, batch_size)),
+                      ("phase 2: SGD update", lambda: phase2_update(params, grad, net, plan, opt, n_batches))]:
+        run()  # compile
+        seconds = []
+        for _ in range(5):
+            started = time.perf_counter()
+            run()
+            seconds.append(time.perf_counter() - started)
+        print(f"784-{hidden}-10  {name:45s} {1000 * np.median(seconds):7.1f} ms per epoch (median of 5)")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10)
