@@ -3,7 +3,8 @@
     python -m bench.phases [H]     # 784-H-10, batch 64, SGD; median of 5 passes per phase
 
 Phase 1 is the forward pass, loss and error signals over the batch's examples; phase 2 is the
-gradient summed over each batch, then the update (fastnn/kernels/train.py).
+gradient summed over each batch (for wide first layers, over the batch transposed by input unit),
+then the update (fastnn/kernels/train.py).
 """
 
 import os
@@ -17,7 +18,8 @@ from numba import njit  # noqa: E402
 
 import fastnn  # noqa: E402
 from fastnn.datasets import load_mnist  # noqa: E402
-from fastnn.layout import gradient_plan  # noqa: E402
+from fastnn.layout import batch_buffers, gradient_plan  # noqa: E402
+from fastnn.kernels.sparse import transpose_batch  # noqa: E402
 from fastnn.kernels.train import accumulate_units, forward_backward_batch, update_units  # noqa: E402
 
 
@@ -33,8 +35,18 @@ def phase1(params, net, data, order, bufs, losses, hits, n_batches, batch_size):
 def phase2_gradient(grad, net, data, order, bufs, plan, n_batches, batch_size):
     for batch in range(n_batches):
         start = batch * batch_size
-        accumulate_units(grad, net, data, order, start, min(batch_size, order.size - start), bufs, plan,
-                         0, plan[1][-1])
+        n_batch = min(batch_size, order.size - start)
+        if bufs[3].size > 0:
+            transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4], bufs[5])
+        accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, 0, plan[1][-1])
+
+
+@njit
+def phase2_transpose(data, order, bufs, n_batches, batch_size):
+    for batch in range(n_batches):
+        start = batch * batch_size
+        transpose_batch(data[0], data[1], data[2], data[3], order, start, min(batch_size, order.size - start),
+                        bufs[3], bufs[4], bufs[5])
 
 
 @njit
@@ -46,22 +58,26 @@ def phase2_update(params, grad, net, plan, opt, n_batches):
 def main(hidden: int = 10, batch_size: int = 64) -> None:
     mnist = load_mnist(os.path.join(os.environ.get("FASTNN_DATA", "../shared/data"), "mnist"))
     model = fastnn.MLP([784, hidden, 10], seed=0)
-    data = model._examples(mnist.train_images, mnist.train_labels).kernel_tuple()
+    examples = model._examples(mnist.train_images, mnist.train_labels)
+    data = examples.kernel_tuple()
     n = mnist.train_images.shape[0]
     n_batches = -(-n // batch_size)
-    width = int(model.layout.cols[-1])
-    bufs = tuple(np.zeros((batch_size, width), dtype=model.dtype) for _ in range(3))
+    bufs = batch_buffers(model.layout, batch_size, examples.rows.most_in_batch(batch_size))
     grad = np.zeros(model.layout.n_params, model.dtype)
     plan = gradient_plan(model.layout, 1)
     losses, hits, order = np.empty(n, model.dtype), np.empty(n, np.bool_), np.arange(n)
     opt = (0, np.zeros(0, model.dtype), np.zeros(0, model.dtype), np.zeros((n_batches, 6), model.dtype),
            np.full(n_batches, 0.1, model.dtype), 0.0)
     params, net = model._params.copy(), model._net(0)
-    for name, run in [("phase 1: forward, loss, error signals",
-                       lambda: phase1(params, net, data, order, bufs, losses, hits, n_batches, batch_size)),
-                      ("phase 2: first and second layer gradients",
-                       lambda: phase2_gradient(grad, net, data, order, bufs, plan, n_batches, batch_size)),
-                      ("phase 2: SGD update", lambda: phase2_update(params, grad, net, plan, opt, n_batches))]:
+    phases = [("phase 1: forward, loss, error signals",
+               lambda: phase1(params, net, data, order, bufs, losses, hits, n_batches, batch_size)),
+              ("phase 2: gradients", lambda: phase2_gradient(grad, net, data, order, bufs, plan, n_batches,
+                                                             batch_size)),
+              ("phase 2: SGD update", lambda: phase2_update(params, grad, net, plan, opt, n_batches))]
+    if bufs[3].size > 0:
+        phases.insert(2, ("  of which transposing the batch",
+                          lambda: phase2_transpose(data, order, bufs, n_batches, batch_size)))
+    for name, run in phases:
         run()  # compile
         seconds = []
         for _ in range(5):

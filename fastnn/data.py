@@ -22,6 +22,11 @@ class SparseRows:
     def n_rows(self) -> int:
         return self.indptr.size - 1
 
+    def most_in_batch(self, batch_size: int) -> int:
+        """An upper bound of the non-zero inputs of any batch_size rows."""
+        per_row = int(np.diff(self.indptr).max()) if self.n_rows else 0
+        return min(batch_size * per_row, int(self.indptr[-1]))
+
     def column_counts(self) -> np.ndarray:
         return np.bincount(self.indices, minlength=self.n_features)
 

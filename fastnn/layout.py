@@ -18,6 +18,11 @@ import numpy as np
 
 VECTOR_BYTES = 32  # one AVX register; see fastnn/kernels/simd.py
 
+# From this many vectors of first-layer outputs, the first layer's gradient is summed over a
+# batch transposed by input unit (fastnn/kernels/layers.py, sparse_columns_backward); below, the
+# transposition costs more than the stores it saves.
+TRANSPOSE_MIN_VECTORS = 4
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -83,6 +88,20 @@ class Layout:
             self._block(params, l)[:, :n_out] = dense[at:at + rows * n_out].reshape(rows, n_out)
             at += rows * n_out
         return params
+
+
+def batch_buffers(layout: Layout, batch_size: int, most_inputs: int, models: tuple[int, ...] = ()) -> tuple:
+    """Working buffers of the training kernel for batches of ``batch_size`` examples with at most
+    ``most_inputs`` non-zero inputs in all: Z, A, D (a row per example, padding zero) and the
+    transposed batch (col_ptr, col_example, col_value; empty for narrow first layers).
+    ``models`` is a leading shape, (K,) for fit_many's K models."""
+    width = int(layout.cols[-1])
+    lanes = VECTOR_BYTES // np.dtype(layout.dtype).itemsize
+    transposed = layout.strides[0] >= TRANSPOSE_MIN_VECTORS * lanes
+    n_units, entries = (layout.sizes[0] + 1, most_inputs) if transposed else (0, 0)
+    return (*(np.zeros((*models, batch_size, width), dtype=layout.dtype) for _ in range(3)),
+            np.zeros((*models, n_units), dtype=np.int32), np.zeros((*models, entries), dtype=np.int32),
+            np.zeros((*models, entries), dtype=layout.dtype))
 
 
 def gradient_plan(layout: Layout, threads: int, first_row_costs: np.ndarray | None = None):

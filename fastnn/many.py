@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .layout import gradient_plan
+from .layout import batch_buffers, gradient_plan
 from .model import MLP
 from .optimizers import Optimizer
 from .schedules import Schedule
@@ -70,8 +70,7 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     grads = np.zeros_like(params)
     m_state = np.stack([s.m for s in states])
     v_state = np.stack([s.v for s in states])
-    width = int(first.layout.cols[-1])
-    bufs = tuple(np.zeros((K, size, width), dtype=dtype) for _ in range(3))
+    bufs = batch_buffers(first.layout, size, examples.rows.most_in_batch(size), models=(K,))
     losses = np.empty((K, n), dtype=dtype)
     hits = np.empty((K, n), dtype=np.bool_)
     plan = gradient_plan(first.layout, 1)

@@ -341,10 +341,10 @@ class MLP:
         """The mean-loss gradient over (X, y) as one batch, flat in the dense layout (each layer's
         W (n_in x n_out) then b): what one full-batch step would follow."""
         from .kernels.train import batch_gradient
-        from .layout import gradient_plan
+        from .layout import batch_buffers, gradient_plan
         examples = self._examples(X, y, sample_weight)
         n = examples.rows.n_rows
-        bufs = tuple(np.zeros((n, int(self.layout.cols[-1])), dtype=self.dtype) for _ in range(3))
+        bufs = batch_buffers(self.layout, n, examples.rows.most_in_batch(n))
         grad = np.zeros_like(self._params)
         batch_gradient(self._params, grad, self._net(), examples.kernel_tuple(), np.arange(n, dtype=np.int64),
                        bufs, gradient_plan(self.layout, 1), np.empty(n, self.dtype), np.empty(n, np.bool_))

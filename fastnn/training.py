@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .errors import TrainingDivergedError
-from .layout import gradient_plan
+from .layout import batch_buffers, gradient_plan
 from .optimizers import SGD, Optimizer
 from .schedules import Schedule
 from .validation import check_positive_float, check_positive_int
@@ -154,8 +154,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     plan = gradient_plan(model.layout, threads, np.append(examples.rows.column_counts(), n)) if parallel \
         else gradient_plan(model.layout, 1)
     state = OptimizerState.continued(model.optimizer_state, settings.optimizer, model.layout.n_params, model.dtype)
-    width = int(model.layout.cols[-1])
-    bufs = tuple(np.zeros((batch_size, width), dtype=model.dtype) for _ in range(3))  # padding stays 0
+    bufs = batch_buffers(model.layout, batch_size, examples.rows.most_in_batch(batch_size))
     grad = np.zeros(model.layout.n_params, dtype=model.dtype)
     losses = np.empty(n, dtype=model.dtype)
     hits = np.empty(n, dtype=np.bool_)

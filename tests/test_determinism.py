@@ -1,6 +1,7 @@
 """Same seed, same data: bit-identical weights, on every run and for any number of threads."""
 
 import numpy as np
+import pytest
 
 from fastnn import MLP
 
@@ -25,4 +26,17 @@ def test_one_and_two_threads_agree_bit_for_bit(mnist, force_parallel):
     X, y = mnist.train_images[:5000], mnist.train_labels[:5000]
     serial = train(X, y, threads=1)
     assert np.array_equal(serial, train(X, y, threads=2))
-    assert np.array_equal(serial, train(X, y, threads=2, sizes=(784, 32, 10)))
+    wide = train(X, y, threads=1, sizes=(784, 200, 10))
+    assert np.array_equal(wide, train(X, y, threads=2, sizes=(784, 200, 10)))
+
+
+@pytest.mark.parametrize("hidden", [40, 56, 72, 200], ids=lambda h: f"784-{h}-10")
+def test_transposed_batch_gives_the_per_example_gradient_bit_for_bit(mnist, monkeypatch, hidden):
+    """Wide first layers sum their gradient over the batch grouped by input unit: the same
+    additions in the same order as example by example (tiles of 4+1, 4+2+1, 8+1, 8+8+8+1 vectors)."""
+    import fastnn.layout
+
+    X, y = mnist.train_images[:1000], mnist.train_labels[:1000]
+    transposed = train(X, y, threads=1, sizes=(784, hidden, 10))
+    monkeypatch.setattr(fastnn.layout, "TRANSPOSE_MIN_VECTORS", 10**6)
+    assert np.array_equal(transposed, train(X, y, threads=1, sizes=(784, hidden, 10)))

@@ -6,7 +6,9 @@ import pytest
 from fastnn import MLP, reference
 from helpers import flatten_reference, random_pixels, reference_loss, to_reference
 
-SHAPES = [[20, 7, 5], [30, 16, 8, 4], [784, 10, 10]]
+# Float64 vectors hold 4 values: first layers of 16 and 72 units take the transposed-batch
+# gradient (tiles of 4, and of 8 + 8 + 2 vectors), the others the per-example one.
+SHAPES = [[20, 7, 5], [30, 16, 8, 4], [784, 10, 10], [784, 72, 10]]
 
 
 def relative_error(a, b):

@@ -136,6 +136,58 @@ def sparse_dense_backward(grad, off, n_in, stride, indices, values, scale, start
             vstore(grad, bias + t, vadd(vload(grad, bias + t), vload(dz, t)))
 
 
+@njit(cache=True)
+def sparse_columns_backward(grad, off, stride, col_ptr, col_example, col_value, D, d_col, r0, r1):
+    """grad[rows r0..r1) += X^T D over a batch, from its columns (see sparse.transpose_batch).
+
+    The same sums as sparse_dense_backward example by example, added in the same order, but each
+    row's tile of sums stays in registers while the examples that use its input stream by: one
+    store per row and tile instead of one per example (wide layers are store-bound otherwise).
+    Rows r0..r1 are weight rows only; D[b, d_col:] is example b's output gradient.
+    """
+    L = lanes(grad)
+    width = D.shape[1]
+    for i in range(r0, r1):
+        c0, c1 = col_ptr[i], col_ptr[i + 1]
+        if c0 == c1:
+            continue
+        row = off + i * stride
+        t = 0
+        while t < stride:
+            # A tile of 8, 4, 2 or 1 vectors: 8 independent sums hide the FMA's latency.
+            left = (stride - t) // L
+            w = 8 if left >= 8 else (4 if left >= 4 else (2 if left >= 2 else 1))
+            g0, g1, g2, g3 = vload(grad, row + t), vzero(grad), vzero(grad), vzero(grad)
+            g4, g5, g6, g7 = vzero(grad), vzero(grad), vzero(grad), vzero(grad)
+            if w >= 2:
+                g1 = vload(grad, row + t + L)
+            if w >= 4:
+                g2, g3 = vload(grad, row + t + 2 * L), vload(grad, row + t + 3 * L)
+            if w == 8:
+                g4, g5 = vload(grad, row + t + 4 * L), vload(grad, row + t + 5 * L)
+                g6, g7 = vload(grad, row + t + 6 * L), vload(grad, row + t + 7 * L)
+            for c in range(c0, c1):
+                v = vsplat(load(col_value, c))
+                d = load(col_example, c) * width + d_col + t
+                g0 = vfma(v, vload(D, d), g0)
+                if w >= 2:
+                    g1 = vfma(v, vload(D, d + L), g1)
+                if w >= 4:
+                    g2, g3 = vfma(v, vload(D, d + 2 * L), g2), vfma(v, vload(D, d + 3 * L), g3)
+                if w == 8:
+                    g4, g5 = vfma(v, vload(D, d + 4 * L), g4), vfma(v, vload(D, d + 5 * L), g5)
+                    g6, g7 = vfma(v, vload(D, d + 6 * L), g6), vfma(v, vload(D, d + 7 * L), g7)
+            vstore(grad, row + t, g0)
+            if w >= 2:
+                vstore(grad, row + t + L, g1)
+            if w >= 4:
+                vstore(grad, row + t + 2 * L, g2), vstore(grad, row + t + 3 * L, g3)
+            if w == 8:
+                vstore(grad, row + t + 4 * L, g4), vstore(grad, row + t + 5 * L, g5)
+                vstore(grad, row + t + 6 * L, g6), vstore(grad, row + t + 7 * L, g7)
+            t += w * L
+
+
 # -- dense layer, dense input ------------------------------------------------------------------
 
 @njit(cache=True)

@@ -74,6 +74,18 @@ def load(typingctx, array, index):
 
 
 @intrinsic
+def store(typingctx, array, index, value):
+    """array[index] = value for an index known to be in range (see load); value is cast to the
+    array's dtype."""
+    def codegen(context, builder, sig, args):
+        item = context.cast(builder, args[2], sig.args[2], array.dtype)
+        builder.store(item, _pointer(context, builder, array, args[0], args[1]))
+        return context.get_dummy_value()
+
+    return types.none(array, index, value), codegen
+
+
+@intrinsic
 def vstore(typingctx, array, index, vector):
     """array[index : index + lanes] = vector."""
     def codegen(context, builder, sig, args):

@@ -6,6 +6,9 @@
 import numpy as np
 from numba import njit, prange
 
+from .layers import input_value
+from .simd import load, store
+
 _CHUNK = 512  # rows per parallel task
 
 
@@ -66,3 +69,34 @@ def gather_rows(indptr, indices, values, order, new_indptr, new_indices, new_val
             a, b = indptr[order[i]], indptr[order[i] + 1]
             new_indices[new_indptr[i]:new_indptr[i + 1]] = indices[a:b]
             new_values[new_indptr[i]:new_indptr[i + 1]] = values[a:b]
+
+
+
+@njit(cache=True)
+def transpose_batch(indptr, indices, values, scale, rows, start, n_batch, col_ptr, col_example, col_value):
+    """The batch's non-zero inputs grouped by input unit (its CSC form, by a counting sort).
+
+    Entries col_ptr[i]..col_ptr[i + 1] - 1 are unit i's non-zero inputs in batch order: the
+    example's place b in the batch (rows[start + b]) and the scaled input value.
+    """
+    n_units = col_ptr.size - 1
+    col_ptr[:] = 0
+    for b in range(n_batch):
+        row = rows[start + b]
+        for k in range(indptr[row], indptr[row + 1]):
+            i = load(indices, k) + 1
+            store(col_ptr, i, load(col_ptr, i) + 1)
+    for i in range(n_units):
+        col_ptr[i + 1] += col_ptr[i]
+    # Fill with col_ptr[i] as unit i's cursor: it ends at unit i + 1's start, shifted back below.
+    for b in range(n_batch):
+        row = rows[start + b]
+        for k in range(indptr[row], indptr[row + 1]):
+            i = load(indices, k)
+            at = load(col_ptr, i)
+            store(col_example, at, b)
+            store(col_value, at, input_value(values, k, scale))
+            store(col_ptr, i, at + 1)
+    for i in range(n_units, 0, -1):
+        col_ptr[i] = col_ptr[i - 1]
+    col_ptr[0] = 0

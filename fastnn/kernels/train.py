@@ -9,8 +9,10 @@ Arguments travel in small tuples:
   data  = (indptr, indices, values, scale, labels, targets, weights): the inputs as sorted sparse
           rows (only the non-zero inputs; uint8 pixels scaled by ``scale`` on the fly), int32
           class labels or float regression targets (n, k), and per-example loss weights;
-  bufs  = (Z, A, D): pre-activations, activations and their gradients, one row per example of
-          the batch;
+  bufs  = (Z, A, D, col_ptr, col_example, col_value): pre-activations, activations and their
+          gradients, one row per example of the batch; and room for the batch's inputs grouped by
+          input unit (sparse.transpose_batch), empty when the first layer's gradient is summed
+          example by example instead (narrow layers, where the transposition costs more than it saves);
   plan  = (units, assign_ptr, assign): the gradient work split into disjoint row ranges
           (layer, first row, end row), and which ranges each thread takes;
   opt   = (kind, m, v, hyper, lrs, clip_norm): the update rule and its state (see optim.py),
@@ -40,10 +42,12 @@ from .layers import (
     softmax_forward,
     softmax_xent_backward,
     sparse_dense_backward,
+    sparse_columns_backward,
     sparse_dense_forward,
 )
 from .optim import update_segment
 from .simd import prefetch
+from .sparse import transpose_batch
 
 
 # When the sparse rows are not in visiting order (fit_many), the next rows sit anywhere in tens
@@ -121,7 +125,7 @@ def backward_example(params, net, data, e, weight, z_row, a_row, d_row):
 @njit(inline="always")
 def forward_backward_batch(params, net, data, order, rows, start, n_batch, bufs, losses, hits):
     """Phase 1, parallel over the batch's examples."""
-    Z, A, D = bufs
+    Z, A, D = bufs[0], bufs[1], bufs[2]
     weights = data[6]
     total = params.dtype.type(0)
     for b in range(n_batch):  # the batch's loss is the weighted mean, summed in a fixed order
@@ -142,11 +146,17 @@ def accumulate_units(grad, net, data, rows, start, n_batch, bufs, plan, q0, q1):
     """Gradient rows of units assign[q0:q1], summed over the batch in order."""
     sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
     indptr, indices, values, scale = data[0], data[1], data[2], data[3]
-    Z, A, D = bufs
+    A, D, col_ptr, col_example, col_value = bufs[1], bufs[2], bufs[3], bufs[4], bufs[5]
     units, assign = plan[0], plan[2]
     for q in range(q0, q1):
         l, r0, r1 = units[assign[q], 0], units[assign[q], 1], units[assign[q], 2]
-        if l == 0:
+        if l == 0 and col_ptr.size > 0:
+            sparse_columns_backward(grad, offsets[0], strides[0], col_ptr, col_example, col_value, D, cols[0],
+                                    r0, min(r1, sizes[0]))
+            if r1 == sizes[0] + 1:  # the bias row: its input is 1 for every example
+                dense_backward_rows(grad, offsets[0], sizes[0], strides[0], A, 0, D, cols[0], n_batch,
+                                    sizes[0], sizes[0] + 1)
+        elif l == 0:
             for b in range(n_batch):
                 row = rows[start + b]
                 sparse_dense_backward(grad, offsets[0], sizes[0], strides[0], indices, values, scale,
@@ -199,6 +209,8 @@ def train_batches(params, grad, net, data, order, rows, batch_size, first, last,
         start = batch * batch_size
         n_batch = min(batch_size, n - start)
         forward_backward_batch(params, net, data, order, rows, start, n_batch, bufs, losses, hits)
+        if bufs[3].size > 0:
+            transpose_batch(data[0], data[1], data[2], data[3], rows, start, n_batch, bufs[3], bufs[4], bufs[5])
         gradient_and_update(params, grad, net, data, rows, start, n_batch, bufs, plan, opt, batch - first)
 
 
@@ -221,6 +233,8 @@ def batch_gradient(params, grad, net, data, order, bufs, plan, losses, hits):
     n_batch = order.size
     assign_ptr = plan[1]
     forward_backward_batch(params, net, data, order, order, 0, n_batch, bufs, losses, hits)
+    if bufs[3].size > 0:
+        transpose_batch(data[0], data[1], data[2], data[3], order, 0, n_batch, bufs[3], bufs[4], bufs[5])
     for t in range(assign_ptr.size - 1):
         accumulate_units(grad, net, data, order, 0, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
 
@@ -248,14 +262,15 @@ def train_many(params, grads, net, keys, data, orders, batch_size, first, last, 
     """train_batches_serial for K models of one shape at once, one model per thread at a time
     (reading the sparse rows where they lie: one gathered copy per model would cost K copies).
 
-    Row k of params, grads, keys (dropout), orders, bufs (Z, A, D: (K, batch, width)) and of the
-    optimizer's m, v, hyper and lrs belongs to model k. Models never wait for each other, and each
+    Row k of params, grads, keys (dropout), orders, of every array of bufs and of the optimizer's
+    m, v, hyper and lrs belongs to model k. Models never wait for each other, and each
     runs exactly the serial kernel, so each ends bit-identical to its own single run.
     """
     sizes, strides, offsets, cols, acts, dropout = net[0], net[1], net[2], net[3], net[4], net[5]
     kind, m, v, hyper, lrs, clip_norm = opt
-    Z, A, D = bufs
+    Z, A, D, col_ptr, col_example, col_value = bufs
     for k in prange(params.shape[0]):
         train_batches_serial(params[k], grads[k], (sizes, strides, offsets, cols, acts, dropout, keys[k]), data,
-                             orders[k], orders[k], batch_size, first, last, (Z[k], A[k], D[k]), plan,
+                             orders[k], orders[k], batch_size, first, last,
+                             (Z[k], A[k], D[k], col_ptr[k], col_example[k], col_value[k]), plan,
                              (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k])
