@@ -92,16 +92,23 @@ class Layout:
 
 def batch_buffers(layout: Layout, batch_size: int, most_inputs: int, models: tuple[int, ...] = ()) -> tuple:
     """Working buffers of the training kernel for batches of ``batch_size`` examples with at most
-    ``most_inputs`` non-zero inputs in all: Z, A, D (a row per example, padding zero) and the
-    transposed batch (col_ptr, col_example, col_value; empty for narrow first layers).
+    ``most_inputs`` non-zero inputs in all:
+    - Z, A, D: a row per example (padding zero);
+    - col_ptr, col_example, col_value: the batch transposed by input unit (empty for narrow first
+      layers);
+    - weights_t, t_offsets: room for the transposed weights of layers 1, 2, ... (layer l's block
+      of sizes[l + 1] rows of strides[l - 1] values starts at t_offsets[l]; padding zero).
     ``models`` is a leading shape, (K,) for fit_many's K models."""
     width = int(layout.cols[-1])
     lanes = VECTOR_BYTES // np.dtype(layout.dtype).itemsize
     transposed = layout.strides[0] >= TRANSPOSE_MIN_VECTORS * lanes
     n_units, entries = (layout.sizes[0] + 1, most_inputs) if transposed else (0, 0)
+    blocks = [0, 0] + [layout.sizes[l + 1] * int(layout.strides[l - 1]) for l in range(1, layout.n_layers)]
+    t_offsets = np.cumsum(blocks)[:layout.n_layers + 1].astype(np.int64)
     return (*(np.zeros((*models, batch_size, width), dtype=layout.dtype) for _ in range(3)),
             np.zeros((*models, n_units), dtype=np.int32), np.zeros((*models, entries), dtype=np.int32),
-            np.zeros((*models, entries), dtype=layout.dtype))
+            np.zeros((*models, entries), dtype=layout.dtype),
+            np.zeros((*models, sum(blocks)), dtype=layout.dtype), np.broadcast_to(t_offsets, (*models, t_offsets.size)).copy())
 
 
 def gradient_plan(layout: Layout, threads: int, first_row_costs: np.ndarray | None = None):

@@ -14,7 +14,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from .codes import LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, TANH
-from .simd import lanes, load, vadd, vfma, vload, vsplat, vstore, vsum, vzero
+from .simd import lanes, load, vadd, vfma, vload, vsplat, vstore, vwhere_positive, vzero
 
 
 # -- dense layer, sparse input (the first layer): z = b + sum_k x_k W[i_k, :] -----------------
@@ -192,48 +192,78 @@ def sparse_columns_backward(grad, off, stride, col_ptr, col_example, col_value, 
 
 @njit(cache=True)
 def dense_forward(params, off, n_in, stride, a, z):
-    """z = b + a W, skipping zero inputs (half of a ReLU layer's outputs are zero)."""
+    """z = b + a W. Inputs alternate between two sets of accumulators, as in sparse_dense_forward.
+
+    Zero inputs are multiplied, not skipped: half of a ReLU layer's outputs are zero, in no
+    predictable pattern, and a mispredicted branch costs more than the FMAs it would save
+    (0 * w adds exactly nothing for finite w).
+    """
     L = lanes(params)
     bias = off + n_in * stride
     t = 0
-    while t + 4 * L <= stride:
-        a0, a1 = vload(params, bias + t), vload(params, bias + t + L)
-        a2, a3 = vload(params, bias + t + 2 * L), vload(params, bias + t + 3 * L)
-        for i in range(n_in):
-            if a[i] != 0:
-                v = vsplat(a[i])
-                r = off + i * stride + t
-                a0, a1 = vfma(v, vload(params, r), a0), vfma(v, vload(params, r + L), a1)
-                a2, a3 = vfma(v, vload(params, r + 2 * L), a2), vfma(v, vload(params, r + 3 * L), a3)
-        vstore(z, t, a0), vstore(z, t + L, a1), vstore(z, t + 2 * L, a2), vstore(z, t + 3 * L, a3)
-        t += 4 * L
-    if t + 2 * L <= stride:
-        a0, a1 = vload(params, bias + t), vload(params, bias + t + L)
-        for i in range(n_in):
-            if a[i] != 0:
-                v = vsplat(a[i])
-                r = off + i * stride + t
-                a0, a1 = vfma(v, vload(params, r), a0), vfma(v, vload(params, r + L), a1)
-        vstore(z, t, a0), vstore(z, t + L, a1)
-        t += 2 * L
-    if t < stride:
-        a0 = vload(params, bias + t)
-        for i in range(n_in):
-            if a[i] != 0:
-                a0 = vfma(vsplat(a[i]), vload(params, off + i * stride + t), a0)
-        vstore(z, t, a0)
+    while t < stride:
+        width = 4 * L if stride - t >= 4 * L else (2 * L if stride - t >= 2 * L else L)
+        a0, a1, a2, a3 = vload(params, bias + t), vzero(params), vzero(params), vzero(params)
+        if width > L:
+            a1 = vload(params, bias + t + L)
+        if width > 2 * L:
+            a2, a3 = vload(params, bias + t + 2 * L), vload(params, bias + t + 3 * L)
+        b0, b1, b2, b3 = vzero(params), vzero(params), vzero(params), vzero(params)
+        i = 0
+        while i < n_in:
+            x, r = vsplat(load(a, i)), off + i * stride + t
+            a0 = vfma(x, vload(params, r), a0)
+            if width > L:
+                a1 = vfma(x, vload(params, r + L), a1)
+            if width > 2 * L:
+                a2, a3 = vfma(x, vload(params, r + 2 * L), a2), vfma(x, vload(params, r + 3 * L), a3)
+            if i + 1 < n_in:
+                y, q = vsplat(load(a, i + 1)), r + stride
+                b0 = vfma(y, vload(params, q), b0)
+                if width > L:
+                    b1 = vfma(y, vload(params, q + L), b1)
+                if width > 2 * L:
+                    b2, b3 = vfma(y, vload(params, q + 2 * L), b2), vfma(y, vload(params, q + 3 * L), b3)
+            i += 2
+        vstore(z, t, vadd(a0, b0))
+        if width > L:
+            vstore(z, t + L, vadd(a1, b1))
+        if width > 2 * L:
+            vstore(z, t + 2 * L, vadd(a2, b2)), vstore(z, t + 3 * L, vadd(a3, b3))
+        t += width
 
 
 @njit(cache=True)
-def dense_backward_input(params, off, n_in, stride, dz, da):
-    """da = W dz: the gradient with respect to the layer's input (padding of W and dz is zero)."""
-    L = lanes(params)
+def transpose_weights(params, off, n_in, stride, n_out, weights_t, stride_t):
+    """weights_t[j, i] = W[i, j] (rows of stride_t values, padding left zero): for the layer's
+    input gradient, each output's weights as one contiguous row."""
     for i in range(n_in):
-        row = off + i * stride
-        acc = vzero(params)
-        for t in range(0, stride, L):
-            acc = vfma(vload(params, row + t), vload(dz, t), acc)
-        da[i] = vsum(acc)
+        for j in range(n_out):
+            weights_t[j * stride_t + i] = params[off + i * stride + j]
+
+
+@njit(cache=True)
+def dense_backward_input(weights_t, n_out, stride_t, dz, da):
+    """da = W dz, from the layer's transposed weights (transpose_weights): a tile of da stays in
+    registers while the outputs' rows stream by (padding of da comes out zero)."""
+    L = lanes(weights_t)
+    t = 0
+    while t < stride_t:
+        width = 4 * L if stride_t - t >= 4 * L else (2 * L if stride_t - t >= 2 * L else L)
+        a0, a1, a2, a3 = vzero(da), vzero(da), vzero(da), vzero(da)
+        for j in range(n_out):
+            x, r = vsplat(load(dz, j)), j * stride_t + t
+            a0 = vfma(x, vload(weights_t, r), a0)
+            if width > L:
+                a1 = vfma(x, vload(weights_t, r + L), a1)
+            if width > 2 * L:
+                a2, a3 = vfma(x, vload(weights_t, r + 2 * L), a2), vfma(x, vload(weights_t, r + 3 * L), a3)
+        vstore(da, t, a0)
+        if width > L:
+            vstore(da, t + L, a1)
+        if width > 2 * L:
+            vstore(da, t + 2 * L, a2), vstore(da, t + 3 * L, a3)
+        t += width
 
 
 @njit(cache=True)
@@ -295,11 +325,12 @@ def activation_forward(code, z, a, n):
 @njit(cache=True)
 def activation_backward(code, z, da, dz, n):
     """dz = da * f'(z). f' comes from z alone (not from the layer's output, which dropout may
-    have changed)."""
+    have changed). For ReLU, a whole vector at a time: the rows are padded to whole vectors, and
+    padding z is zero, so padding dz comes out zero."""
     zero, one = z.dtype.type(0), z.dtype.type(1)
     if code == RELU:
-        for j in range(n):
-            dz[j] = da[j] if z[j] > 0 else zero
+        for j in range(0, n, lanes(z)):
+            vstore(dz, j, vwhere_positive(vload(z, j), vload(da, j)))
     elif code == LEAKY_RELU:
         slope = z.dtype.type(LEAKY_SLOPE)
         for j in range(n):

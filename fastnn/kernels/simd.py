@@ -152,6 +152,16 @@ vdiv = _binary("vdiv", lambda b: b.fdiv)  # a / b
 
 
 @intrinsic
+def vwhere_positive(typingctx, z, x):
+    """x in the lanes where z > 0, else 0: ReLU's derivative applied to x, without branches."""
+    def codegen(context, builder, sig, args):
+        zero = ir.Constant(args[0].type, None)
+        return builder.select(builder.fcmp_ordered(">", args[0], zero), args[1], zero)
+
+    return x(z, x), codegen
+
+
+@intrinsic
 def vsqrt(typingctx, a):
     """The square root of each lane (correctly rounded, as np.sqrt)."""
     def codegen(context, builder, sig, args):
@@ -160,23 +170,6 @@ def vsqrt(typingctx, a):
         return builder.call(cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt]), name), args)
 
     return a(a), codegen
-
-
-@intrinsic
-def vsum(typingctx, a):
-    """The sum of a vector's lanes, added pairwise in a fixed order (high half onto low half
-    until one lane is left): independent additions, not a chain of lanes - 1."""
-    def codegen(context, builder, sig, args):
-        v, n = args[0], a.lanes
-        undefined = ir.Constant(v.type, ir.Undefined)
-        while n > 1:
-            n //= 2
-            high = builder.shuffle_vector(v, undefined, ir.Constant(ir.VectorType(ir.IntType(32), a.lanes),
-                                                                    [n + i if i < n else 0 for i in range(a.lanes)]))
-            v = builder.fadd(v, high)
-        return builder.extract_element(v, ir.Constant(ir.IntType(32), 0))
-
-    return a.dtype(a), codegen
 
 
 @intrinsic

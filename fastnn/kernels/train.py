@@ -9,10 +9,12 @@ Arguments travel in small tuples:
   data  = (indptr, indices, values, scale, labels, targets, weights): the inputs as sorted sparse
           rows (only the non-zero inputs; uint8 pixels scaled by ``scale`` on the fly), int32
           class labels or float regression targets (n, k), and per-example loss weights;
-  bufs  = (Z, A, D, col_ptr, col_example, col_value): pre-activations, activations and their
-          gradients, one row per example of the batch; and room for the batch's inputs grouped by
-          input unit (sparse.transpose_batch), empty when the first layer's gradient is summed
-          example by example instead (narrow layers, where the transposition costs more than it saves);
+  bufs  = (Z, A, D, col_ptr, col_example, col_value, weights_t, t_offsets): pre-activations,
+          activations and their gradients, one row per example of the batch; room for the batch's
+          inputs grouped by input unit (sparse.transpose_batch), empty when the first layer's
+          gradient is summed example by example instead (narrow layers, where the transposition
+          costs more than it saves); and for the weights of layers 1, 2, ... transposed at the
+          start of each batch, for their input gradients (see fastnn/layout.py, batch_buffers);
   plan  = (units, assign_ptr, assign): the gradient work split into disjoint row ranges
           (layer, first row, end row), and which ranges each thread takes;
   opt   = (kind, m, v, hyper, lrs, clip_norm): the update rule and its state (see optim.py),
@@ -44,6 +46,7 @@ from .layers import (
     sparse_dense_backward,
     sparse_columns_backward,
     sparse_dense_forward,
+    transpose_weights,
 )
 from .optim import update_segment
 from .simd import prefetch
@@ -67,7 +70,9 @@ def prefetch_row(data, row):
         prefetch(values, k)
 
 
-@njit(cache=True)
+# Inlined into their loops: as calls, passing the argument tuples (each array is several
+# machine words) cost as much as the work itself at 784-10-10.
+@njit(inline="always")
 def forward_example(params, net, data, row, e, z_row, a_row, training):
     """Forward pass of example e, whose inputs are sparse row ``row``; returns (loss, predicted
     class or -1 for regression)."""
@@ -102,9 +107,10 @@ def forward_example(params, net, data, row, e, z_row, a_row, training):
     return log_partition - z[labels[e]], predicted
 
 
-@njit(cache=True)
-def backward_example(params, net, data, e, weight, z_row, a_row, d_row):
-    """Error signal dL/dz of every layer for example e, from its forward pass."""
+@njit(inline="always")
+def backward_example(net, data, e, weight, z_row, a_row, d_row, weights_t, t_offsets):
+    """Error signal dL/dz of every layer for example e, from its forward pass and the transposed
+    weights (transpose_layers)."""
     sizes, strides, offsets, cols, acts, dropout, key = net
     labels, targets = data[4], data[5]
     n_layers = acts.size
@@ -116,16 +122,28 @@ def backward_example(params, net, data, e, weight, z_row, a_row, d_row):
         mse_backward(z_row[last:], targets, e, weight, d_row[last:], k)
     for l in range(n_layers - 1, 0, -1):
         below = d_row[cols[l - 1]:cols[l]]
-        dense_backward_input(params, offsets[l], sizes[l], strides[l], d_row[cols[l]:cols[l + 1]], below)
+        dense_backward_input(weights_t[t_offsets[l]:], sizes[l + 1], strides[l - 1], d_row[cols[l]:cols[l + 1]],
+                             below)
         if dropout > 0:
             dropout_apply(below, sizes[l], key, e, l - 1, dropout)
         activation_backward(acts[l - 1], z_row[cols[l - 1]:cols[l]], below, below, sizes[l])
 
 
 @njit(inline="always")
+def transpose_layers(params, net, bufs):
+    """The weights of layers 1, 2, ... transposed into bufs[6] (see backward_example)."""
+    sizes, strides, offsets = net[0], net[1], net[2]
+    weights_t, t_offsets = bufs[6], bufs[7]
+    for l in range(1, sizes.size - 1):
+        transpose_weights(params, offsets[l], sizes[l], strides[l], sizes[l + 1], weights_t[t_offsets[l]:],
+                          strides[l - 1])
+
+
+@njit(inline="always")
 def forward_backward_batch(params, net, data, order, rows, start, n_batch, bufs, losses, hits):
     """Phase 1, parallel over the batch's examples."""
     Z, A, D = bufs[0], bufs[1], bufs[2]
+    transpose_layers(params, net, bufs)
     weights = data[6]
     total = params.dtype.type(0)
     for b in range(n_batch):  # the batch's loss is the weighted mean, summed in a fixed order
@@ -138,7 +156,7 @@ def forward_backward_batch(params, net, data, order, rows, start, n_batch, bufs,
         loss, predicted = forward_example(params, net, data, rows[start + b], e, Z[b], A[b], True)
         losses[start + b] = loss
         hits[start + b] = predicted == data[4][e]
-        backward_example(params, net, data, e, weights[e] * inverse, Z[b], A[b], D[b])
+        backward_example(net, data, e, weights[e] * inverse, Z[b], A[b], D[b], bufs[6], bufs[7])
 
 
 @njit(inline="always")
@@ -268,9 +286,9 @@ def train_many(params, grads, net, keys, data, orders, batch_size, first, last, 
     """
     sizes, strides, offsets, cols, acts, dropout = net[0], net[1], net[2], net[3], net[4], net[5]
     kind, m, v, hyper, lrs, clip_norm = opt
-    Z, A, D, col_ptr, col_example, col_value = bufs
     for k in prange(params.shape[0]):
         train_batches_serial(params[k], grads[k], (sizes, strides, offsets, cols, acts, dropout, keys[k]), data,
                              orders[k], orders[k], batch_size, first, last,
-                             (Z[k], A[k], D[k], col_ptr[k], col_example[k], col_value[k]), plan,
+                             (bufs[0][k], bufs[1][k], bufs[2][k], bufs[3][k], bufs[4][k], bufs[5][k], bufs[6][k],
+                              bufs[7][k]), plan,
                              (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k])
