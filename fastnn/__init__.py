@@ -9,10 +9,11 @@ from .errors import DataError, FastnnError, ModelFileError, TrainingDivergedErro
 from .many import fit_many
 from .model import MLP
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .prepared import PreparedInputs, prepare
 from .sweeps import sweep
 from .training import EarlyStopping, History
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "fit_many", "History", "EarlyStopping", "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "schedules", "sweep",
+__all__ = ["MLP", "fit_many", "prepare", "PreparedInputs", "History", "EarlyStopping", "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "schedules", "sweep",
            "FastnnError", "DataError", "ModelFileError", "TrainingDivergedError", "__version__"]

@@ -8,13 +8,14 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .data import Examples, SparseRows
+from .prepared import sparse_rows
 from .errors import DataError
 from .kernels.codes import ACTIVATION_CODES, IDENTITY, SOFTMAX
 from .layout import Layout
 from .optimizers import Optimizer
 from .schedules import Schedule
 from .training import EarlyStopping, History
-from .validation import check_inputs, check_labels, check_targets, check_weights
+from .validation import check_labels, check_targets, check_weights
 
 INITS = ("uniform", "he", "glorot")
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -141,12 +142,7 @@ class MLP:
     # -- data ----------------------------------------------------------------------------------
 
     def _sparse_rows(self, X, name: str = "X") -> SparseRows:
-        from .kernels.sparse import to_sparse_rows
-        X = check_inputs(X, self.sizes[0], self.dtype, name)
-        index_type = np.empty(0, np.uint16 if self.sizes[0] <= 2**16 else np.int32)
-        indptr, indices, values = to_sparse_rows(X, index_type)
-        scale = self.dtype.type(1 / 255) if X.dtype == np.uint8 else self.dtype.type(1)
-        return SparseRows(indptr, indices, values, scale, self.sizes[0])
+        return sparse_rows(X, self.sizes[0], self.dtype, name)
 
     def _examples(self, X, y, sample_weight=None, class_weight=None, names=("X", "y")) -> Examples:
         """Checked inputs, targets and loss weights, as the kernels read them."""
@@ -180,6 +176,8 @@ class MLP:
             on_epoch: Callable[[int, History], None] | None = None) -> History:
         """Train from the current weights; returns the per-epoch History.
 
+        - ``X``: (n, n_features) inputs, uint8 pixels (scaled by 1/255 on the fly) or real
+          values; or ``fastnn.prepare(X)``, converted once for many fits (as everywhere X goes).
         - ``optimizer``: SGD (the default, with ``lr`` 0.1), SGD(momentum=, nesterov=), RMSprop,
           Adam or AdamW from fastnn.optimizers; ``lr`` overrides its learning rate. Its state
           (momentum, moments, step count) stays with the model, so that a further fit or

@@ -1,0 +1,62 @@
+"""fastnn.prepare: inputs converted once give exactly what the arrays give, everywhere X goes."""
+
+import numpy as np
+import pytest
+
+import fastnn
+from fastnn import MLP, DataError, fit_many
+from helpers import gaussian_problem, random_pixels
+
+
+def trained(X, y, dtype="float32", **options):
+    model = MLP([60, 12, 4], seed=2, dtype=dtype)
+    model.fit(X, y, epochs=2, batch_size=32, **options)
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_pixels_prepared_once_train_and_predict_as_the_array(dtype):
+    X, rng = random_pixels(600, 60, seed=5)
+    y = rng.integers(0, 4, 600)
+    prepared = fastnn.prepare(X)  # float32 scale: a float64 model gets its own
+    from_array = trained(X, y, dtype, validation_split=0.2)
+    assert np.array_equal(from_array.get_params(), trained(prepared, y, dtype, validation_split=0.2).get_params())
+    assert np.array_equal(from_array.predict_proba(X), from_array.predict_proba(prepared))
+    assert from_array.evaluate(X, y) == from_array.evaluate(prepared, y)
+
+
+def test_real_valued_inputs_and_fit_many():
+    X, y = gaussian_problem(400, [60, 4], seed=1)
+    prepared = fastnn.prepare(X, dtype="float64")
+    singles = [MLP([60, 12, 4], seed=s, dtype="float64") for s in range(2)]
+    many = [MLP([60, 12, 4], seed=s, dtype="float64") for s in range(2)]
+    for model in singles:
+        model.fit(X, y, epochs=1, batch_size=32)
+    fit_many(many, prepared, y, epochs=1, batch_size=32)
+    for single, other in zip(singles, many):
+        assert np.array_equal(single.get_params(), other.get_params())
+
+
+def test_prepared_inputs_are_a_read_only_copy():
+    X, rng = random_pixels(50, 60, seed=7)
+    prepared = fastnn.prepare(X)
+    before = MLP([60, 4], seed=0).predict_proba(prepared)
+    X[:] = 0
+    assert np.array_equal(before, MLP([60, 4], seed=0).predict_proba(prepared))
+    with pytest.raises(ValueError):
+        prepared.rows.values[0] = 1
+    assert prepared.shape == (50, 60) and len(prepared) == 50
+
+
+def test_bad_inputs_are_refused():
+    X, rng = random_pixels(50, 60, seed=7)
+    with pytest.raises(DataError, match="features per example"):
+        MLP([30, 4]).fit(fastnn.prepare(X), rng.integers(0, 4, 50))
+    with pytest.raises(DataError, match="NaN"):
+        fastnn.prepare(np.full((3, 4), np.nan))
+    with pytest.raises(DataError, match="2-D"):
+        fastnn.prepare(np.zeros(5))
+    with pytest.raises(ValueError, match="float32 or float64"):
+        fastnn.prepare(X, dtype="int8")
+    with pytest.raises(DataError, match="labels"):
+        MLP([60, 4]).fit(fastnn.prepare(X), rng.integers(0, 4, 49))
