@@ -20,9 +20,10 @@ import subprocess
 import sys
 from dataclasses import asdict
 
-FRAMEWORK_NAMES = ["fastnn", "numpy", "torch", "torch.compile", "jax", "sklearn"]
+FRAMEWORK_NAMES = ["fastnn", "fastnn.array", "numpy", "torch", "torch.compile", "jax", "sklearn"]
 LABELS = {
     "fastnn": "fastnn",
+    "fastnn.array": "fastnn, array X",
     "numpy": "numpy reference",
     "torch": "torch eager",
     "torch.compile": "torch.compile",

@@ -39,60 +39,82 @@ def _input_value(values, k, scale):
 
 
 @njit(cache=True)
-def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, start, stop, z):
-    """z = b + sum over the example's non-zero inputs k of (scale * values[k]) * W[indices[k], :].
+def tile_width(stride, t, L):
+    """Values in the output tile that starts at t: 8, 4, 2 or 1 vectors (a remainder of 3 is
+    done as 2 + 1, of 7 as 4 + 2 + 1)."""
+    left = (stride - t) // L
+    return L * (8 if left >= 8 else (4 if left >= 4 else (2 if left >= 2 else 1)))
 
-    Inputs alternate between two sets of accumulators (summed at the end), so that each FMA
-    waits on the one two inputs back: a single chain would run at the FMA's latency.
+
+@njit(cache=True)
+def sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, values, scale, start, stop, z):
+    """z[t:t + width] = b + sum over the example's non-zero inputs k of
+    (scale * values[k]) * W[indices[k], t:t + width].
+
+    A tile of 8 vectors has 8 independent sums; narrower tiles alternate the inputs between two
+    sets of accumulators (summed at the end), so that each FMA waits on the one two inputs back:
+    a single chain would run at the FMA's latency.
     """
     L = lanes(params)
-    bias = off + n_in * stride
+    bias = off + n_in * stride + t
+    a0, a1, a2, a3 = vload(params, bias), vzero(params), vzero(params), vzero(params)
+    if width > L:
+        a1 = vload(params, bias + L)
+    if width > 2 * L:
+        a2, a3 = vload(params, bias + 2 * L), vload(params, bias + 3 * L)
+    b0, b1, b2, b3 = vzero(params), vzero(params), vzero(params), vzero(params)
+    k = start
+    if width == 8 * L:
+        b0, b1 = vload(params, bias + 4 * L), vload(params, bias + 5 * L)
+        b2, b3 = vload(params, bias + 6 * L), vload(params, bias + 7 * L)
+        for k in range(start, stop):
+            x, r = vsplat(input_value(values, k, scale)), off + load(indices, k) * stride + t
+            a0, a1 = vfma(x, vload(params, r), a0), vfma(x, vload(params, r + L), a1)
+            a2, a3 = vfma(x, vload(params, r + 2 * L), a2), vfma(x, vload(params, r + 3 * L), a3)
+            b0, b1 = vfma(x, vload(params, r + 4 * L), b0), vfma(x, vload(params, r + 5 * L), b1)
+            b2, b3 = vfma(x, vload(params, r + 6 * L), b2), vfma(x, vload(params, r + 7 * L), b3)
+        vstore(z, t, a0), vstore(z, t + L, a1), vstore(z, t + 2 * L, a2), vstore(z, t + 3 * L, a3)
+        vstore(z, t + 4 * L, b0), vstore(z, t + 5 * L, b1), vstore(z, t + 6 * L, b2), vstore(z, t + 7 * L, b3)
+        return
+    while k + 1 < stop:
+        x, y = vsplat(input_value(values, k, scale)), vsplat(input_value(values, k + 1, scale))
+        r, q = off + load(indices, k) * stride + t, off + load(indices, k + 1) * stride + t
+        a0, b0 = vfma(x, vload(params, r), a0), vfma(y, vload(params, q), b0)
+        if width > L:
+            a1, b1 = vfma(x, vload(params, r + L), a1), vfma(y, vload(params, q + L), b1)
+        if width > 2 * L:
+            a2, b2 = vfma(x, vload(params, r + 2 * L), a2), vfma(y, vload(params, q + 2 * L), b2)
+            a3, b3 = vfma(x, vload(params, r + 3 * L), a3), vfma(y, vload(params, q + 3 * L), b3)
+        k += 2
+    if k < stop:
+        x, r = vsplat(input_value(values, k, scale)), off + load(indices, k) * stride + t
+        a0 = vfma(x, vload(params, r), a0)
+        if width > L:
+            a1 = vfma(x, vload(params, r + L), a1)
+        if width > 2 * L:
+            a2, a3 = vfma(x, vload(params, r + 2 * L), a2), vfma(x, vload(params, r + 3 * L), a3)
+    vstore(z, t, vadd(a0, b0))
+    if width > L:
+        vstore(z, t + L, vadd(a1, b1))
+    if width > 2 * L:
+        vstore(z, t + 2 * L, vadd(a2, b2)), vstore(z, t + 3 * L, vadd(a3, b3))
+
+
+@njit(cache=True)
+def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, indptr, rows, Z, col):
+    """Z[b, col:col + stride] = b + sum over the non-zero inputs k of example b (sparse row
+    rows[b]) of (scale * values[k]) * W[indices[k], :], for every row b of Z.
+
+    Tile by tile across the examples: the tile's column of W (n_in x 1-8 vectors) stays in
+    cache from one example to the next, where a wide layer's whole W does not fit.
+    """
+    L = lanes(params)
     t = 0
     while t < stride:
-        # A tile of 4, 2 or 1 vectors of outputs (a remainder of 3 is done as 2 + 1).
-        width = 4 * L if stride - t >= 4 * L else (2 * L if stride - t >= 2 * L else L)
-        a0, a1, a2, a3 = vload(params, bias + t), vzero(params), vzero(params), vzero(params)
-        if width > L:
-            a1 = vload(params, bias + t + L)
-        if width > 2 * L:
-            a2, a3 = vload(params, bias + t + 2 * L), vload(params, bias + t + 3 * L)
-        b0, b1, b2, b3 = vzero(params), vzero(params), vzero(params), vzero(params)
-        k = start
-        if width == 4 * L:
-            while k + 1 < stop:
-                x, y = vsplat(input_value(values, k, scale)), vsplat(input_value(values, k + 1, scale))
-                r, q = off + load(indices, k) * stride + t, off + load(indices, k + 1) * stride + t
-                a0, a1 = vfma(x, vload(params, r), a0), vfma(x, vload(params, r + L), a1)
-                a2, a3 = vfma(x, vload(params, r + 2 * L), a2), vfma(x, vload(params, r + 3 * L), a3)
-                b0, b1 = vfma(y, vload(params, q), b0), vfma(y, vload(params, q + L), b1)
-                b2, b3 = vfma(y, vload(params, q + 2 * L), b2), vfma(y, vload(params, q + 3 * L), b3)
-                k += 2
-            if k < stop:
-                x, r = vsplat(input_value(values, k, scale)), off + load(indices, k) * stride + t
-                a0, a1 = vfma(x, vload(params, r), a0), vfma(x, vload(params, r + L), a1)
-                a2, a3 = vfma(x, vload(params, r + 2 * L), a2), vfma(x, vload(params, r + 3 * L), a3)
-            vstore(z, t + 2 * L, vadd(a2, b2)), vstore(z, t + 3 * L, vadd(a3, b3))
-        elif width == 2 * L:
-            while k + 1 < stop:
-                x, y = vsplat(input_value(values, k, scale)), vsplat(input_value(values, k + 1, scale))
-                r, q = off + load(indices, k) * stride + t, off + load(indices, k + 1) * stride + t
-                a0, a1 = vfma(x, vload(params, r), a0), vfma(x, vload(params, r + L), a1)
-                b0, b1 = vfma(y, vload(params, q), b0), vfma(y, vload(params, q + L), b1)
-                k += 2
-            if k < stop:
-                x, r = vsplat(input_value(values, k, scale)), off + load(indices, k) * stride + t
-                a0, a1 = vfma(x, vload(params, r), a0), vfma(x, vload(params, r + L), a1)
-        else:
-            while k + 1 < stop:
-                a0 = vfma(vsplat(input_value(values, k, scale)), vload(params, off + load(indices, k) * stride + t), a0)
-                b0 = vfma(vsplat(input_value(values, k + 1, scale)),
-                          vload(params, off + load(indices, k + 1) * stride + t), b0)
-                k += 2
-            if k < stop:
-                a0 = vfma(vsplat(input_value(values, k, scale)), vload(params, off + load(indices, k) * stride + t), a0)
-        vstore(z, t, vadd(a0, b0))
-        if width > L:
-            vstore(z, t + L, vadd(a1, b1))
+        width = tile_width(stride, t, L)
+        for b in range(Z.shape[0]):
+            sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, values, scale, indptr[rows[b]],
+                                      indptr[rows[b] + 1], Z[b, col:])
         t += width
 
 

@@ -53,9 +53,9 @@ from .simd import prefetch
 from .sparse import transpose_batch
 
 
-# When the sparse rows are not in visiting order (fit_many), the next rows sit anywhere in tens
-# of MB: ask for the rows this many places ahead while the current one computes.
-PREFETCH_AHEAD = 3
+# Phase 1 runs over blocks of this many examples: the first layer tile by tile across the block
+# (its W stays in cache), then each example's other layers and error signals.
+BLOCK = 16
 
 
 @njit(cache=True)
@@ -73,19 +73,16 @@ def prefetch_row(data, row):
 # Inlined into their loops: as calls, passing the argument tuples (each array is several
 # machine words) cost as much as the work itself at 784-10-10.
 @njit(inline="always")
-def forward_example(params, net, data, row, e, z_row, a_row, training):
-    """Forward pass of example e, whose inputs are sparse row ``row``; returns (loss, predicted
-    class or -1 for regression)."""
+def forward_example(params, net, data, e, z_row, a_row, training):
+    """Forward pass of example e from its first layer's pre-activations (sparse_dense_forward,
+    done for a block of examples at once); returns (loss, predicted class or -1 for regression)."""
     sizes, strides, offsets, cols, acts, dropout, key = net
-    indptr, indices, values, scale, labels, targets, weights = data
+    labels, targets = data[4], data[5]
     n_layers = acts.size
     for l in range(n_layers):
         n_in, n_out = sizes[l], sizes[l + 1]
         z = z_row[cols[l]:cols[l + 1]]
-        if l == 0:
-            sparse_dense_forward(params, offsets[0], n_in, strides[0], indices, values, scale,
-                                 indptr[row], indptr[row + 1], z)
-        else:
+        if l > 0:
             dense_forward(params, offsets[l], n_in, strides[l], a_row[cols[l - 1]:cols[l]], z)
         if l < n_layers - 1:
             a = a_row[cols[l]:cols[l + 1]]
@@ -105,6 +102,14 @@ def forward_example(params, net, data, row, e, z_row, a_row, training):
         if z[j] > z[predicted]:
             predicted = j
     return log_partition - z[labels[e]], predicted
+
+
+@njit(inline="always")
+def first_layer_forward(params, net, data, rows, Z):
+    """The first layer's pre-activations of the examples whose inputs are sparse rows ``rows``,
+    into the rows of Z."""
+    sizes, strides, offsets = net[0], net[1], net[2]
+    sparse_dense_forward(params, offsets[0], sizes[0], strides[0], data[1], data[2], data[3], data[0], rows, Z, 0)
 
 
 @njit(inline="always")
@@ -149,14 +154,17 @@ def forward_backward_batch(params, net, data, order, rows, start, n_batch, bufs,
     for b in range(n_batch):  # the batch's loss is the weighted mean, summed in a fixed order
         total += weights[order[start + b]]
     inverse = params.dtype.type(1) / total if total > 0 else params.dtype.type(0)
-    for b in prange(n_batch):
-        e = order[start + b]
-        if start + b + PREFETCH_AHEAD < rows.size:
-            prefetch_row(data, rows[start + b + PREFETCH_AHEAD])
-        loss, predicted = forward_example(params, net, data, rows[start + b], e, Z[b], A[b], True)
-        losses[start + b] = loss
-        hits[start + b] = predicted == data[4][e]
-        backward_example(net, data, e, weights[e] * inverse, Z[b], A[b], D[b], bufs[6], bufs[7])
+    for block in prange((n_batch + BLOCK - 1) // BLOCK):
+        b0, b1 = block * BLOCK, min(n_batch, (block + 1) * BLOCK)
+        first_layer_forward(params, net, data, rows[start + b0:start + b1], Z[b0:b1])
+        for b in range(b0, b1):
+            e = order[start + b]
+            if start + b + BLOCK < rows.size:  # the next block's inputs
+                prefetch_row(data, rows[start + b + BLOCK])
+            loss, predicted = forward_example(params, net, data, e, Z[b], A[b], True)
+            losses[start + b] = loss
+            hits[start + b] = predicted == data[4][e]
+            backward_example(net, data, e, weights[e] * inverse, Z[b], A[b], D[b], bufs[6], bufs[7])
 
 
 @njit(inline="always")
@@ -263,16 +271,18 @@ def predict_rows(params, net, data, outputs, losses, hits):
     and hit (against the labels or targets in data; pass zeros when there are none)."""
     cols = net[3]
     n, k = outputs.shape
-    chunk = 256
-    for c in prange((n + chunk - 1) // chunk):
-        z_row = np.zeros(cols[-1], dtype=params.dtype)
-        a_row = np.zeros(cols[-1], dtype=params.dtype)
-        for e in range(c * chunk, min(n, (c + 1) * chunk)):
-            loss, predicted = forward_example(params, net, data, e, e, z_row, a_row, False)
+    rows = np.arange(n)
+    for c in prange((n + BLOCK - 1) // BLOCK):
+        first, last = c * BLOCK, min(n, (c + 1) * BLOCK)
+        Z = np.zeros((last - first, cols[-1]), dtype=params.dtype)
+        A = np.zeros((last - first, cols[-1]), dtype=params.dtype)
+        first_layer_forward(params, net, data, rows[first:last], Z)
+        for e in range(first, last):
+            loss, predicted = forward_example(params, net, data, e, Z[e - first], A[e - first], False)
             losses[e] = loss
             hits[e] = predicted == data[4][e]
             for j in range(k):
-                outputs[e, j] = a_row[cols[-2] + j]
+                outputs[e, j] = A[e - first, cols[-2] + j]
 
 
 @njit(cache=True, parallel=True)
