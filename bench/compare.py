@@ -134,7 +134,8 @@ def _fastnn_version():
 def versions(frameworks):
     """Installed versions, read from package metadata (imports nothing)."""
     dists = {"numpy": ["numpy"], "torch": ["torch"], "torch.compile": ["torch"],
-             "jax": ["jax", "jaxlib"], "sklearn": ["scikit-learn"], "fastnn": ["numba"]}
+             "jax": ["jax", "jaxlib"], "sklearn": ["scikit-learn"], "fastnn": ["numba"],
+             "fastnn.array": ["numba"]}
     found = {"python": platform.python_version(), "fastnn": _fastnn_version()}
     for name in frameworks:
         for dist in dists[name]:

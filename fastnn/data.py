@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -27,7 +28,9 @@ class SparseRows:
         per_row = int(np.diff(self.indptr).max()) if self.n_rows else 0
         return min(batch_size * per_row, int(self.indptr[-1]))
 
+    @cached_property
     def column_counts(self) -> np.ndarray:
+        """Non-zero inputs per column (kept: prepared rows serve many fits)."""
         return np.bincount(self.indices, minlength=self.n_features)
 
     def subset(self, rows: np.ndarray) -> "SparseRows":

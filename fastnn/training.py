@@ -151,7 +151,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     threads = min(settings.threads, numba.config.NUMBA_NUM_THREADS)
     parallel = threads > 1 and work_per_batch(model, examples, batch_size) >= PARALLEL_MIN_WORK
     kernel = train_batches_parallel if parallel else train_batches_serial
-    plan = gradient_plan(model.layout, threads, np.append(examples.rows.column_counts(), n)) if parallel \
+    plan = gradient_plan(model.layout, threads, np.append(examples.rows.column_counts, n)) if parallel \
         else gradient_plan(model.layout, 1)
     state = OptimizerState.continued(model.optimizer_state, settings.optimizer, model.layout.n_params, model.dtype)
     bufs = batch_buffers(model.layout, batch_size, examples.rows.most_in_batch(batch_size))

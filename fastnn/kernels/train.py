@@ -144,10 +144,28 @@ def transpose_layers(params, net, bufs):
                           strides[l - 1])
 
 
+@njit(cache=True)
+def forward_backward_block(params, net, data, order, rows, start, b0, b1, bufs, inverse, losses, hits):
+    """Phase 1 for the batch's examples b0..b1-1: the first layer tile by tile across them, then
+    each one's other layers, loss and error signals (``inverse``: 1 / the batch's total weight)."""
+    Z, A, D = bufs[0], bufs[1], bufs[2]
+    weights = data[6]
+    first_layer_forward(params, net, data, rows[start + b0:start + b1], Z[b0:b1])
+    for b in range(b0, b1):
+        e = order[start + b]
+        if start + b + BLOCK < rows.size:  # the next block's inputs
+            prefetch_row(data, rows[start + b + BLOCK])
+        loss, predicted = forward_example(params, net, data, e, Z[b], A[b], True)
+        losses[start + b] = loss
+        hits[start + b] = predicted == data[4][e]
+        backward_example(net, data, e, weights[e] * inverse, Z[b], A[b], D[b], bufs[6], bufs[7])
+
+
+# The parallel kernels hold thin loops over calls of compiled functions: inlining their bodies
+# into every kernel (serial, parallel, fit_many's, the gradient's) would multiply compile time.
 @njit(inline="always")
 def forward_backward_batch(params, net, data, order, rows, start, n_batch, bufs, losses, hits):
-    """Phase 1, parallel over the batch's examples."""
-    Z, A, D = bufs[0], bufs[1], bufs[2]
+    """Phase 1, parallel over blocks of the batch's examples."""
     transpose_layers(params, net, bufs)
     weights = data[6]
     total = params.dtype.type(0)
@@ -155,19 +173,11 @@ def forward_backward_batch(params, net, data, order, rows, start, n_batch, bufs,
         total += weights[order[start + b]]
     inverse = params.dtype.type(1) / total if total > 0 else params.dtype.type(0)
     for block in prange((n_batch + BLOCK - 1) // BLOCK):
-        b0, b1 = block * BLOCK, min(n_batch, (block + 1) * BLOCK)
-        first_layer_forward(params, net, data, rows[start + b0:start + b1], Z[b0:b1])
-        for b in range(b0, b1):
-            e = order[start + b]
-            if start + b + BLOCK < rows.size:  # the next block's inputs
-                prefetch_row(data, rows[start + b + BLOCK])
-            loss, predicted = forward_example(params, net, data, e, Z[b], A[b], True)
-            losses[start + b] = loss
-            hits[start + b] = predicted == data[4][e]
-            backward_example(net, data, e, weights[e] * inverse, Z[b], A[b], D[b], bufs[6], bufs[7])
+        forward_backward_block(params, net, data, order, rows, start, block * BLOCK,
+                               min(n_batch, (block + 1) * BLOCK), bufs, inverse, losses, hits)
 
 
-@njit(inline="always")
+@njit(cache=True)
 def accumulate_units(grad, net, data, rows, start, n_batch, bufs, plan, q0, q1):
     """Gradient rows of units assign[q0:q1], summed over the batch in order."""
     sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
@@ -192,7 +202,7 @@ def accumulate_units(grad, net, data, rows, start, n_batch, bufs, plan, q0, q1):
                                 n_batch, r0, r1)
 
 
-@njit(inline="always")
+@njit(cache=True)
 def update_units(params, grad, net, plan, opt, batch, grad_scale, q0, q1):
     """Apply the update rule to the rows of units assign[q0:q1]."""
     strides, offsets = net[1], net[2]
@@ -269,20 +279,26 @@ def batch_gradient(params, grad, net, data, order, bufs, plan, losses, hits):
 def predict_rows(params, net, data, outputs, losses, hits):
     """Forward pass of every example: outputs (class probabilities or regression values), loss
     and hit (against the labels or targets in data; pass zeros when there are none)."""
-    cols = net[3]
-    n, k = outputs.shape
+    n = outputs.shape[0]
     rows = np.arange(n)
     for c in prange((n + BLOCK - 1) // BLOCK):
-        first, last = c * BLOCK, min(n, (c + 1) * BLOCK)
-        Z = np.zeros((last - first, cols[-1]), dtype=params.dtype)
-        A = np.zeros((last - first, cols[-1]), dtype=params.dtype)
-        first_layer_forward(params, net, data, rows[first:last], Z)
-        for e in range(first, last):
-            loss, predicted = forward_example(params, net, data, e, Z[e - first], A[e - first], False)
-            losses[e] = loss
-            hits[e] = predicted == data[4][e]
-            for j in range(k):
-                outputs[e, j] = A[e - first, cols[-2] + j]
+        predict_block(params, net, data, rows, c * BLOCK, min(n, (c + 1) * BLOCK), outputs, losses, hits)
+
+
+@njit(cache=True)
+def predict_block(params, net, data, rows, first, last, outputs, losses, hits):
+    """predict_rows for examples first..last-1."""
+    cols = net[3]
+    k = outputs.shape[1]
+    Z = np.zeros((last - first, cols[-1]), dtype=params.dtype)
+    A = np.zeros((last - first, cols[-1]), dtype=params.dtype)
+    first_layer_forward(params, net, data, rows[first:last], Z)
+    for e in range(first, last):
+        loss, predicted = forward_example(params, net, data, e, Z[e - first], A[e - first], False)
+        losses[e] = loss
+        hits[e] = predicted == data[4][e]
+        for j in range(k):
+            outputs[e, j] = A[e - first, cols[-2] + j]
 
 
 @njit(cache=True, parallel=True)
