@@ -142,7 +142,6 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     """Run settings.epochs epochs over examples; see MLP.fit."""
     import numba
 
-    from .kernels.sparse import gather_rows
     from .kernels.train import train_batches_parallel, train_batches_serial
 
     n = examples.rows.n_rows
@@ -159,8 +158,6 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     losses = np.empty(n, dtype=model.dtype)
     hits = np.empty(n, dtype=np.bool_)
     data = examples.kernel_tuple()
-    in_order = np.arange(n)
-    gathered = (np.empty_like(data[0]), np.empty_like(data[1]), np.empty_like(data[2]))
     edges = np.linspace(0, n_batches, min(settings.blocks_per_epoch, n_batches) + 1).astype(np.int64)
     history = History()
     stopper = _Stopper(settings.early_stopping, model)
@@ -173,11 +170,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
             if resumed is not None:  # an epoch interrupted part-way: replay its order, skip its done batches
                 model.rng.bit_generator.state = resumed["rng"]
             epoch_start_rng = model.rng.bit_generator.state
-            order = model.rng.permutation(n) if settings.shuffle else in_order
-            visited = data
-            if settings.shuffle:  # the inputs in visiting order: one sequential sweep per epoch
-                gather_rows(*data[:3], order, *gathered)
-                visited = (*gathered, *data[3:])
+            order = model.rng.permutation(n) if settings.shuffle else np.arange(n)
             net = model._net(dropout_key(model.seed, model.epochs_trained))
             skip = resumed["batches_done"] if resumed is not None else 0
             if skip >= n_batches or (resumed is not None and resumed.get("n_batches") != n_batches):
@@ -192,7 +185,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
                 opt = (settings.optimizer.code, state.m, state.v, settings.optimizer.hyper(steps, model.dtype),
                        lrs, settings.clip_norm)
                 good = (model._params.copy(), state.m.copy(), state.v.copy())
-                kernel(model._params, grad, net, visited, order, in_order, batch_size, first, last, bufs, plan, opt,
+                kernel(model._params, grad, net, data, order, order, batch_size, first, last, bufs, plan, opt,
                        losses, hits)
                 done = slice(first * batch_size, min(n, last * batch_size))
                 if not (np.isfinite(losses[done]).all() and np.isfinite(model._params).all()):

@@ -55,23 +55,6 @@ def to_sparse_rows(X, index_type):
     return indptr, indices, values
 
 
-@njit(cache=True, parallel=True)
-def gather_rows(indptr, indices, values, order, new_indptr, new_indices, new_values):
-    """Copy the sparse rows order[0], order[1], ... into the new_* arrays (allocated once by the
-    caller, of the same sizes): an epoch then reads its examples' inputs in one sequential sweep
-    instead of jumping across tens of MB twice a batch."""
-    n = order.size
-    new_indptr[0] = 0
-    for i in range(n):
-        new_indptr[i + 1] = new_indptr[i] + indptr[order[i] + 1] - indptr[order[i]]
-    for c in prange((n + _CHUNK - 1) // _CHUNK):
-        for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
-            a, b = indptr[order[i]], indptr[order[i] + 1]
-            new_indices[new_indptr[i]:new_indptr[i + 1]] = indices[a:b]
-            new_values[new_indptr[i]:new_indptr[i + 1]] = values[a:b]
-
-
-
 @njit(cache=True)
 def transpose_batch(indptr, indices, values, scale, rows, start, n_batch, col_ptr, col_example, col_value):
     """The batch's non-zero inputs grouped by input unit (its CSC form, by a counting sort).
