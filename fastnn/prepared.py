@@ -18,7 +18,7 @@ from .validation import check_inputs
 
 @dataclass(frozen=True, eq=False)
 class PreparedInputs:
-    """Read-only sparse rows of an (n, n_features) input array (see ``prepare``)."""
+    """The sparse rows of an (n, n_features) input array (see ``prepare``)."""
 
     rows: SparseRows
     dtype: np.dtype
@@ -63,14 +63,12 @@ def prepare(X, dtype="float32") -> PreparedInputs:
     """X (n examples x n features: uint8 pixels, or real values) converted once into what the
     kernels read, to pass wherever fastnn takes X (MLP.fit, predict, evaluate, fit_many) without
     converting it again. Values other than uint8 are stored in ``dtype``, the models' dtype.
-    The result is read-only: later changes to X do not reach it."""
+    The result is a copy: later changes to X do not reach it."""
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, not {dtype}")
     shape = np.shape(X)
     if len(shape) != 2:
         raise DataError(f"X must be 2-D (examples x features), got shape {shape}")
-    rows = sparse_rows(X, shape[1], dtype)
-    for a in (rows.indptr, rows.indices, rows.values):
-        a.flags.writeable = False
-    return PreparedInputs(rows, dtype)
+    # Its own arrays, left writeable: Numba compiles separate kernels for read-only arrays.
+    return PreparedInputs(sparse_rows(X, shape[1], dtype), dtype)
