@@ -314,6 +314,19 @@ def _build(run: dict):
                seed=run["seed"], dtype=spec["dtype"])
 
 
+def prepared(data: dict, name: str, dtype: str):
+    """data[name] converted once per dtype for every run that reads it (fastnn.prepare),
+    kept in data; None stays None."""
+    from .prepared import prepare
+
+    if data[name] is None:
+        return None
+    cache = data.setdefault("prepared", {})
+    if (name, dtype) not in cache:
+        cache[name, dtype] = prepare(data[name], dtype)
+    return cache[name, dtype]
+
+
 def run_chunk(runs: list[dict], data: dict, threads: int | None = None) -> list[tuple[dict, Any]]:
     """Train the runs of one chunk (fit_many for two or more runs of one group), score them;
     returns [(row, trained MLP)]. A run whose loss diverges gets status 'diverged'."""
@@ -325,6 +338,7 @@ def run_chunk(runs: list[dict], data: dict, threads: int | None = None) -> list[
     started = time.perf_counter()
     spec = runs[0]["spec"]
     models = [_build(r) for r in runs]
+    X, X_val, X_test = (prepared(data, name, spec["dtype"]) for name in ("X", "X_val", "X_test"))
     common = dict(epochs=spec["epochs"], batch_size=spec["batch-size"], shuffle=spec["shuffle"],
                   clip_norm=spec["clip-norm"], threads=threads)
     statuses = ["ok"] * len(runs)
@@ -332,7 +346,7 @@ def run_chunk(runs: list[dict], data: dict, threads: int | None = None) -> list[
     together = len(runs) > 1 and group_key(spec) is not None
     if together:
         try:
-            histories = fit_many(models, data["X"], data["y"], optimizers=[options.optimizer(r["spec"]) for r in runs],
+            histories = fit_many(models, X, data["y"], optimizers=[options.optimizer(r["spec"]) for r in runs],
                                  schedule=options.schedule(spec), **common)
         except TrainingDivergedError:  # find which: train them one by one (same results)
             models = [_build(r) for r in runs]
@@ -345,9 +359,9 @@ def run_chunk(runs: list[dict], data: dict, threads: int | None = None) -> list[
             if stop is not None and data["X_val"] is None:
                 raise SweepError("early-stopping in a sweep needs [sweep] validation > 0")
             try:
-                histories[k] = model.fit(data["X"], data["y"], optimizer=options.optimizer(s),
+                histories[k] = model.fit(X, data["y"], optimizer=options.optimizer(s),
                                          schedule=options.schedule(s), early_stopping=stop,
-                                         validation_data=None if stop is None else (data["X_val"], data["y_val"]),
+                                         validation_data=None if stop is None else (X_val, data["y_val"]),
                                          **{**common, "epochs": s["epochs"], "batch_size": s["batch-size"],
                                             "shuffle": s["shuffle"], "clip_norm": s["clip-norm"]})
             except TrainingDivergedError:
@@ -362,9 +376,9 @@ def run_chunk(runs: list[dict], data: dict, threads: int | None = None) -> list[
         if status == "ok":
             row["train_loss"] = history.loss[-1]
             row["train_accuracy"] = history.accuracy[-1]
-            for part in ("val", "test"):
-                if data[f"X_{part}"] is not None:
-                    metrics = model.evaluate(data[f"X_{part}"], data[f"y_{part}"])
+            for part, inputs in (("val", X_val), ("test", X_test)):
+                if inputs is not None:
+                    metrics = model.evaluate(inputs, data[f"y_{part}"])
                     row[f"{part}_loss"], row[f"{part}_accuracy"] = metrics["loss"], metrics["accuracy"]
         out.append((row, model if status == "ok" else None))
     return out

@@ -58,3 +58,14 @@ def test_bad_inputs_are_refused():
         fastnn.prepare(X, dtype="int8")
     with pytest.raises(DataError, match="labels"):
         MLP([60, 4]).fit(fastnn.prepare(X), rng.integers(0, 4, 49))
+
+
+def test_a_sweep_converts_each_input_array_once_per_dtype():
+    from fastnn.sweeps import prepared
+
+    X, _ = random_pixels(20, 60, seed=1)
+    data = {"X": X, "X_val": None}
+    first = prepared(data, "X", "float32")
+    assert prepared(data, "X", "float32") is first
+    assert prepared(data, "X", "float64") is not first and prepared(data, "X_val", "float32") is None
+    assert np.array_equal(first.rows.indices, fastnn.prepare(X).rows.indices)
