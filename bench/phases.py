@@ -27,7 +27,7 @@ from fastnn.kernels.train import accumulate_units, forward_backward_batch, updat
 def phase1(params, net, data, order, bufs, losses, hits, n_batches, batch_size):
     for batch in range(n_batches):
         start = batch * batch_size
-        forward_backward_batch(params, net, data, order, order, start, min(batch_size, order.size - start),
+        forward_backward_batch(params, net, data, order, start, min(batch_size, order.size - start),
                                bufs, losses, hits)
 
 
@@ -62,7 +62,7 @@ def main(hidden: int = 10, batch_size: int = 64) -> None:
     data = examples.kernel_tuple()
     n = mnist.train_images.shape[0]
     n_batches = -(-n // batch_size)
-    bufs = batch_buffers(model.layout, batch_size, examples.rows.most_in_batch(batch_size))
+    bufs = batch_buffers(model.layout, examples.rows, batch_size)
     grad = np.zeros(model.layout.n_params, model.dtype)
     plan = gradient_plan(model.layout, 1)
     losses, hits, order = np.empty(n, model.dtype), np.empty(n, np.bool_), np.arange(n)

@@ -90,9 +90,9 @@ class Layout:
         return params
 
 
-def batch_buffers(layout: Layout, batch_size: int, most_inputs: int, models: tuple[int, ...] = ()) -> tuple:
-    """Working buffers of the training kernel for batches of ``batch_size`` examples with at most
-    ``most_inputs`` non-zero inputs in all:
+def batch_buffers(layout: Layout, rows, batch_size: int, models: tuple[int, ...] = ()) -> tuple:
+    """Working buffers of the training kernel for batches of ``batch_size`` examples drawn from
+    ``rows`` (SparseRows):
     - Z, A, D: a row per example (padding zero);
     - col_ptr, col_example, col_value: the batch transposed by input unit (empty for narrow first
       layers);
@@ -102,7 +102,7 @@ def batch_buffers(layout: Layout, batch_size: int, most_inputs: int, models: tup
     width = int(layout.cols[-1])
     lanes = VECTOR_BYTES // np.dtype(layout.dtype).itemsize
     transposed = layout.strides[0] >= TRANSPOSE_MIN_VECTORS * lanes
-    n_units, entries = (layout.sizes[0] + 1, most_inputs) if transposed else (0, 0)
+    n_units, entries = (layout.sizes[0] + 1, rows.most_in_batch(batch_size)) if transposed else (0, 0)
     blocks = [0, 0] + [layout.sizes[l + 1] * int(layout.strides[l - 1]) for l in range(1, layout.n_layers)]
     t_offsets = np.cumsum(blocks)[:layout.n_layers + 1].astype(np.int64)
     return (*(np.zeros((*models, batch_size, width), dtype=layout.dtype) for _ in range(3)),

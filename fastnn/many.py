@@ -70,7 +70,7 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     grads = np.zeros_like(params)
     m_state = np.stack([s.m for s in states])
     v_state = np.stack([s.v for s in states])
-    bufs = batch_buffers(first.layout, size, examples.rows.most_in_batch(size), models=(K,))
+    bufs = batch_buffers(first.layout, examples.rows, size, models=(K,))
     losses = np.empty((K, n), dtype=dtype)
     hits = np.empty((K, n), dtype=np.bool_)
     plan = gradient_plan(first.layout, 1)

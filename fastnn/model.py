@@ -342,7 +342,7 @@ class MLP:
         from .layout import batch_buffers, gradient_plan
         examples = self._examples(X, y, sample_weight)
         n = examples.rows.n_rows
-        bufs = batch_buffers(self.layout, n, examples.rows.most_in_batch(n))
+        bufs = batch_buffers(self.layout, examples.rows, n)
         grad = np.zeros_like(self._params)
         batch_gradient(self._params, grad, self._net(), examples.kernel_tuple(), np.arange(n, dtype=np.int64),
                        bufs, gradient_plan(self.layout, 1), np.empty(n, self.dtype), np.empty(n, np.bool_))

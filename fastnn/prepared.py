@@ -23,6 +23,20 @@ class PreparedInputs:
     rows: SparseRows
     dtype: np.dtype
 
+    def __post_init__(self):
+        # The kernels read these indices unchecked: rows built by hand must not reach them unless
+        # they are what prepare() would build (checked once; the object then serves many fits).
+        r, dtype = self.rows, np.dtype(self.dtype)
+        arrays = (r.indptr, r.indices, r.values)
+        if not (isinstance(r, SparseRows) and all(isinstance(a, np.ndarray) and a.ndim == 1 for a in arrays)
+                and dtype in (np.float32, np.float64) and r.values.dtype in (np.uint8, dtype)
+                and r.indptr.dtype == np.int64 and r.indices.dtype in (np.uint16, np.int32)
+                and isinstance(r.n_features, int) and r.n_features > 0 and r.indptr.size > 1
+                and r.indptr[0] == 0 and r.indptr[-1] == r.indices.size == r.values.size
+                and (np.diff(r.indptr) >= 0).all()
+                and (r.indices.size == 0 or (r.indices.min() >= 0 and r.indices.max() < r.n_features))):
+            raise DataError("PreparedInputs holds no valid sparse rows: build it with fastnn.prepare(X)")
+
     @property
     def shape(self) -> tuple[int, int]:
         return (self.rows.n_rows, self.rows.n_features)

@@ -153,7 +153,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     plan = gradient_plan(model.layout, threads, np.append(examples.rows.column_counts, n)) if parallel \
         else gradient_plan(model.layout, 1)
     state = OptimizerState.continued(model.optimizer_state, settings.optimizer, model.layout.n_params, model.dtype)
-    bufs = batch_buffers(model.layout, batch_size, examples.rows.most_in_batch(batch_size))
+    bufs = batch_buffers(model.layout, examples.rows, batch_size)
     grad = np.zeros(model.layout.n_params, dtype=model.dtype)
     losses = np.empty(n, dtype=model.dtype)
     hits = np.empty(n, dtype=np.bool_)
@@ -185,7 +185,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
                 opt = (settings.optimizer.code, state.m, state.v, settings.optimizer.hyper(steps, model.dtype),
                        lrs, settings.clip_norm)
                 good = (model._params.copy(), state.m.copy(), state.v.copy())
-                kernel(model._params, grad, net, data, order, order, batch_size, first, last, bufs, plan, opt,
+                kernel(model._params, grad, net, data, order, batch_size, first, last, bufs, plan, opt,
                        losses, hits)
                 done = slice(first * batch_size, min(n, last * batch_size))
                 if not (np.isfinite(losses[done]).all() and np.isfinite(model._params).all()):

@@ -1,5 +1,7 @@
 """fastnn.prepare: inputs converted once give exactly what the arrays give, everywhere X goes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -58,6 +60,11 @@ def test_bad_inputs_are_refused():
         fastnn.prepare(X, dtype="int8")
     with pytest.raises(DataError, match="labels"):
         MLP([60, 4]).fit(fastnn.prepare(X), rng.integers(0, 4, 49))
+    rows = fastnn.prepare(X).rows
+    for bad in (replace(rows, indices=rows.indices + np.uint16(60)), replace(rows, indptr=rows.indptr[:-1]),
+                replace(rows, values=rows.values.astype(np.float64))):
+        with pytest.raises(DataError, match="fastnn.prepare"):
+            fastnn.PreparedInputs(bad, np.dtype(np.float32))
 
 
 def test_a_sweep_converts_each_input_array_once_per_dtype():

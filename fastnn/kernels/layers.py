@@ -39,11 +39,11 @@ def _input_value(values, k, scale):
 
 
 @njit(cache=True)
-def tile_width(stride, t, L):
-    """Values in the output tile that starts at t: 8, 4, 2 or 1 vectors (a remainder of 3 is
-    done as 2 + 1, of 7 as 4 + 2 + 1)."""
+def tile_width(stride, t, L, most):
+    """Values in the tile of a padded row that starts at t: ``most`` (8 or 4), 4, 2 or 1 vectors
+    (a remainder of 3 is done as 2 + 1, of 7 as 4 + 2 + 1)."""
     left = (stride - t) // L
-    return L * (8 if left >= 8 else (4 if left >= 4 else (2 if left >= 2 else 1)))
+    return L * (most if left >= most else (4 if left >= 4 else (2 if left >= 2 else 1)))
 
 
 @njit(cache=True)
@@ -111,7 +111,7 @@ def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, indp
     L = lanes(params)
     t = 0
     while t < stride:
-        width = tile_width(stride, t, L)
+        width = tile_width(stride, t, L, 8)
         for b in range(Z.shape[0]):
             sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, values, scale, indptr[rows[b]],
                                       indptr[rows[b] + 1], Z[b, col:])
@@ -176,9 +176,7 @@ def sparse_columns_backward(grad, off, stride, col_ptr, col_example, col_value, 
         row = off + i * stride
         t = 0
         while t < stride:
-            # A tile of 8, 4, 2 or 1 vectors: 8 independent sums hide the FMA's latency.
-            left = (stride - t) // L
-            w = 8 if left >= 8 else (4 if left >= 4 else (2 if left >= 2 else 1))
+            w = tile_width(stride, t, L, 8) // L  # 8 independent sums hide the FMA's latency
             g0, g1, g2, g3 = vload(grad, row + t), vzero(grad), vzero(grad), vzero(grad)
             g4, g5, g6, g7 = vzero(grad), vzero(grad), vzero(grad), vzero(grad)
             if w >= 2:
@@ -224,7 +222,7 @@ def dense_forward(params, off, n_in, stride, a, z):
     bias = off + n_in * stride
     t = 0
     while t < stride:
-        width = 4 * L if stride - t >= 4 * L else (2 * L if stride - t >= 2 * L else L)
+        width = tile_width(stride, t, L, 4)
         a0, a1, a2, a3 = vload(params, bias + t), vzero(params), vzero(params), vzero(params)
         if width > L:
             a1 = vload(params, bias + t + L)
@@ -271,7 +269,7 @@ def dense_backward_input(weights_t, n_out, stride_t, dz, da):
     L = lanes(weights_t)
     t = 0
     while t < stride_t:
-        width = 4 * L if stride_t - t >= 4 * L else (2 * L if stride_t - t >= 2 * L else L)
+        width = tile_width(stride_t, t, L, 4)
         a0, a1, a2, a3 = vzero(da), vzero(da), vzero(da), vzero(da)
         for j in range(n_out):
             x, r = vsplat(load(dz, j)), j * stride_t + t

@@ -145,16 +145,16 @@ def transpose_layers(params, net, bufs):
 
 
 @njit(cache=True)
-def forward_backward_block(params, net, data, order, rows, start, b0, b1, bufs, inverse, losses, hits):
+def forward_backward_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits):
     """Phase 1 for the batch's examples b0..b1-1: the first layer tile by tile across them, then
     each one's other layers, loss and error signals (``inverse``: 1 / the batch's total weight)."""
     Z, A, D = bufs[0], bufs[1], bufs[2]
     weights = data[6]
-    first_layer_forward(params, net, data, rows[start + b0:start + b1], Z[b0:b1])
+    first_layer_forward(params, net, data, order[start + b0:start + b1], Z[b0:b1])
     for b in range(b0, b1):
         e = order[start + b]
-        if start + b + BLOCK < rows.size:  # the next block's inputs
-            prefetch_row(data, rows[start + b + BLOCK])
+        if start + b + BLOCK < order.size:  # the next block's inputs
+            prefetch_row(data, order[start + b + BLOCK])
         loss, predicted = forward_example(params, net, data, e, Z[b], A[b], True)
         losses[start + b] = loss
         hits[start + b] = predicted == data[4][e]
@@ -164,7 +164,7 @@ def forward_backward_block(params, net, data, order, rows, start, b0, b1, bufs, 
 # The parallel kernels hold thin loops over calls of compiled functions: inlining their bodies
 # into every kernel (serial, parallel, fit_many's, the gradient's) would multiply compile time.
 @njit(inline="always")
-def forward_backward_batch(params, net, data, order, rows, start, n_batch, bufs, losses, hits):
+def forward_backward_batch(params, net, data, order, start, n_batch, bufs, losses, hits):
     """Phase 1, parallel over blocks of the batch's examples."""
     transpose_layers(params, net, bufs)
     weights = data[6]
@@ -173,12 +173,12 @@ def forward_backward_batch(params, net, data, order, rows, start, n_batch, bufs,
         total += weights[order[start + b]]
     inverse = params.dtype.type(1) / total if total > 0 else params.dtype.type(0)
     for block in prange((n_batch + BLOCK - 1) // BLOCK):
-        forward_backward_block(params, net, data, order, rows, start, block * BLOCK,
+        forward_backward_block(params, net, data, order, start, block * BLOCK,
                                min(n_batch, (block + 1) * BLOCK), bufs, inverse, losses, hits)
 
 
 @njit(cache=True)
-def accumulate_units(grad, net, data, rows, start, n_batch, bufs, plan, q0, q1):
+def accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, q0, q1):
     """Gradient rows of units assign[q0:q1], summed over the batch in order."""
     sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
     indptr, indices, values, scale = data[0], data[1], data[2], data[3]
@@ -194,7 +194,7 @@ def accumulate_units(grad, net, data, rows, start, n_batch, bufs, plan, q0, q1):
                                     sizes[0], sizes[0] + 1)
         elif l == 0:
             for b in range(n_batch):
-                row = rows[start + b]
+                row = order[start + b]
                 sparse_dense_backward(grad, offsets[0], sizes[0], strides[0], indices, values, scale,
                                       indptr[row], indptr[row + 1], D[b, cols[0]:cols[1]], r0, r1)
         else:
@@ -215,18 +215,18 @@ def update_units(params, grad, net, plan, opt, batch, grad_scale, q0, q1):
 
 
 @njit(inline="always")
-def gradient_and_update(params, grad, net, data, rows, start, n_batch, bufs, plan, opt, batch):
+def gradient_and_update(params, grad, net, data, order, start, n_batch, bufs, plan, opt, batch):
     """Phase 2, parallel over disjoint row ranges of the parameters."""
     assign_ptr = plan[1]
     clip_norm = opt[5]
     one = params.dtype.type(1)
     if clip_norm <= 0:
         for t in prange(assign_ptr.size - 1):
-            accumulate_units(grad, net, data, rows, start, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
+            accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
             update_units(params, grad, net, plan, opt, batch, one, assign_ptr[t], assign_ptr[t + 1])
     else:  # clipping needs the whole gradient's norm before any update
         for t in prange(assign_ptr.size - 1):
-            accumulate_units(grad, net, data, rows, start, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
+            accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
         squares = 0.0
         for i in range(grad.size):  # a plain loop: summed in one fixed order, never split
             squares += np.float64(grad[i]) * np.float64(grad[i])
@@ -237,32 +237,31 @@ def gradient_and_update(params, grad, net, data, rows, start, n_batch, bufs, pla
 
 
 @njit(inline="always")
-def train_batches(params, grad, net, data, order, rows, batch_size, first, last, bufs, plan, opt, losses, hits):
-    """Batches first..last-1 of an epoch that visits examples order[i], whose inputs are the
-    sparse rows rows[i] (fit passes order itself: the rows are read where they lie, the next
-    block's prefetched, rather than copied into visiting order each epoch, which measured no
-    faster and cost a copy of the inputs)."""
+def train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits):
+    """Batches first..last-1 of an epoch that visits examples order[0], order[1], ... Their
+    sparse rows are read where they lie, the next block's prefetched: copying them into visiting
+    order each epoch measured no faster, and cost a copy of the inputs."""
     n = order.size
     for batch in range(first, last):
         start = batch * batch_size
         n_batch = min(batch_size, n - start)
-        forward_backward_batch(params, net, data, order, rows, start, n_batch, bufs, losses, hits)
+        forward_backward_batch(params, net, data, order, start, n_batch, bufs, losses, hits)
         if bufs[3].size > 0:
-            transpose_batch(data[0], data[1], data[2], data[3], rows, start, n_batch, bufs[3], bufs[4], bufs[5])
-        gradient_and_update(params, grad, net, data, rows, start, n_batch, bufs, plan, opt, batch - first)
+            transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4], bufs[5])
+        gradient_and_update(params, grad, net, data, order, start, n_batch, bufs, plan, opt, batch - first)
 
 
 # Two compiled copies of the same loop: threads pay only where a batch has enough work to share.
 @njit(cache=True, parallel=True)
-def train_batches_parallel(params, grad, net, data, order, rows, batch_size, first, last, bufs, plan, opt,
+def train_batches_parallel(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt,
                            losses, hits):
-    train_batches(params, grad, net, data, order, rows, batch_size, first, last, bufs, plan, opt, losses, hits)
+    train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits)
 
 
 @njit(cache=True)
-def train_batches_serial(params, grad, net, data, order, rows, batch_size, first, last, bufs, plan, opt,
+def train_batches_serial(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt,
                          losses, hits):
-    train_batches(params, grad, net, data, order, rows, batch_size, first, last, bufs, plan, opt, losses, hits)
+    train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits)
 
 
 @njit(cache=True)
@@ -270,7 +269,7 @@ def batch_gradient(params, grad, net, data, order, bufs, plan, losses, hits):
     """The mean gradient over the examples ``order`` (one batch), added into ``grad``; no update."""
     n_batch = order.size
     assign_ptr = plan[1]
-    forward_backward_batch(params, net, data, order, order, 0, n_batch, bufs, losses, hits)
+    forward_backward_batch(params, net, data, order, 0, n_batch, bufs, losses, hits)
     if bufs[3].size > 0:
         transpose_batch(data[0], data[1], data[2], data[3], order, 0, n_batch, bufs[3], bufs[4], bufs[5])
     for t in range(assign_ptr.size - 1):
@@ -316,7 +315,7 @@ def train_many(params, grads, net, keys, data, orders, batch_size, first, last, 
     kind, m, v, hyper, lrs, clip_norm = opt
     for k in prange(params.shape[0]):
         train_batches_serial(params[k], grads[k], (sizes, strides, offsets, cols, acts, dropout, keys[k]), data,
-                             orders[k], orders[k], batch_size, first, last,
+                             orders[k], batch_size, first, last,
                              (bufs[0][k], bufs[1][k], bufs[2][k], bufs[3][k], bufs[4][k], bufs[5][k], bufs[6][k],
                               bufs[7][k]), plan,
                              (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k])
