@@ -10,10 +10,11 @@ arithmetic stays in the dtype of the buffers.
 """
 
 import numpy as np
-from numba import njit, types
+from numba import types
 from numba.extending import overload
 
 from .codes import LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, TANH
+from .jit import kernel
 from .simd import lanes, load, vadd, vfma, vload, vsplat, vstore, vwhere_positive, vzero
 
 
@@ -38,7 +39,7 @@ def _input_value(values, k, scale):
     return lambda values, k, scale: load(values, k) * scale
 
 
-@njit(cache=True)
+@kernel
 def tile_width(stride, t, L, most):
     """Values in the tile of a padded row that starts at t: ``most`` (8 or 4), 4, 2 or 1 vectors
     (a remainder of 3 is done as 2 + 1, of 7 as 4 + 2 + 1)."""
@@ -46,7 +47,7 @@ def tile_width(stride, t, L, most):
     return L * (most if left >= most else (4 if left >= 4 else (2 if left >= 2 else 1)))
 
 
-@njit(cache=True)
+@kernel
 def sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, values, scale, start, stop, z):
     """z[t:t + width] = b + sum over the example's non-zero inputs k of
     (scale * values[k]) * W[indices[k], t:t + width].
@@ -100,7 +101,7 @@ def sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, valu
         vstore(z, t + 2 * L, vadd(a2, b2)), vstore(z, t + 3 * L, vadd(a3, b3))
 
 
-@njit(cache=True)
+@kernel
 def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, indptr, rows, Z, col):
     """Z[b, col:col + stride] = b + sum over the non-zero inputs k of example b (sparse row
     rows[b]) of (scale * values[k]) * W[indices[k], :], for every row b of Z.
@@ -118,7 +119,7 @@ def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, indp
         t += width
 
 
-@njit(cache=True)
+@kernel
 def sparse_dense_backward(grad, off, n_in, stride, indices, values, scale, start, stop, dz, r0, r1):
     """grad[rows r0..r1) += x^T dz for one example: the rows of its non-zero inputs in range.
 
@@ -158,7 +159,7 @@ def sparse_dense_backward(grad, off, n_in, stride, indices, values, scale, start
             vstore(grad, bias + t, vadd(vload(grad, bias + t), vload(dz, t)))
 
 
-@njit(cache=True)
+@kernel
 def sparse_columns_backward(grad, off, stride, col_ptr, col_example, col_value, D, d_col, r0, r1):
     """grad[rows r0..r1) += X^T D over a batch, from its columns (see sparse.transpose_batch).
 
@@ -210,7 +211,7 @@ def sparse_columns_backward(grad, off, stride, col_ptr, col_example, col_value, 
 
 # -- dense layer, dense input ------------------------------------------------------------------
 
-@njit(cache=True)
+@kernel
 def dense_forward(params, off, n_in, stride, a, z):
     """z = b + a W. Inputs alternate between two sets of accumulators, as in sparse_dense_forward.
 
@@ -253,7 +254,7 @@ def dense_forward(params, off, n_in, stride, a, z):
         t += width
 
 
-@njit(cache=True)
+@kernel
 def transpose_weights(params, off, n_in, stride, n_out, weights_t, stride_t):
     """weights_t[j, i] = W[i, j] (rows of stride_t values, padding left zero): for the layer's
     input gradient, each output's weights as one contiguous row."""
@@ -262,7 +263,7 @@ def transpose_weights(params, off, n_in, stride, n_out, weights_t, stride_t):
             weights_t[j * stride_t + i] = params[off + i * stride + j]
 
 
-@njit(cache=True)
+@kernel
 def dense_backward_input(weights_t, n_out, stride_t, dz, da):
     """da = W dz, from the layer's transposed weights (transpose_weights): a tile of da stays in
     registers while the outputs' rows stream by (padding of da comes out zero)."""
@@ -286,7 +287,7 @@ def dense_backward_input(weights_t, n_out, stride_t, dz, da):
         t += width
 
 
-@njit(cache=True)
+@kernel
 def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0, r1):
     """grad[rows r0..r1) += sum over the batch of a_b^T dz_b, examples added in order.
 
@@ -320,7 +321,7 @@ def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0
 
 # -- activations ---------------------------------------------------------------------------------
 
-@njit(cache=True)
+@kernel
 def activation_forward(code, z, a, n):
     """a = f(z) for a hidden activation."""
     zero, one = z.dtype.type(0), z.dtype.type(1)
@@ -342,7 +343,7 @@ def activation_forward(code, z, a, n):
             a[j] = z[j]
 
 
-@njit(cache=True)
+@kernel
 def activation_backward(code, z, da, dz, n):
     """dz = da * f'(z). f' comes from z alone (not from the layer's output, which dropout may
     have changed). For ReLU, a whole vector at a time: the rows are padded to whole vectors, and
@@ -370,7 +371,7 @@ def activation_backward(code, z, da, dz, n):
 
 # -- output: softmax with cross-entropy ------------------------------------------------------------
 
-@njit(cache=True)
+@kernel
 def softmax_forward(z, p, n):
     """p = softmax(z); returns log(sum(exp(z - max))) + max, the log-partition, for the loss."""
     m = z[0]
@@ -388,7 +389,7 @@ def softmax_forward(z, p, n):
     return np.log(s) + m
 
 
-@njit(cache=True)
+@kernel
 def softmax_xent_backward(p, label, weight, dz, n):
     """dz = weight * (p - onehot(label)): the cross-entropy gradient through the softmax."""
     for j in range(n):
@@ -398,7 +399,7 @@ def softmax_xent_backward(p, label, weight, dz, n):
 
 # -- output: identity with mean squared error (regression) -----------------------------------------
 
-@njit(cache=True)
+@kernel
 def mse_forward(z, targets, e, n):
     """Mean over the outputs of (z_j - t_j)^2, as torch.nn.MSELoss."""
     s = z.dtype.type(0)
@@ -408,7 +409,7 @@ def mse_forward(z, targets, e, n):
     return s / z.dtype.type(n)
 
 
-@njit(cache=True)
+@kernel
 def mse_backward(z, targets, e, weight, dz, n):
     """dz = weight * 2 (z - t) / n."""
     c = weight * z.dtype.type(2) / z.dtype.type(n)
@@ -418,7 +419,7 @@ def mse_backward(z, targets, e, weight, dz, n):
 
 # -- inverted dropout, from a counter-based random stream ------------------------------------------
 
-@njit(cache=True)
+@kernel
 def dropout_uniform(key, e, layer, j):
     """A uniform number in [0, 1) that depends only on (key, example, layer, unit): the same mask
     whatever the thread that computes it (splitmix64's finaliser over a combined counter)."""
@@ -430,7 +431,7 @@ def dropout_uniform(key, e, layer, j):
     return np.float64(x >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
-@njit(cache=True)
+@kernel
 def dropout_apply(v, n, key, e, layer, rate):
     """v[j] *= 1/(1 - rate) if unit j is kept, else 0: the forward pass on activations and,
     with the same mask, the backward pass on their gradients."""

@@ -9,13 +9,13 @@ definitions (torch.optim), so that the two can be compared weight for weight.
 weight_decay, 1 - beta1^step, sqrt(1 - beta2^step)] (see fastnn/optimizers.py).
 """
 
-from numba import njit
 
 from .codes import ADAMW, MOMENTUM, NESTEROV, RMSPROP, SGD
+from .jit import kernel
 from .simd import lanes, vadd, vdiv, vload, vmul, vsplat, vsqrt, vstore, vsub, vzero
 
 
-@njit(cache=True)
+@kernel
 def update_segment(kind, params, grad, m, v, s, t, lr, hyper, grad_scale):
     """One step of rule ``kind`` on params[s:t]; grad is multiplied by grad_scale (clipping).
 

@@ -6,13 +6,14 @@
 import numpy as np
 from numba import njit, prange
 
+from .jit import kernel
 from .layers import input_value
 from .simd import load, store
 
 _CHUNK = 512  # rows per parallel task
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True)  # allocates its outputs
 def to_sparse_rows(X, index_type):
     """(indptr int64, indices of index_type's dtype, values of X's dtype) of a C-contiguous 2-D
     array. Narrow indices (uint16 for up to 65,536 columns) halve the bytes read per input."""
@@ -55,7 +56,7 @@ def to_sparse_rows(X, index_type):
     return indptr, indices, values
 
 
-@njit(cache=True)
+@kernel
 def transpose_batch(indptr, indices, values, scale, rows, start, n_batch, col_ptr, col_example, col_value):
     """The batch's non-zero inputs grouped by input unit (its CSC form, by a counting sort).
 

@@ -32,6 +32,7 @@ import numpy as np
 from numba import njit, prange
 
 from .codes import SOFTMAX
+from .jit import kernel
 from .layers import (
     activation_backward,
     activation_forward,
@@ -58,7 +59,7 @@ from .sparse import transpose_batch
 BLOCK = 16
 
 
-@njit(cache=True)
+@kernel
 def prefetch_row(data, row):
     """Bring a sparse row's non-zero columns and values towards the cache (64-byte lines)."""
     indptr, indices, values = data[0], data[1], data[2]
@@ -144,7 +145,7 @@ def transpose_layers(params, net, bufs):
                           strides[l - 1])
 
 
-@njit(cache=True)
+@kernel
 def forward_backward_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits):
     """Phase 1 for the batch's examples b0..b1-1: the first layer tile by tile across them, then
     each one's other layers, loss and error signals (``inverse``: 1 / the batch's total weight)."""
@@ -177,7 +178,7 @@ def forward_backward_batch(params, net, data, order, start, n_batch, bufs, losse
                                min(n_batch, (block + 1) * BLOCK), bufs, inverse, losses, hits)
 
 
-@njit(cache=True)
+@kernel
 def accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, q0, q1):
     """Gradient rows of units assign[q0:q1], summed over the batch in order."""
     sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
@@ -202,7 +203,7 @@ def accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, q0, q1)
                                 n_batch, r0, r1)
 
 
-@njit(cache=True)
+@kernel
 def update_units(params, grad, net, plan, opt, batch, grad_scale, q0, q1):
     """Apply the update rule to the rows of units assign[q0:q1]."""
     strides, offsets = net[1], net[2]
@@ -252,19 +253,19 @@ def train_batches(params, grad, net, data, order, batch_size, first, last, bufs,
 
 
 # Two compiled copies of the same loop: threads pay only where a batch has enough work to share.
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def train_batches_parallel(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt,
                            losses, hits):
     train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits)
 
 
-@njit(cache=True)
+@kernel
 def train_batches_serial(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt,
                          losses, hits):
     train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits)
 
 
-@njit(cache=True)
+@kernel
 def batch_gradient(params, grad, net, data, order, bufs, plan, losses, hits):
     """The mean gradient over the examples ``order`` (one batch), added into ``grad``; no update."""
     n_batch = order.size
@@ -276,23 +277,25 @@ def batch_gradient(params, grad, net, data, order, bufs, plan, losses, hits):
         accumulate_units(grad, net, data, order, 0, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True)  # allocates each block's buffers
 def predict_rows(params, net, data, outputs, losses, hits):
     """Forward pass of every example: outputs (class probabilities or regression values), loss
     and hit (against the labels or targets in data; pass zeros when there are none)."""
     n = outputs.shape[0]
     rows = np.arange(n)
+    width = net[3][-1]
     for c in prange((n + BLOCK - 1) // BLOCK):
-        predict_block(params, net, data, rows, c * BLOCK, min(n, (c + 1) * BLOCK), outputs, losses, hits)
+        first, last = c * BLOCK, min(n, (c + 1) * BLOCK)
+        Z = np.zeros((last - first, width), dtype=params.dtype)
+        A = np.zeros((last - first, width), dtype=params.dtype)
+        predict_block(params, net, data, rows, first, last, Z, A, outputs, losses, hits)
 
 
-@njit(cache=True)
-def predict_block(params, net, data, rows, first, last, outputs, losses, hits):
-    """predict_rows for examples first..last-1."""
+@kernel
+def predict_block(params, net, data, rows, first, last, Z, A, outputs, losses, hits):
+    """predict_rows for examples first..last-1, in the buffers Z and A (one row each)."""
     cols = net[3]
     k = outputs.shape[1]
-    Z = np.zeros((last - first, cols[-1]), dtype=params.dtype)
-    A = np.zeros((last - first, cols[-1]), dtype=params.dtype)
     first_layer_forward(params, net, data, rows[first:last], Z)
     for e in range(first, last):
         loss, predicted = forward_example(params, net, data, e, Z[e - first], A[e - first], False)
@@ -302,7 +305,7 @@ def predict_block(params, net, data, rows, first, last, outputs, losses, hits):
             outputs[e, j] = A[e - first, cols[-2] + j]
 
 
-@njit(cache=True, parallel=True)
+@kernel(parallel=True)
 def train_many(params, grads, net, keys, data, orders, batch_size, first, last, bufs, plan, opt, losses, hits):
     """train_batches_serial for K models of one shape at once, one model per thread at a time
     (each reading the sparse rows where they lie, in its own order).
