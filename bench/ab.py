@@ -1,0 +1,78 @@
+"""Paired A/B timing of two checkouts of fastnn, for a machine too noisy for separate runs.
+
+    python -m bench.ab DIR_A DIR_B [--hidden 10] [--threads 1] [--rounds 12]
+
+Two warm processes, one per checkout (each with its own Numba cache in DIR/.numba_cache/ab),
+take turns: each round, both train 784-H-10 on MNIST for two epochs (batch 64, SGD, shuffled),
+in alternating order. Rounds next to each other see the same machine, so the median of the
+per-epoch ratios B/A says more than two medians taken minutes apart (this VM's epoch times
+move by a third between runs; the ratio of pairs stays within a few percent).
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+
+def worker(hidden: int, threads: int) -> None:
+    """Warm up, then train for two epochs per line read from stdin; print their seconds."""
+    import fastnn
+    from fastnn.datasets import load_mnist
+
+    mnist = load_mnist(os.path.join(os.environ.get("FASTNN_DATA", "../shared/data"), "mnist"))
+    X = fastnn.prepare(mnist.train_images)
+
+    def epochs() -> list[float]:
+        model = fastnn.MLP([784, hidden, 10], seed=0)
+        return model.fit(X, mnist.train_labels, epochs=2, batch_size=64, lr=0.1, threads=threads).seconds
+
+    epochs()
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        print(" ".join(f"{s:.6f}" for s in epochs()), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dirs", nargs=2, metavar="DIR", help="checkouts A and B of the repository")
+    parser.add_argument("--hidden", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.hidden, args.threads)
+    procs = []
+    for d in args.dirs:
+        d = os.path.abspath(d)
+        if not os.path.isdir(os.path.join(d, "fastnn")):
+            sys.exit(f"error: {d} is not a checkout of fastnn (no fastnn/ folder)")
+        # This file runs in both workers; each imports fastnn from its own checkout.
+        env = {**os.environ, "PYTHONPATH": d, "NUMBA_CACHE_DIR": os.path.join(d, ".numba_cache", "ab")}
+        procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", *args.dirs,
+                                       "--hidden", str(args.hidden), "--threads", str(args.threads)],
+                                      cwd=d, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+    for p in procs:
+        if p.stdout.readline().strip() != "ready":
+            sys.exit("error: a worker failed to start (its error is above)")
+    seconds: list[list[float]] = [[], []]
+    for r in range(args.rounds):
+        for i in ((0, 1) if r % 2 == 0 else (1, 0)):
+            procs[i].stdin.write("go\n")
+            procs[i].stdin.flush()
+            seconds[i] += [float(s) for s in procs[i].stdout.readline().split()]
+    for p in procs:
+        p.stdin.close()
+        p.wait()
+    a, b = np.array(seconds[0]), np.array(seconds[1])
+    print(f"784-{args.hidden}-10, {args.threads} thread(s), {a.size} epochs each, seconds per epoch")
+    for name, d, t in (("A", args.dirs[0], a), ("B", args.dirs[1], b)):
+        print(f"  {name} {d}: median {np.median(t):.4f}, fastest {t.min():.4f}")
+    print(f"  B/A, median of paired epochs: {np.median(b / a):.3f}")
+
+
+if __name__ == "__main__":
+    main()
