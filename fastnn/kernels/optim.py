@@ -9,7 +9,6 @@ definitions (torch.optim), so that the two can be compared weight for weight.
 weight_decay, 1 - beta1^step, sqrt(1 - beta2^step)] (see fastnn/optimizers.py).
 """
 
-
 from .codes import ADAMW, MOMENTUM, NESTEROV, RMSPROP, SGD
 from .jit import kernel
 from .simd import lanes, vadd, vdiv, vload, vmul, vsplat, vsqrt, vstore, vsub, vzero
