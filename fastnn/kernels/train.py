@@ -154,9 +154,9 @@ def forward_backward_block(params, net, data, order, start, b0, b1, bufs, invers
     first_layer_forward(params, net, data, order[start + b0:start + b1], Z[b0:b1])
     for b in range(b0, b1):
         e = order[start + b]
-        if start + b + 2 * BLOCK < order.size:  # where the block after next lies, and its label
-            prefetch(data[0], order[start + b + 2 * BLOCK])
-            prefetch(data[4], order[start + b + 2 * BLOCK])
+        if start + b + 2 * BLOCK < order.size:  # where the block after next lies, its label, weight
+            ahead = order[start + b + 2 * BLOCK]
+            prefetch(data[0], ahead), prefetch(data[4], ahead), prefetch(data[6], ahead)
         if start + b + BLOCK < order.size:  # the next block's inputs
             prefetch_row(data, order[start + b + BLOCK])
         loss, predicted = forward_example(params, net, data, e, Z[b], A[b], True)
