@@ -246,6 +246,9 @@ class MLP:
         losses = np.empty(n, dtype=self.dtype)
         hits = np.empty(n, dtype=np.bool_)
         predict_rows(self._params, self._net(), examples.kernel_tuple(), outputs, losses, hits)
+        if not np.isfinite(outputs).all():
+            raise DataError(f"the network's outputs overflowed to NaN or infinity: these inputs or its weights "
+                            f"are too large for {self.dtype.name}")
         return outputs, losses, hits
 
     def _unlabelled(self, X) -> Examples:

@@ -59,7 +59,11 @@ def test_fit_trains_or_raises_a_clear_error(problem, batch_size, epochs, dtype):
         return
     assert finite and labels_ok
     assert len(history.loss) == epochs and np.isfinite(history.loss).all()
-    probabilities = model.predict_proba(X)
+    try:
+        probabilities = model.predict_proba(X)
+    except DataError as error:  # huge inputs: weights that make the outputs overflow
+        assert "too large" in str(error) and np.abs(X).max() > 1e6, error
+        return
     assert probabilities.shape == (len(X), 4) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-3)
 
 
