@@ -20,25 +20,30 @@ import fastnn  # noqa: E402
 from fastnn.datasets import load_mnist  # noqa: E402
 from fastnn.layout import batch_buffers, gradient_plan  # noqa: E402
 from fastnn.kernels.sparse import transpose_batch  # noqa: E402
-from fastnn.kernels.train import accumulate_units, forward_backward_batch, update_units  # noqa: E402
+from fastnn.kernels.train import (BLOCK, accumulate_units, forward_backward_block, inverse_weight,  # noqa: E402
+                                  transpose_layers, update_units)
 
 
 @njit
 def phase1(params, net, data, order, bufs, losses, hits, n_batches, batch_size):
     for batch in range(n_batches):
         start = batch * batch_size
-        forward_backward_batch(params, net, data, order, start, min(batch_size, order.size - start),
-                               bufs, losses, hits)
+        n_batch = min(batch_size, order.size - start)
+        transpose_layers(params, net, bufs)
+        inverse = inverse_weight(params, data, order, start, n_batch)
+        for b0 in range(0, n_batch, BLOCK):
+            forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), bufs, inverse,
+                                   losses, hits)
 
 
 @njit
-def phase2_gradient(grad, net, data, order, bufs, plan, n_batches, batch_size):
+def phase2_gradient(grad, net, data, order, bufs, units, n_batches, batch_size):
     for batch in range(n_batches):
         start = batch * batch_size
         n_batch = min(batch_size, order.size - start)
         if bufs[3].size > 0:
             transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4], bufs[5])
-        accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, 0, plan[1][-1])
+        accumulate_units(grad, net, data, order, start, n_batch, bufs, units, 0, units.shape[0])
 
 
 @njit
@@ -50,9 +55,9 @@ def phase2_transpose(data, order, bufs, n_batches, batch_size):
 
 
 @njit
-def phase2_update(params, grad, net, plan, opt, n_batches):
+def phase2_update(params, grad, net, units, opt, n_batches):
     for batch in range(n_batches):
-        update_units(params, grad, net, plan, opt, batch, params.dtype.type(1), 0, plan[1][-1])
+        update_units(params, grad, net, units, opt, batch, params.dtype.type(1), 0, units.shape[0])
 
 
 def main(hidden: int = 10, batch_size: int = 64) -> None:
@@ -64,16 +69,16 @@ def main(hidden: int = 10, batch_size: int = 64) -> None:
     n_batches = -(-n // batch_size)
     bufs = batch_buffers(model.layout, examples.rows, batch_size)
     grad = np.zeros(model.layout.n_params, model.dtype)
-    plan = gradient_plan(model.layout, 1)
+    units = gradient_plan(model.layout, 1)
     losses, hits, order = np.empty(n, model.dtype), np.empty(n, np.bool_), np.arange(n)
     opt = (0, np.zeros(0, model.dtype), np.zeros(0, model.dtype), np.zeros((n_batches, 6), model.dtype),
            np.full(n_batches, 0.1, model.dtype), 0.0)
     params, net = model._params.copy(), model._net(0)
     phases = [("phase 1: forward, loss, error signals",
                lambda: phase1(params, net, data, order, bufs, losses, hits, n_batches, batch_size)),
-              ("phase 2: gradients", lambda: phase2_gradient(grad, net, data, order, bufs, plan, n_batches,
+              ("phase 2: gradients", lambda: phase2_gradient(grad, net, data, order, bufs, units, n_batches,
                                                              batch_size)),
-              ("phase 2: SGD update", lambda: phase2_update(params, grad, net, plan, opt, n_batches))]
+              ("phase 2: SGD update", lambda: phase2_update(params, grad, net, units, opt, n_batches))]
     if bufs[3].size > 0:
         phases.insert(2, ("  of which transposing the batch",
                           lambda: phase2_transpose(data, order, bufs, n_batches, batch_size)))

@@ -111,14 +111,15 @@ def batch_buffers(layout: Layout, rows, batch_size: int, models: tuple[int, ...]
             np.zeros((*models, sum(blocks)), dtype=layout.dtype), np.broadcast_to(t_offsets, (*models, t_offsets.size)).copy())
 
 
-def gradient_plan(layout: Layout, threads: int, first_row_costs: np.ndarray | None = None):
-    """Split the gradient rows into disjoint ranges and deal them to ``threads`` workers.
+def gradient_plan(layout: Layout, workers: int, first_row_costs: np.ndarray | None = None) -> np.ndarray:
+    """The gradient rows cut into disjoint ranges ("units") for ``workers`` workers to take in turn.
 
     A range costs about (non-zero inputs of its rows) x n_out. ``first_row_costs`` weighs the
     first layer's n_in + 1 rows (the non-zero count of each input column, then the number of
-    examples for the bias) so that ranges of pixels balance; other rows weigh one each.
-    The split changes which thread computes a row, never how: results do not depend on it.
-    Returns (units (U, 3) int64: layer, first row, end row; assign_ptr; assign).
+    examples for the bias) so that ranges of pixels balance; other rows weigh one each. Several
+    ranges per worker, costliest first, so that whoever finishes first takes the next. The split
+    changes which thread computes a row, never how: results do not depend on it.
+    Returns units, (U, 3) int64: layer, first row, end row.
     """
     units, costs = [], []
     for layer, (n_in, n_out) in enumerate(zip(layout.sizes[:-1], layout.strides)):
@@ -126,18 +127,10 @@ def gradient_plan(layout: Layout, threads: int, first_row_costs: np.ndarray | No
         weight = np.ones(rows)
         if layer == 0 and first_row_costs is not None:
             weight = np.asarray(first_row_costs, dtype=float) + 1e-9
-        pieces = 1 if threads == 1 else min(rows, 4 * threads)  # several per thread, to balance
+        pieces = 1 if workers == 1 else min(rows, 4 * workers)
         edges = np.searchsorted(np.cumsum(weight), np.linspace(0, weight.sum(), pieces + 1)[1:-1])
         bounds = np.unique(np.concatenate([[0], edges, [rows]]))
         for r0, r1 in zip(bounds[:-1], bounds[1:]):
             units.append((layer, r0, r1))
             costs.append(weight[r0:r1].sum() * n_out)
-    # Greedy: biggest range to the least-loaded worker.
-    loads = np.zeros(threads)
-    owner = np.empty(len(units), dtype=np.int64)
-    for u in np.argsort(costs)[::-1]:
-        owner[u] = int(np.argmin(loads))
-        loads[owner[u]] += costs[u]
-    assign = np.argsort(owner, kind="stable").astype(np.int64)
-    assign_ptr = np.concatenate([[0], np.cumsum(np.bincount(owner, minlength=threads))]).astype(np.int64)
-    return np.array(units, dtype=np.int64), assign_ptr, assign
+    return np.array(units, dtype=np.int64)[np.argsort(costs, kind="stable")[::-1]]

@@ -35,6 +35,7 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     """
     import numba
 
+    from .kernels.sync import SYNC_SIZE
     from .kernels.train import train_many
 
     models = list(models)
@@ -73,7 +74,7 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     bufs = batch_buffers(first.layout, examples.rows, size, models=(K,))
     losses = np.empty((K, n), dtype=dtype)
     hits = np.empty((K, n), dtype=np.bool_)
-    plan = gradient_plan(first.layout, 1)
+    units = gradient_plan(first.layout, 1)
     histories = [History() for _ in models]
     threads_wanted = min(common.threads, numba.config.NUMBA_NUM_THREADS)
     saved_threads = numba.get_num_threads()
@@ -90,7 +91,7 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
             opt = (common.optimizer.code, m_state, v_state, hyper, lrs, common.clip_norm)
             good = (params.copy(), m_state.copy(), v_state.copy())
             train_many(params, grads, first._net(), keys, examples.kernel_tuple(), orders, size, 0, n_batches,
-                       bufs, plan, opt, losses, hits)
+                       bufs, units, opt, losses, hits, np.zeros((K, SYNC_SIZE), dtype=np.int64))
             diverged = [k for k in range(K) if not (np.isfinite(losses[k]).all() and np.isfinite(params[k]).all())]
             if diverged:
                 params[:], m_state[:], v_state[:] = good

@@ -14,9 +14,10 @@ import tempfile
 
 from .common import Benchmark, run_python
 
-# One tiny fit (64 random images, batch 16) then a predict. "serial" forces threads=1, the
-# kernel small models use; "parallel" forces threads=2 with enough work per batch for fit to
-# choose the parallel kernel (chosen from the requested threads, whatever the core count).
+# One tiny fit (64 random images, batch 16) then a predict. "serial" forces threads=1 (one
+# worker, as small models train); "parallel" forces threads=2 with enough work per batch for fit
+# to run two workers (chosen from the requested threads, whatever the core count). Both compile
+# the same training kernel: one compiled function serves any number of workers.
 _TINY_FIT = """
 import numpy as np
 import fastnn

@@ -34,8 +34,8 @@ class TrainEpoch(Benchmark):
 class TrainEpochThreads(Benchmark):
     """One epoch of ``fit`` (first 1,000 images) with the thread count forced to 1 or 2.
 
-    ``fit`` picks the parallel kernel when threads > 1 and a batch has enough work; this
-    shows whether that choice pays off, including for batch size 1 at large widths.
+    ``fit`` runs several workers when threads > 1 and a batch has enough work; this shows
+    whether that choice pays off, including for batch size 1 at large widths.
     """
 
     params = [[512, 2048], [1, 64], [1, 2]]

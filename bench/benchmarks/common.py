@@ -83,8 +83,9 @@ def mnist():
 def warm_jit() -> None:
     """Load (or compile, on a cold cache) every kernel used by fit and predict, once per process.
 
-    Both training kernels are warmed: a 784-16-10 fit with ``threads=1`` takes the serial path,
-    a 784-512-10 fit with batch 64 and ``threads=2`` takes the parallel path. The inputs are
+    Both ways of training are warmed: a 784-16-10 fit with ``threads=1`` (one worker), a
+    784-512-10 fit with batch 64 and ``threads=2`` (two workers, the batch transposed by input
+    unit). The inputs are
     random, hence lr=0.01 (any lr compiles the same code: it is cast to the model's dtype).
     """
     import fastnn

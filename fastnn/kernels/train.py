@@ -15,8 +15,8 @@ Arguments travel in small tuples:
           gradient is summed example by example instead (narrow layers, where the transposition
           costs more than it saves); and for the weights of layers 1, 2, ... transposed at the
           start of each batch, for their input gradients (see fastnn/layout.py, batch_buffers);
-  plan  = (units, assign_ptr, assign): the gradient work split into disjoint row ranges
-          (layer, first row, end row), and which ranges each thread takes;
+  units = the gradient work split into disjoint row ranges (layer, first row, end row), taken
+          by whichever worker asks next (see layout.gradient_plan);
   opt   = (kind, m, v, hyper, lrs, clip_norm): the update rule and its state (see optim.py),
           one row of hyper-parameters and one learning rate per batch, and the gradient-norm
           limit (0: none).
@@ -52,6 +52,7 @@ from .layers import (
 from .optim import update_segment
 from .simd import prefetch
 from .sparse import transpose_batch
+from .sync import barrier, next_task
 
 
 # Phase 1 runs over blocks of this many examples: the first layer tile by tile across the block
@@ -165,31 +166,24 @@ def forward_backward_block(params, net, data, order, start, b0, b1, bufs, invers
         backward_example(net, data, e, weights[e] * inverse, Z[b], A[b], D[b], bufs[6], bufs[7])
 
 
-# The parallel kernels hold thin loops over calls of compiled functions: inlining their bodies
-# into every kernel (serial, parallel, fit_many's, the gradient's) would multiply compile time.
 @njit(inline="always")
-def forward_backward_batch(params, net, data, order, start, n_batch, bufs, losses, hits):
-    """Phase 1, parallel over blocks of the batch's examples."""
-    transpose_layers(params, net, bufs)
+def inverse_weight(params, data, order, start, n_batch):
+    """1 / the batch's total loss weight (0 when it is 0), summed in a fixed order."""
     weights = data[6]
     total = params.dtype.type(0)
-    for b in range(n_batch):  # the batch's loss is the weighted mean, summed in a fixed order
+    for b in range(n_batch):
         total += weights[order[start + b]]
-    inverse = params.dtype.type(1) / total if total > 0 else params.dtype.type(0)
-    for block in prange((n_batch + BLOCK - 1) // BLOCK):
-        forward_backward_block(params, net, data, order, start, block * BLOCK,
-                               min(n_batch, (block + 1) * BLOCK), bufs, inverse, losses, hits)
+    return params.dtype.type(1) / total if total > 0 else params.dtype.type(0)
 
 
 @kernel
-def accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, q0, q1):
-    """Gradient rows of units assign[q0:q1], summed over the batch in order."""
+def accumulate_units(grad, net, data, order, start, n_batch, bufs, units, u0, u1):
+    """Gradient rows of units u0..u1-1, summed over the batch in order."""
     sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
     indptr, indices, values, scale = data[0], data[1], data[2], data[3]
     A, D, col_ptr, col_example, col_value = bufs[1], bufs[2], bufs[3], bufs[4], bufs[5]
-    units, assign = plan[0], plan[2]
-    for q in range(q0, q1):
-        l, r0, r1 = units[assign[q], 0], units[assign[q], 1], units[assign[q], 2]
+    for u in range(u0, u1):
+        l, r0, r1 = units[u, 0], units[u, 1], units[u, 2]
         if l == 0 and col_ptr.size > 0:
             sparse_columns_backward(grad, offsets[0], strides[0], col_ptr, col_example, col_value, D, cols[0],
                                     r0, min(r1, sizes[0]))
@@ -207,77 +201,87 @@ def accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, q0, q1)
 
 
 @kernel
-def update_units(params, grad, net, plan, opt, batch, grad_scale, q0, q1):
-    """Apply the update rule to the rows of units assign[q0:q1]."""
+def update_units(params, grad, net, units, opt, batch, grad_scale, u0, u1):
+    """Apply the update rule to the rows of units u0..u1-1."""
     strides, offsets = net[1], net[2]
-    units, assign = plan[0], plan[2]
     kind, m, v, hyper, lrs = opt[0], opt[1], opt[2], opt[3], opt[4]
-    for q in range(q0, q1):
-        l, r0, r1 = units[assign[q], 0], units[assign[q], 1], units[assign[q], 2]
+    for u in range(u0, u1):
+        l, r0, r1 = units[u, 0], units[u, 1], units[u, 2]
         update_segment(kind, params, grad, m, v, offsets[l] + r0 * strides[l], offsets[l] + r1 * strides[l],
                        lrs[batch], hyper[batch], grad_scale)
 
 
-@njit(inline="always")
-def gradient_and_update(params, grad, net, data, order, start, n_batch, bufs, plan, opt, batch):
-    """Phase 2, parallel over disjoint row ranges of the parameters."""
-    assign_ptr = plan[1]
-    clip_norm = opt[5]
-    one = params.dtype.type(1)
-    if clip_norm <= 0:
-        for t in prange(assign_ptr.size - 1):
-            accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
-            update_units(params, grad, net, plan, opt, batch, one, assign_ptr[t], assign_ptr[t + 1])
-    else:  # clipping needs the whole gradient's norm before any update
-        for t in prange(assign_ptr.size - 1):
-            accumulate_units(grad, net, data, order, start, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
-        squares = 0.0
-        for i in range(grad.size):  # a plain loop: summed in one fixed order, never split
-            squares += np.float64(grad[i]) * np.float64(grad[i])
-        scale = min(1.0, clip_norm / (np.sqrt(squares) + 1e-6))
-        for t in prange(assign_ptr.size - 1):
-            update_units(params, grad, net, plan, opt, batch, params.dtype.type(scale),
-                         assign_ptr[t], assign_ptr[t + 1])
+@kernel(nogil=True)
+def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, first, last, bufs, units,
+                 opt, losses, hits):
+    """Batches first..last-1 of an epoch that visits examples order[0], order[1], ..., as one of
+    ``n_workers`` workers that run this at once, each in its own thread, sharing ``sync`` (see
+    sync.py) and everything else but bufs[6] (each transposes the weights for itself).
 
-
-@njit(inline="always")
-def train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits):
-    """Batches first..last-1 of an epoch that visits examples order[0], order[1], ... Their
-    sparse rows are read where they lie, the next block's prefetched: copying them into visiting
-    order each epoch measured no faster, and cost a copy of the inputs."""
+    Per batch, phase 1's tasks (blocks of examples, and transposing the batch by input unit when
+    the first layer's gradient needs it), then phase 2's (the units), go to whichever worker asks
+    next. The sparse rows are read where they lie, the next block's
+    prefetched: copying them into visiting order each epoch measured no faster."""
     n = order.size
+    clip_norm = opt[5]
+    transposing = 1 if bufs[3].size > 0 else 0
+    passed, base = 0, 0
     for batch in range(first, last):
         start = batch * batch_size
         n_batch = min(batch_size, n - start)
-        forward_backward_batch(params, net, data, order, start, n_batch, bufs, losses, hits)
-        if bufs[3].size > 0:
-            transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4], bufs[5])
-        gradient_and_update(params, grad, net, data, order, start, n_batch, bufs, plan, opt, batch - first)
-
-
-# Two compiled copies of the same loop: threads pay only where a batch has enough work to share.
-@kernel(parallel=True)
-def train_batches_parallel(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt,
-                           losses, hits):
-    train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits)
+        transpose_layers(params, net, bufs)
+        inverse = inverse_weight(params, data, order, start, n_batch)
+        n_tasks = (n_batch + BLOCK - 1) // BLOCK + transposing
+        task = next_task(sync, base)
+        while task < n_tasks:
+            if task < transposing:  # first, as the longest task
+                transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4],
+                                bufs[5])
+            else:
+                b0 = (task - transposing) * BLOCK
+                forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), bufs,
+                                       inverse, losses, hits)
+            task = next_task(sync, base)
+        base += n_tasks + n_workers
+        passed = barrier(sync, n_workers, passed)
+        n_units = units.shape[0]
+        if clip_norm <= 0:
+            u = next_task(sync, base)
+            while u < n_units:
+                accumulate_units(grad, net, data, order, start, n_batch, bufs, units, u, u + 1)
+                update_units(params, grad, net, units, opt, batch - first, params.dtype.type(1), u, u + 1)
+                u = next_task(sync, base)
+        else:  # clipping needs the whole gradient's norm before any update
+            u = next_task(sync, base)
+            while u < n_units:
+                accumulate_units(grad, net, data, order, start, n_batch, bufs, units, u, u + 1)
+                u = next_task(sync, base)
+            base += n_units + n_workers
+            passed = barrier(sync, n_workers, passed)
+            squares = 0.0
+            for i in range(grad.size):  # every worker sums it, in the same order
+                squares += np.float64(grad[i]) * np.float64(grad[i])
+            scale = params.dtype.type(min(1.0, clip_norm / (np.sqrt(squares) + 1e-6)))
+            u = next_task(sync, base)
+            while u < n_units:
+                update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1)
+                u = next_task(sync, base)
+        base += n_units + n_workers
+        passed = barrier(sync, n_workers, passed)
 
 
 @kernel
-def train_batches_serial(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt,
-                         losses, hits):
-    train_batches(params, grad, net, data, order, batch_size, first, last, bufs, plan, opt, losses, hits)
-
-
-@kernel
-def batch_gradient(params, grad, net, data, order, bufs, plan, losses, hits):
+def batch_gradient(params, grad, net, data, order, bufs, units, losses, hits):
     """The mean gradient over the examples ``order`` (one batch), added into ``grad``; no update."""
     n_batch = order.size
-    assign_ptr = plan[1]
-    forward_backward_batch(params, net, data, order, 0, n_batch, bufs, losses, hits)
+    transpose_layers(params, net, bufs)
+    inverse = inverse_weight(params, data, order, 0, n_batch)
+    for b0 in range(0, n_batch, BLOCK):
+        forward_backward_block(params, net, data, order, 0, b0, min(n_batch, b0 + BLOCK), bufs, inverse, losses,
+                               hits)
     if bufs[3].size > 0:
         transpose_batch(data[0], data[1], data[2], data[3], order, 0, n_batch, bufs[3], bufs[4], bufs[5])
-    for t in range(assign_ptr.size - 1):
-        accumulate_units(grad, net, data, order, 0, n_batch, bufs, plan, assign_ptr[t], assign_ptr[t + 1])
+    accumulate_units(grad, net, data, order, 0, n_batch, bufs, units, 0, units.shape[0])
 
 
 @njit(cache=True, parallel=True)  # allocates each block's buffers
@@ -309,19 +313,20 @@ def predict_block(params, net, data, rows, first, last, Z, A, outputs, losses, h
 
 
 @kernel(parallel=True)
-def train_many(params, grads, net, keys, data, orders, batch_size, first, last, bufs, plan, opt, losses, hits):
-    """train_batches_serial for K models of one shape at once, one model per thread at a time
-    (each reading the sparse rows where they lie, in its own order).
+def train_many(params, grads, net, keys, data, orders, batch_size, first, last, bufs, units, opt, losses, hits,
+               syncs):
+    """train_worker, as the only worker, for K models of one shape at once, one model per thread
+    at a time (each reading the sparse rows where they lie, in its own order).
 
     Row k of params, grads, keys (dropout), orders, of every array of bufs and of the optimizer's
     m, v, hyper and lrs belongs to model k. Models never wait for each other, and each
-    runs exactly the serial kernel, so each ends bit-identical to its own single run.
+    runs exactly the single-worker kernel (with its own row of syncs), so each ends bit-identical
+    to its own single run.
     """
     sizes, strides, offsets, cols, acts, dropout = net[0], net[1], net[2], net[3], net[4], net[5]
     kind, m, v, hyper, lrs, clip_norm = opt
     for k in prange(params.shape[0]):
-        train_batches_serial(params[k], grads[k], (sizes, strides, offsets, cols, acts, dropout, keys[k]), data,
-                             orders[k], batch_size, first, last,
-                             (bufs[0][k], bufs[1][k], bufs[2][k], bufs[3][k], bufs[4][k], bufs[5][k], bufs[6][k],
-                              bufs[7][k]), plan,
-                             (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k])
+        train_worker(1, syncs[k], params[k], grads[k], (sizes, strides, offsets, cols, acts, dropout, keys[k]), data,
+                     orders[k], batch_size, first, last,
+                     (bufs[0][k], bufs[1][k], bufs[2][k], bufs[3][k], bufs[4][k], bufs[5][k], bufs[6][k], bufs[7][k]),
+                     units, (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k])
