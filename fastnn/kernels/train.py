@@ -51,25 +51,13 @@ from .layers import (
 )
 from .optim import update_segment
 from .simd import prefetch
-from .sparse import transpose_batch
+from .sparse import prefetch_row, transpose_batch
 from .sync import barrier, next_task
 
 
 # Phase 1 runs over blocks of this many examples: the first layer tile by tile across the block
 # (its W stays in cache), then each example's other layers and error signals.
 BLOCK = 16
-
-
-@kernel
-def prefetch_row(data, row):
-    """Bring a sparse row's non-zero columns and values towards the cache (64-byte lines)."""
-    indptr, indices, values = data[0], data[1], data[2]
-    step = 64 // indices.itemsize
-    for k in range(indptr[row], indptr[row + 1], step):
-        prefetch(indices, k)
-    step = 64 // values.itemsize
-    for k in range(indptr[row], indptr[row + 1], step):
-        prefetch(values, k)
 
 
 # Inlined into their loops: as calls, passing the argument tuples (each array is several
@@ -159,7 +147,7 @@ def forward_backward_block(params, net, data, order, start, b0, b1, bufs, invers
             ahead = order[start + b + 2 * BLOCK]
             prefetch(data[0], ahead), prefetch(data[4], ahead), prefetch(data[6], ahead)
         if start + b + BLOCK < order.size:  # the next block's inputs
-            prefetch_row(data, order[start + b + BLOCK])
+            prefetch_row(data[0], data[1], data[2], order[start + b + BLOCK])
         loss, predicted = forward_example(params, net, data, e, Z[b], A[b], True)
         losses[start + b] = loss
         hits[start + b] = predicted == data[4][e]
