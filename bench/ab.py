@@ -1,6 +1,7 @@
 """Paired A/B timing of two checkouts of fastnn, for a machine too noisy for separate runs.
 
-    python -m bench.ab DIR_A DIR_B [--hidden 10] [--threads 1] [--rounds 12]
+    python -m bench.ab DIR_A DIR_B [--hidden 10] [--threads 1 [THREADS_B]] [--rounds 12]
+    python -m bench.ab . . --hidden 20 --threads 1 2 --min-work 0   # two workers against one
 
 Two warm processes, one per checkout (each with its own Numba cache in DIR/.numba_cache/ab),
 take turns: each round, both train 784-H-10 on MNIST for two epochs (batch 64, SGD, shuffled),
@@ -17,9 +18,13 @@ import sys
 import numpy as np
 
 
-def worker(hidden: int, threads: int) -> None:
+def worker(hidden: int, threads: int, min_work: int | None) -> None:
     """Warm up, then train for two epochs per line read from stdin; print their seconds."""
     import fastnn
+    import fastnn.training
+
+    if min_work is not None:
+        fastnn.training.PARALLEL_MIN_WORK = min_work
     from fastnn.datasets import load_mnist
 
     mnist = load_mnist(os.path.join(os.environ.get("FASTNN_DATA", "../shared/data"), "mnist"))
@@ -39,21 +44,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dirs", nargs=2, metavar="DIR", help="checkouts A and B of the repository")
     parser.add_argument("--hidden", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1], metavar="N",
+                        help="threads of A's fits, then of B's (default: the same as A's)")
+    parser.add_argument("--min-work", type=int, help="fastnn.training.PARALLEL_MIN_WORK for both (0: every "
+                        "batch on all threads' workers, however small)")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.hidden, args.threads)
+        return worker(args.hidden, args.threads[0], args.min_work)
+    threads = (args.threads + args.threads)[:2]
     procs = []
-    for d in args.dirs:
+    for d, t in zip(args.dirs, threads):
         d = os.path.abspath(d)
         if not os.path.isdir(os.path.join(d, "fastnn")):
             sys.exit(f"error: {d} is not a checkout of fastnn (no fastnn/ folder)")
         # This file runs in both workers; each imports fastnn from its own checkout.
         env = {**os.environ, "PYTHONPATH": d, "NUMBA_CACHE_DIR": os.path.join(d, ".numba_cache", "ab")}
         procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", *args.dirs,
-                                       "--hidden", str(args.hidden), "--threads", str(args.threads)],
+                                       "--hidden", str(args.hidden), "--threads", str(t),
+                                       *(["--min-work", str(args.min_work)] if args.min_work is not None else [])],
                                       cwd=d, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
     for p in procs:
         if p.stdout.readline().strip() != "ready":
@@ -68,9 +78,9 @@ def main() -> None:
         p.stdin.close()
         p.wait()
     a, b = np.array(seconds[0]), np.array(seconds[1])
-    print(f"784-{args.hidden}-10, {args.threads} thread(s), {a.size} epochs each, seconds per epoch")
-    for name, d, t in (("A", args.dirs[0], a), ("B", args.dirs[1], b)):
-        print(f"  {name} {d}: median {np.median(t):.4f}, fastest {t.min():.4f}")
+    print(f"784-{args.hidden}-10, {a.size} epochs each, seconds per epoch")
+    for name, d, n, t in (("A", args.dirs[0], threads[0], a), ("B", args.dirs[1], threads[1], b)):
+        print(f"  {name} {d}, {n} thread(s): median {np.median(t):.4f}, fastest {t.min():.4f}")
     print(f"  B/A, median of paired epochs: {np.median(b / a):.3f}")
 
 
