@@ -43,7 +43,8 @@ def phase2_gradient(grad, net, data, order, bufs, units, n_batches, batch_size):
         n_batch = min(batch_size, order.size - start)
         if bufs[3].size > 0:
             transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4], bufs[5])
-        accumulate_units(grad, net, data, order, start, n_batch, bufs, units, 0, units.shape[0])
+        accumulate_units(grad, grad, grad.dtype.type(0), net, data, order, start, n_batch, bufs, units, 0,
+                         units.shape[0])
 
 
 @njit
@@ -57,7 +58,7 @@ def phase2_transpose(data, order, bufs, n_batches, batch_size):
 @njit
 def phase2_update(params, grad, net, units, opt, n_batches):
     for batch in range(n_batches):
-        update_units(params, grad, net, units, opt, batch, params.dtype.type(1), 0, units.shape[0])
+        update_units(params, grad, net, units, opt, batch, params.dtype.type(1), 0, units.shape[0], False)
 
 
 def main(hidden: int = 10, batch_size: int = 64) -> None:

@@ -10,12 +10,12 @@ arithmetic stays in the dtype of the buffers.
 """
 
 import numpy as np
-from numba import types
+from numba import njit, types
 from numba.extending import overload
 
 from .codes import LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, TANH
 from .jit import kernel
-from .simd import lanes, load, vadd, vfma, vload, vsplat, vstore, vwhere_positive, vzero
+from .simd import lanes, load, vadd, vfma, vload, vmul, vsplat, vstore, vsub, vwhere_positive, vzero
 
 
 # -- dense layer, sparse input (the first layer): z = b + sum_k x_k W[i_k, :] -----------------
@@ -159,17 +159,37 @@ def sparse_dense_backward(grad, off, n_in, stride, indices, values, scale, start
             vstore(grad, bias + t, vadd(vload(grad, bias + t), vload(dz, t)))
 
 
+@njit(inline="always")
+def _begin_sum(out, i, stepping):
+    """A tile's running sum: out[i:i + lanes], or zero when the sums become a step (the gradient
+    buffer holds zeros then, and is left so)."""
+    return vzero(out) if stepping else vload(out, i)
+
+
+@njit(inline="always")
+def _end_sum(out, i, g, rate, stepping):
+    """Store a tile's sum g: out[i:...] = g, or the SGD step out[i:...] -= rate * g."""
+    if stepping:
+        vstore(out, i, vsub(vload(out, i), vmul(vsplat(rate), g)))
+    else:
+        vstore(out, i, g)
+
+
 @kernel
-def sparse_columns_backward(grad, off, stride, col_ptr, col_example, col_value, D, d_col, r0, r1):
-    """grad[rows r0..r1) += X^T D over a batch, from its columns (see sparse.transpose_batch).
+def sparse_columns_backward(out, off, stride, col_ptr, col_example, col_value, D, d_col, r0, r1, rate):
+    """out[rows r0..r1) += X^T D over a batch, from its columns (see sparse.transpose_batch); with
+    rate != 0, out is the parameters and each row takes the plain SGD step out -= rate * X^T D
+    instead, its gradient never stored (the same values as summing, then optim.update_segment).
 
     The same sums as sparse_dense_backward example by example, added in the same order, but each
     row's tile of sums stays in registers while the examples that use its input stream by: one
     store per row and tile instead of one per example (wide layers are store-bound otherwise).
-    Rows r0..r1 are weight rows only; D[b, d_col:] is example b's output gradient.
+    Rows r0..r1 are weight rows only; D[b, d_col:] is example b's output gradient. A row no
+    example of the batch uses has a zero gradient, and is skipped.
     """
-    L = lanes(grad)
+    L = lanes(out)
     width = D.shape[1]
+    stepping = rate != 0
     for i in range(r0, r1):
         c0, c1 = col_ptr[i], col_ptr[i + 1]
         if c0 == c1:
@@ -178,15 +198,15 @@ def sparse_columns_backward(grad, off, stride, col_ptr, col_example, col_value, 
         t = 0
         while t < stride:
             w = tile_width(stride, t, L, 8) // L  # 8 independent sums hide the FMA's latency
-            g0, g1, g2, g3 = vload(grad, row + t), vzero(grad), vzero(grad), vzero(grad)
-            g4, g5, g6, g7 = vzero(grad), vzero(grad), vzero(grad), vzero(grad)
+            g0, g1, g2, g3 = _begin_sum(out, row + t, stepping), vzero(out), vzero(out), vzero(out)
+            g4, g5, g6, g7 = vzero(out), vzero(out), vzero(out), vzero(out)
             if w >= 2:
-                g1 = vload(grad, row + t + L)
+                g1 = _begin_sum(out, row + t + L, stepping)
             if w >= 4:
-                g2, g3 = vload(grad, row + t + 2 * L), vload(grad, row + t + 3 * L)
+                g2, g3 = _begin_sum(out, row + t + 2 * L, stepping), _begin_sum(out, row + t + 3 * L, stepping)
             if w == 8:
-                g4, g5 = vload(grad, row + t + 4 * L), vload(grad, row + t + 5 * L)
-                g6, g7 = vload(grad, row + t + 6 * L), vload(grad, row + t + 7 * L)
+                g4, g5 = _begin_sum(out, row + t + 4 * L, stepping), _begin_sum(out, row + t + 5 * L, stepping)
+                g6, g7 = _begin_sum(out, row + t + 6 * L, stepping), _begin_sum(out, row + t + 7 * L, stepping)
             for c in range(c0, c1):
                 v = vsplat(load(col_value, c))
                 d = load(col_example, c) * width + d_col + t
@@ -198,14 +218,17 @@ def sparse_columns_backward(grad, off, stride, col_ptr, col_example, col_value, 
                 if w == 8:
                     g4, g5 = vfma(v, vload(D, d + 4 * L), g4), vfma(v, vload(D, d + 5 * L), g5)
                     g6, g7 = vfma(v, vload(D, d + 6 * L), g6), vfma(v, vload(D, d + 7 * L), g7)
-            vstore(grad, row + t, g0)
+            _end_sum(out, row + t, g0, rate, stepping)
             if w >= 2:
-                vstore(grad, row + t + L, g1)
+                _end_sum(out, row + t + L, g1, rate, stepping)
             if w >= 4:
-                vstore(grad, row + t + 2 * L, g2), vstore(grad, row + t + 3 * L, g3)
+                _end_sum(out, row + t + 2 * L, g2, rate, stepping)
+                _end_sum(out, row + t + 3 * L, g3, rate, stepping)
             if w == 8:
-                vstore(grad, row + t + 4 * L, g4), vstore(grad, row + t + 5 * L, g5)
-                vstore(grad, row + t + 6 * L, g6), vstore(grad, row + t + 7 * L, g7)
+                _end_sum(out, row + t + 4 * L, g4, rate, stepping)
+                _end_sum(out, row + t + 5 * L, g5, rate, stepping)
+                _end_sum(out, row + t + 6 * L, g6, rate, stepping)
+                _end_sum(out, row + t + 7 * L, g7, rate, stepping)
             t += w * L
 
 

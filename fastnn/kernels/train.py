@@ -31,7 +31,7 @@ split, so results are bit-identical for any number of threads.
 import numpy as np
 from numba import njit, prange
 
-from .codes import SOFTMAX
+from .codes import SGD, SOFTMAX
 from .jit import kernel
 from .layers import (
     activation_backward,
@@ -165,16 +165,18 @@ def inverse_weight(params, data, order, start, n_batch):
 
 
 @kernel
-def accumulate_units(grad, net, data, order, start, n_batch, bufs, units, u0, u1):
-    """Gradient rows of units u0..u1-1, summed over the batch in order."""
+def accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u0, u1):
+    """Gradient rows of units u0..u1-1, summed over the batch in order. With rate != 0 (plain
+    SGD, see train_worker) and the batch transposed, the first layer's weight rows take their
+    step in params right away instead (sparse_columns_backward), their gradient never stored."""
     sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
     indptr, indices, values, scale = data[0], data[1], data[2], data[3]
     A, D, col_ptr, col_example, col_value = bufs[1], bufs[2], bufs[3], bufs[4], bufs[5]
     for u in range(u0, u1):
         l, r0, r1 = units[u, 0], units[u, 1], units[u, 2]
         if l == 0 and col_ptr.size > 0:
-            sparse_columns_backward(grad, offsets[0], strides[0], col_ptr, col_example, col_value, D, cols[0],
-                                    r0, min(r1, sizes[0]))
+            sparse_columns_backward(params if rate != 0 else grad, offsets[0], strides[0], col_ptr, col_example,
+                                    col_value, D, cols[0], r0, min(r1, sizes[0]), rate)
             if r1 == sizes[0] + 1:  # the bias row: its input is 1 for every example
                 dense_backward_rows(grad, offsets[0], sizes[0], strides[0], A, 0, D, cols[0], n_batch,
                                     sizes[0], sizes[0] + 1)
@@ -189,12 +191,15 @@ def accumulate_units(grad, net, data, order, start, n_batch, bufs, units, u0, u1
 
 
 @kernel
-def update_units(params, grad, net, units, opt, batch, grad_scale, u0, u1):
-    """Apply the update rule to the rows of units u0..u1-1."""
-    strides, offsets = net[1], net[2]
+def update_units(params, grad, net, units, opt, batch, grad_scale, u0, u1, stepped):
+    """Apply the update rule to the rows of units u0..u1-1 (but the first layer's weight rows
+    if ``stepped``: accumulate_units took their step)."""
+    sizes, strides, offsets = net[0], net[1], net[2]
     kind, m, v, hyper, lrs = opt[0], opt[1], opt[2], opt[3], opt[4]
     for u in range(u0, u1):
         l, r0, r1 = units[u, 0], units[u, 1], units[u, 2]
+        if l == 0 and stepped:
+            r0 = max(r0, sizes[0])
         update_segment(kind, params, grad, m, v, offsets[l] + r0 * strides[l], offsets[l] + r1 * strides[l],
                        lrs[batch], hyper[batch], grad_scale)
 
@@ -208,8 +213,8 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
 
     Per batch, phase 1's tasks (blocks of examples, and transposing the batch by input unit when
     the first layer's gradient needs it), then phase 2's (the units), go to whichever worker asks
-    next. The sparse rows are read where they lie, the next block's
-    prefetched: copying them into visiting order each epoch measured no faster."""
+    next. The sparse rows are read where they lie, the next block's prefetched: copying them
+    into visiting order each epoch measured no faster."""
     n = order.size
     clip_norm = opt[5]
     transposing = 1 if bufs[3].size > 0 else 0
@@ -234,15 +239,21 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
         passed = barrier(sync, n_workers, passed)
         n_units = units.shape[0]
         if clip_norm <= 0:
+            # Plain SGD steps the first layer's rows as their sums finish: p - lr * (g + 0 * p) is
+            # p - lr * g, so the first layer's gradient (most of the parameters) is never stored.
+            plain = opt[0] == SGD and opt[3][batch - first, 3] == 0 and transposing == 1
+            rate = opt[4][batch - first] if plain else params.dtype.type(0)
             u = next_task(sync, base)
             while u < n_units:
-                accumulate_units(grad, net, data, order, start, n_batch, bufs, units, u, u + 1)
-                update_units(params, grad, net, units, opt, batch - first, params.dtype.type(1), u, u + 1)
+                accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u, u + 1)
+                update_units(params, grad, net, units, opt, batch - first, params.dtype.type(1), u, u + 1,
+                             rate != 0)
                 u = next_task(sync, base)
         else:  # clipping needs the whole gradient's norm before any update
             u = next_task(sync, base)
             while u < n_units:
-                accumulate_units(grad, net, data, order, start, n_batch, bufs, units, u, u + 1)
+                accumulate_units(grad, params, params.dtype.type(0), net, data, order, start, n_batch, bufs, units,
+                                 u, u + 1)
                 u = next_task(sync, base)
             base += n_units + n_workers
             passed = barrier(sync, n_workers, passed)
@@ -252,7 +263,7 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
             scale = params.dtype.type(min(1.0, clip_norm / (np.sqrt(squares) + 1e-6)))
             u = next_task(sync, base)
             while u < n_units:
-                update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1)
+                update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1, False)
                 u = next_task(sync, base)
         base += n_units + n_workers
         passed = barrier(sync, n_workers, passed)
@@ -269,7 +280,7 @@ def batch_gradient(params, grad, net, data, order, bufs, units, losses, hits):
                                hits)
     if bufs[3].size > 0:
         transpose_batch(data[0], data[1], data[2], data[3], order, 0, n_batch, bufs[3], bufs[4], bufs[5])
-    accumulate_units(grad, net, data, order, 0, n_batch, bufs, units, 0, units.shape[0])
+    accumulate_units(grad, params, params.dtype.type(0), net, data, order, 0, n_batch, bufs, units, 0, units.shape[0])
 
 
 @njit(cache=True, parallel=True)  # allocates each block's buffers
