@@ -1,6 +1,6 @@
 """Side-by-side training speed of fastnn and other frameworks, in one run.
 
-    python -m bench.compare [--widths 10,128,512] [--epochs-timed 5]
+    python -m bench.compare [--widths 10,128,512] [--epochs-timed 5] [--rounds 1]
                             [--threads 2] [--frameworks fastnn,numpy,...]
                             [--json results.json]
 
@@ -8,6 +8,11 @@ Trains 784-H-10 (ReLU, softmax + cross-entropy, SGD lr 0.1, batch 64,
 float32) on MNIST in every framework, with the same thread count, and prints
 one table: median seconds per epoch, test accuracy, time relative to fastnn,
 and the dense-arithmetic floor measured on this machine in the same run.
+
+With --rounds N, every framework and width is measured N times over, round after round; each
+round's ratios compare timings minutes apart rather than a whole run apart, and the table
+gives the median over rounds of both the times and the ratios (on a shared machine whose
+speed drifts, the ratio is then the steadier figure).
 """
 import argparse
 import datetime
@@ -16,6 +21,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from dataclasses import asdict
@@ -39,6 +45,8 @@ def parse_args(argv=None):
     p.add_argument("--widths", default="10,128,512", help="hidden widths H, comma separated")
     p.add_argument("--epochs-timed", type=int, default=5,
                    help="timed epochs after the warm-up one; the median is reported")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure everything this many times over; report medians over rounds")
     p.add_argument("--budget", type=float, default=30.0,
                    help="seconds of timed epochs per framework and width before stopping early")
     p.add_argument("--threads", type=int, default=2, help="threads for every framework")
@@ -53,8 +61,8 @@ def parse_args(argv=None):
     unknown = sorted(set(args.frameworks) - set(FRAMEWORK_NAMES))
     if unknown:
         p.error(f"unknown framework(s) {unknown}; choose from {FRAMEWORK_NAMES}")
-    if args.epochs_timed < 1 or args.threads < 1:
-        p.error("--epochs-timed and --threads must be at least 1")
+    if args.epochs_timed < 1 or args.threads < 1 or args.rounds < 1:
+        p.error("--epochs-timed, --threads and --rounds must be at least 1")
     return args
 
 
@@ -176,6 +184,30 @@ def run_all(args, data, peers):
     return results
 
 
+def merge_rounds(rounds, peers):
+    """One result per framework and width from several rounds of run_all: median seconds, every
+    timed epoch, the first round's warm-up, the last round's accuracy, and each round's ratio to
+    fastnn's time in that round."""
+    merged = {}
+    for name, per_width in rounds[0].items():
+        merged[name] = {}
+        for h in per_width:
+            runs = [r[name][h] for r in rounds]
+            bad = [r for r in runs if r.status != "ok"]
+            if bad:
+                merged[name][h] = bad[0]
+                continue
+            base = [r.get("fastnn", {}).get(h) for r in rounds]
+            merged[name][h] = peers.Result(
+                seconds=statistics.median(r.seconds for r in runs),
+                epoch_times=[t for r in runs for t in r.epoch_times],
+                warmup_seconds=runs[0].warmup_seconds, accuracy=runs[-1].accuracy,
+                others_cores=max(r.others_cores or 0 for r in runs), note=runs[0].note,
+                round_ratios=[r.seconds / b.seconds for r, b in zip(runs, base)
+                              if b is not None and b.status == "ok"])
+    return merged
+
+
 # --- output -------------------------------------------------------------------
 
 
@@ -231,6 +263,8 @@ def results_table(results, widths, floor_seconds):
         for h in widths:
             r = per_width[h]
             ratio = r.seconds / base[h] if r.seconds and base[h] else None
+            if r.round_ratios:
+                ratio = statistics.median(r.round_ratios)
             busy = "*" if (r.others_cores or 0) > BUSY_CORES else ""
             row += [_fmt(r.seconds, ".3f") + busy, _fmt(r.accuracy, ".4f"), _fmt(ratio, ".2f")]
         rows.append(row + [_shorten(_status(per_width))])
@@ -306,6 +340,13 @@ def print_report(args, info, results):
              for h in args.widths if h in fastnn and fastnn[h].status == "ok"]
     print()
     print("fastnn reaches of the dense floor: " + (", ".join(reach) if reach else "- (no fastnn time)"))
+    if args.rounds > 1:
+        print(f"{args.rounds} rounds; times and ratios above are medians over rounds. Each round's ratio "
+              f"(time / fastnn's time in that round):")
+        for name, per_width in results.items():
+            if name != "fastnn":
+                print(f"  {LABELS[name]:16s} " + "   ".join(
+                    f"H={h}: " + " ".join(f"{x:.2f}" for x in r.round_ratios) for h, r in per_width.items()))
     extra = notes(results)
     if extra:
         print("notes:")
@@ -345,7 +386,12 @@ def main(argv=None):
         h: machine.epoch_flops(info["n_train"], [784, h, 10]) / (info["machine"]["peak_gflops"] * 1e9)
         for h in args.widths}
     print("training ...", file=sys.stderr, flush=True)
-    results = run_all(args, data, peers)
+    rounds = []
+    for r in range(args.rounds):
+        if args.rounds > 1:
+            print(f"round {r + 1} of {args.rounds}", file=sys.stderr, flush=True)
+        rounds.append(run_all(args, data, peers))
+    results = rounds[0] if args.rounds == 1 else merge_rounds(rounds, peers)
     info["load_after"] = os.getloadavg()[0]
     print_report(args, info, results)
     if args.json:

@@ -51,6 +51,7 @@ class Result:
     accuracy: float = None  # on the test set, after all epochs
     others_cores: float = None  # cores used by other processes during the timed epochs
     note: str = ""
+    round_ratios: list = field(default_factory=list)  # seconds / fastnn's, per round (--rounds)
 
 
 class Unavailable(Exception):
