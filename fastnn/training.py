@@ -9,7 +9,6 @@ across fit calls, and from a checkpoint (MLP.save / MLP.load).
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Callable
@@ -21,6 +20,7 @@ from .layout import batch_buffers, gradient_plan
 from .optimizers import SGD, Optimizer
 from .schedules import Schedule
 from .validation import check_positive_float, check_positive_int
+from .workers import run_workers
 
 if TYPE_CHECKING:
     from .data import Examples
@@ -185,8 +185,8 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
                 opt = (settings.optimizer.code, state.m, state.v, settings.optimizer.hyper(steps, model.dtype),
                        lrs, settings.clip_norm)
                 good = (model._params.copy(), state.m.copy(), state.v.copy())
-                run_workers(workers, model._params, grad, net, data, order, batch_size, first, last, worker_bufs,
-                            units, opt, losses, hits)
+                train_on_workers(workers, model._params, grad, net, data, order, batch_size, first, last,
+                                 worker_bufs, units, opt, losses, hits)
                 done = slice(first * batch_size, min(n, last * batch_size))
                 if not (np.isfinite(losses[done]).all() and np.isfinite(model._params).all()):
                     model._params, state.m, state.v = good
@@ -229,27 +229,16 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     return history
 
 
-def run_workers(n_workers: int, params, grad, net, data, order, batch_size, first, last, worker_bufs, units, opt,
-                losses, hits) -> None:
-    """Batches first..last-1 on n_workers threads, each running kernels.train.train_worker (which
-    holds no GIL) with its own buffers worker_bufs[w]; this thread is worker 0."""
+def train_on_workers(n_workers: int, params, grad, net, data, order, batch_size, first, last, worker_bufs, units,
+                     opt, losses, hits) -> None:
+    """Batches first..last-1 on n_workers threads, each running kernels.train.train_worker with
+    its own buffers worker_bufs[w]."""
     from .kernels.sync import SYNC_SIZE
     from .kernels.train import train_worker
 
     sync = np.zeros(SYNC_SIZE, dtype=np.int64)
-
-    def work(w: int) -> None:
-        train_worker(n_workers, sync, params, grad, net, data, order, batch_size, first, last, worker_bufs[w],
-                     units, opt, losses, hits)
-
-    helpers = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(1, n_workers)]
-    for helper in helpers:
-        helper.start()
-    try:
-        work(0)
-    finally:
-        for helper in helpers:
-            helper.join()
+    run_workers(n_workers, lambda w: train_worker(n_workers, sync, params, grad, net, data, order, batch_size, first,
+                                                  last, worker_bufs[w], units, opt, losses, hits))
 
 
 class _Stopper:

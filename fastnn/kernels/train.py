@@ -283,26 +283,26 @@ def batch_gradient(params, grad, net, data, order, bufs, units, losses, hits):
     accumulate_units(grad, params, params.dtype.type(0), net, data, order, 0, n_batch, bufs, units, 0, units.shape[0])
 
 
-@njit(cache=True, parallel=True)  # allocates each block's buffers
-def predict_rows(params, net, data, outputs, losses, hits):
-    """Forward pass of every example: outputs (class probabilities or regression values), loss
-    and hit (against the labels or targets in data; pass zeros when there are none)."""
+@kernel(nogil=True)
+def predict_worker(sync, params, net, data, rows, Z, A, outputs, losses, hits):
+    """Forward pass of every example, as one of the workers sharing ``sync`` (see sync.py), each
+    taking the next block of BLOCK examples in turn: outputs (class probabilities or regression
+    values), loss and hit (against the labels or targets in data; pass zeros when there are
+    none). rows: 0, 1, ..., n - 1; Z, A: this worker's buffers, BLOCK rows each."""
     n = outputs.shape[0]
-    rows = np.arange(n)
-    width = net[3][-1]
-    for c in prange((n + BLOCK - 1) // BLOCK):
-        first, last = c * BLOCK, min(n, (c + 1) * BLOCK)
-        Z = np.zeros((last - first, width), dtype=params.dtype)
-        A = np.zeros((last - first, width), dtype=params.dtype)
-        predict_block(params, net, data, rows, first, last, Z, A, outputs, losses, hits)
+    block = next_task(sync, 0)
+    while block * BLOCK < n:
+        predict_block(params, net, data, rows, block * BLOCK, min(n, (block + 1) * BLOCK), Z, A, outputs, losses,
+                      hits)
+        block = next_task(sync, 0)
 
 
 @kernel
 def predict_block(params, net, data, rows, first, last, Z, A, outputs, losses, hits):
-    """predict_rows for examples first..last-1, in the buffers Z and A (one row each)."""
+    """predict_worker's work for examples first..last-1, in the buffers Z and A (one row each)."""
     cols = net[3]
     k = outputs.shape[1]
-    first_layer_forward(params, net, data, rows[first:last], Z)
+    first_layer_forward(params, net, data, rows[first:last], Z[:last - first])
     for e in range(first, last):
         loss, predicted = forward_example(params, net, data, e, Z[e - first], A[e - first], False)
         losses[e] = loss
