@@ -14,6 +14,7 @@ import numpy as np
 from .data import SparseRows
 from .errors import DataError
 from .validation import check_inputs
+from .workers import run_workers
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,15 +63,33 @@ class PreparedInputs:
 def sparse_rows(X, n_features: int, dtype, name: str = "X") -> SparseRows:
     """The checked sparse rows of X (an array, or PreparedInputs) for a model of n_features
     inputs and parameters of ``dtype``."""
-    from .kernels.sparse import to_sparse_rows
-
     if isinstance(X, PreparedInputs):
         return X.rows_for(n_features, dtype, name)
     X = check_inputs(X, n_features, dtype, name)
-    index_type = np.empty(0, np.uint16 if n_features <= 2**16 else np.int32)
-    indptr, indices, values = to_sparse_rows(X, index_type)
+    indptr, indices, values = to_sparse_rows(X, np.uint16 if n_features <= 2**16 else np.int32)
     scale = np.dtype(dtype).type(1 / 255) if X.dtype == np.uint8 else np.dtype(dtype).type(1)
     return SparseRows(indptr, indices, values, scale, n_features)
+
+
+def to_sparse_rows(X: np.ndarray, index_dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr int64, indices of index_dtype, values of X's dtype) of a C-contiguous 2-D array,
+    converted on all of Numba's threads (numba.get_num_threads())."""
+    import numba
+
+    from .kernels.sparse import CHUNK, count_row_nonzeros, fill_rows
+    from .kernels.sync import SYNC_SIZE
+
+    n, d = X.shape
+    workers = max(1, min(numba.get_num_threads(), -(-n // CHUNK)))
+    counts = np.zeros(n + 1, dtype=np.int64)
+    sync = np.zeros(SYNC_SIZE, dtype=np.int64)
+    run_workers(workers, lambda w: count_row_nonzeros(sync, X, counts))
+    indptr = np.cumsum(counts)
+    indices, values = np.empty(indptr[-1], dtype=index_dtype), np.empty(indptr[-1], dtype=X.dtype)
+    scratch = [(np.empty(d, dtype=index_dtype), np.empty(d, dtype=X.dtype)) for _ in range(workers)]
+    sync[:] = 0
+    run_workers(workers, lambda w: fill_rows(sync, X, indptr, indices, values, *scratch[w]))
+    return indptr, indices, values
 
 
 def prepare(X, dtype="float32") -> PreparedInputs:

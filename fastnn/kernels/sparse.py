@@ -4,37 +4,44 @@
 """
 
 import numpy as np
-from numba import njit, prange
 
 from .jit import kernel
 from .layers import input_value
 from .simd import load, prefetch, store
+from .sync import next_task
 
-_CHUNK = 512  # rows per parallel task
+CHUNK = 512  # rows per task of count_row_nonzeros and fill_rows
 
 # transpose_batch asks for the rows this many examples ahead: far enough to hide a miss to memory.
 AHEAD = 8
 
 
-@njit(cache=True, parallel=True)  # allocates its outputs
-def to_sparse_rows(X, index_type):
-    """(indptr int64, indices of index_type's dtype, values of X's dtype) of a C-contiguous 2-D
-    array. Narrow indices (uint16 for up to 65,536 columns) halve the bytes read per input."""
+@kernel(nogil=True)
+def count_row_nonzeros(sync, X, counts):
+    """counts[i + 1] = the non-zero count of row i of X, as one of the workers sharing ``sync``
+    (see sync.py), each taking the next chunk of rows in turn."""
     n, d = X.shape
-    counts = np.zeros(n + 1, dtype=np.int64)
-    for i in prange(n):
-        c = 0
-        for j in range(d):
-            c += X[i, j] != 0
-        counts[i + 1] = c
-    indptr = np.cumsum(counts)
-    indices = np.empty(indptr[n], dtype=index_type.dtype)
-    values = np.empty(indptr[n], dtype=X.dtype)
+    chunk = next_task(sync, 0)
+    while chunk * CHUNK < n:
+        for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
+            c = 0
+            for j in range(d):
+                c += X[i, j] != 0
+            counts[i + 1] = c
+        chunk = next_task(sync, 0)
+
+
+@kernel(nogil=True)
+def fill_rows(sync, X, indptr, indices, values, row_indices, row_values):
+    """Row i's non-zero columns and values into indices and values from indptr[i], as one of the
+    workers sharing ``sync``, each taking the next chunk of rows in turn; row_indices and
+    row_values (one row long) are this worker's scratch. Narrow indices (uint16 for up to
+    65,536 columns) halve the bytes the kernels read per input."""
+    n, d = X.shape
     per_word = 8 // X.itemsize if X.itemsize <= 8 and (d * X.itemsize) % 8 == 0 else 0
-    for c in prange((n + _CHUNK - 1) // _CHUNK):
-        row_indices = np.empty(d, dtype=index_type.dtype)
-        row_values = np.empty(d, dtype=X.dtype)
-        for i in range(c * _CHUNK, min(n, (c + 1) * _CHUNK)):
+    chunk = next_task(sync, 0)
+    while chunk * CHUNK < n:
+        for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             k = 0
             if per_word > 0:
                 # Skip 8 bytes at a time where they are all zero (MNIST's zeros come in runs).
@@ -56,7 +63,7 @@ def to_sparse_rows(X, index_type):
             for m in range(k):
                 indices[start + m] = row_indices[m]
                 values[start + m] = row_values[m]
-    return indptr, indices, values
+        chunk = next_task(sync, 0)
 
 
 @kernel
