@@ -48,7 +48,7 @@ def mnist(shared_data):
 
 @pytest.fixture
 def force_parallel(monkeypatch):
-    """Make fit take the parallel kernel whatever the batch's size, to test that path."""
+    """Make fit run all its threads as workers whatever the batch's size, to test that path."""
     import fastnn.training
 
     monkeypatch.setattr(fastnn.training, "PARALLEL_MIN_WORK", 0)

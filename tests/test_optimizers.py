@@ -263,8 +263,8 @@ def test_pixel_inputs_match_torch():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_parallel_kernel_with_clipping_matches_torch(force_parallel, threads):
-    """The parallel kernel (gradient rows split between threads, the norm summed once) with
+def test_workers_with_clipping_match_torch(force_parallel, threads):
+    """Training on workers (gradient rows taken by whichever thread asks, the norm summed by each) with
     Adam and clipping: the same weights as torch, whatever the number of threads."""
     sizes = [64, 24, 12, 10]
     rng = np.random.default_rng(26)
