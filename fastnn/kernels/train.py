@@ -21,11 +21,12 @@ Arguments travel in small tuples:
           one row of hyper-parameters and one learning rate per batch, and the gradient-norm
           limit (0: none).
 
-Each batch runs two parallel phases. Phase 1, over examples: forward pass, loss, and the error
-signal of every layer (it needs only the weights). Phase 2, over row ranges of the parameters:
-each range sums its gradient over the batch's examples in a fixed order and applies the update
-to its own rows. No two threads write the same value and no sum depends on how the work is
-split, so results are bit-identical for any number of threads.
+Each batch runs in two phases, each a list of tasks that the workers (train_worker, one per
+thread) take in turn, with a barrier after each. Phase 1, over blocks of examples: forward pass,
+loss, and the error signal of every layer (it needs only the weights). Phase 2, over row ranges
+of the parameters: each range sums its gradient over the batch's examples in a fixed order and
+applies the update to its own rows. No two threads write the same value and no sum depends on
+who takes which task, so results are bit-identical for any number of threads.
 """
 
 import numpy as np
