@@ -2,6 +2,7 @@
 
     python -m bench.ab DIR_A DIR_B [--hidden 10] [--threads 1 [THREADS_B]] [--rounds 12]
     python -m bench.ab . . --hidden 20 --threads 1 2 --min-work 0   # two workers against one
+    python -m bench.ab . . --native 0 1   # the JIT kernels against the native library's
 
 Two warm processes, one per checkout (each with its own Numba cache in DIR/.numba_cache/ab),
 take turns: each round, both train 784-H-10 on MNIST for two epochs (batch 64, SGD, shuffled),
@@ -48,6 +49,9 @@ def main() -> None:
                         help="threads of A's fits, then of B's (default: the same as A's)")
     parser.add_argument("--min-work", type=int, help="fastnn.training.PARALLEL_MIN_WORK for both (0: every "
                         "batch on all threads' workers, however small)")
+    parser.add_argument("--native", nargs=2, choices=("0", "1"), default=("1", "1"), metavar="0|1",
+                        help="FASTNN_NATIVE of A's process, then of B's (default: 1 1, the native library "
+                        "where it is built)")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -55,12 +59,13 @@ def main() -> None:
         return worker(args.hidden, args.threads[0], args.min_work)
     threads = (args.threads + args.threads)[:2]
     procs = []
-    for d, t in zip(args.dirs, threads):
+    for d, t, native in zip(args.dirs, threads, args.native):
         d = os.path.abspath(d)
         if not os.path.isdir(os.path.join(d, "fastnn")):
             sys.exit(f"error: {d} is not a checkout of fastnn (no fastnn/ folder)")
         # This file runs in both workers; each imports fastnn from its own checkout.
-        env = {**os.environ, "PYTHONPATH": d, "NUMBA_CACHE_DIR": os.path.join(d, ".numba_cache", "ab")}
+        env = {**os.environ, "PYTHONPATH": d, "NUMBA_CACHE_DIR": os.path.join(d, ".numba_cache", "ab"),
+               "FASTNN_NATIVE": native}
         procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", *args.dirs,
                                        "--hidden", str(args.hidden), "--threads", str(t),
                                        *(["--min-work", str(args.min_work)] if args.min_work is not None else [])],
@@ -79,8 +84,9 @@ def main() -> None:
         p.wait()
     a, b = np.array(seconds[0]), np.array(seconds[1])
     print(f"784-{args.hidden}-10, {a.size} epochs each, seconds per epoch")
-    for name, d, n, t in (("A", args.dirs[0], threads[0], a), ("B", args.dirs[1], threads[1], b)):
-        print(f"  {name} {d}, {n} thread(s): median {np.median(t):.4f}, fastest {t.min():.4f}")
+    for name, d, n, native, t in zip("AB", args.dirs, threads, args.native, (a, b)):
+        print(f"  {name} {d}, {n} thread(s), FASTNN_NATIVE={native}: median {np.median(t):.4f}, "
+              f"fastest {t.min():.4f}")
     print(f"  B/A, median of paired epochs: {np.median(b / a):.3f}")
 
 

@@ -121,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("model", type=Path, metavar="MODEL", help="a model file (.npz)")
     info.add_argument("--json", action="store_true", help="print the metadata as JSON")
     info.set_defaults(run=run_info)
+
+    build = commands.add_parser(
+        "build", help="compile the kernels ahead of time (once, after installing)",
+        description="Compile fastnn's entry kernels into a native library (a minute or two, with the C "
+                    "compiler cc). Afterwards fastnn starts without importing Numba or compiling anything, for "
+                    "the types the library holds; it is rebuilt when the kernels' sources change.")
+    build.add_argument("--status", action="store_true", help="only say whether the native library is in use")
+    build.set_defaults(run=run_build)
     from .sweeps import add_sweep_command
     add_sweep_command(commands)
     return parser
@@ -283,6 +291,17 @@ def run_plot(args: argparse.Namespace) -> int:
         written.append(f"{args.out_dir / 'misclassified.png'} ({wrong:,} misclassified of {len(y):,})")
     for line in written:
         print(f"wrote {line}")
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from .kernels import native
+
+    if not args.status:
+        from .kernels import build_native
+
+        build_native.main()
+    print(native.status())
     return 0
 
 

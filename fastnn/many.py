@@ -35,7 +35,7 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     """
     import numba
 
-    from .kernels.sync import SYNC_SIZE
+    from .kernels.codes import SYNC_SIZE
     from .kernels.train import train_many
 
     models = list(models)

@@ -244,22 +244,21 @@ class MLP:
 
     def _forward(self, examples: Examples):
         """Outputs (probabilities or regression values), per-example losses and hits."""
-        import numba
-
-        from .kernels.sync import SYNC_SIZE
-        from .kernels.train import BLOCK, predict_worker
+        from .kernels.codes import BLOCK, SYNC_SIZE
+        from .kernels.native import kernel
         from .training import work_per_batch
-        from .workers import run_workers
+        from .workers import default_threads, run_workers
 
         n = examples.rows.n_rows
         outputs = np.empty((n, self.n_classes), dtype=self.dtype)
         losses = np.empty(n, dtype=self.dtype)
         hits = np.empty(n, dtype=np.bool_)
         # Starting a thread costs ~0.1 ms: below PREDICT_MIN_WORK, one worker does it all.
-        workers = max(1, min(numba.get_num_threads(), -(-n // BLOCK))) if work_per_batch(self, examples, n) >= \
+        workers = max(1, min(default_threads(), -(-n // BLOCK))) if work_per_batch(self, examples, n) >= \
             PREDICT_MIN_WORK else 1
         sync, rows, net, data = np.zeros(SYNC_SIZE, dtype=np.int64), np.arange(n), self._net(), examples.kernel_tuple()
         buffers = [np.zeros((2, BLOCK, int(self.layout.cols[-1])), dtype=self.dtype) for _ in range(workers)]
+        predict_worker = kernel("predict_worker")
         run_workers(workers, lambda w: predict_worker(sync, self._params, net, data, rows, buffers[w][0],
                                                       buffers[w][1], outputs, losses, hits))
         if not np.isfinite(outputs).all():

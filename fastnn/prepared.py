@@ -14,7 +14,7 @@ import numpy as np
 from .data import SparseRows
 from .errors import DataError
 from .validation import check_inputs
-from .workers import run_workers
+from .workers import default_threads, run_workers
 
 
 @dataclass(frozen=True, eq=False)
@@ -73,14 +73,14 @@ def sparse_rows(X, n_features: int, dtype, name: str = "X") -> SparseRows:
 
 def to_sparse_rows(X: np.ndarray, index_dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(indptr int64, indices of index_dtype, values of X's dtype) of a C-contiguous 2-D array,
-    converted on all of Numba's threads (numba.get_num_threads())."""
-    import numba
+    converted on workers.default_threads() threads."""
+    from .kernels.codes import CHUNK, SYNC_SIZE
+    from .kernels.native import kernel
 
-    from .kernels.sparse import CHUNK, count_row_nonzeros, fill_rows
-    from .kernels.sync import SYNC_SIZE
+    count_row_nonzeros, fill_rows = kernel("count_row_nonzeros"), kernel("fill_rows")
 
     n, d = X.shape
-    workers = max(1, min(numba.get_num_threads(), -(-n // CHUNK)))
+    workers = max(1, min(default_threads(), -(-n // CHUNK)))
     counts = np.zeros(n + 1, dtype=np.int64)
     sync = np.zeros(SYNC_SIZE, dtype=np.int64)
     run_workers(workers, lambda w: count_row_nonzeros(sync, X, counts))

@@ -20,7 +20,7 @@ from .layout import batch_buffers, gradient_plan
 from .optimizers import SGD, Optimizer
 from .schedules import Schedule
 from .validation import check_positive_float, check_positive_int
-from .workers import run_workers
+from .workers import default_threads, max_threads, run_workers
 
 if TYPE_CHECKING:
     from .data import Examples
@@ -102,8 +102,6 @@ class Settings:
     @classmethod
     def build(cls, model: "MLP", *, epochs, batch_size, lr, optimizer, schedule, shuffle, early_stopping,
               clip_norm, threads, blocks_per_epoch) -> "Settings":
-        import numba
-
         if optimizer is None:
             optimizer = SGD(lr=0.1 if lr is None else check_positive_float(lr, "lr"))
         elif not isinstance(optimizer, Optimizer):
@@ -122,7 +120,7 @@ class Settings:
             shuffle=bool(shuffle),
             early_stopping=early_stopping,
             clip_norm=0.0 if clip_norm is None else check_positive_float(clip_norm, "clip_norm"),
-            threads=numba.get_num_threads() if threads is None else check_positive_int(threads, "threads"),
+            threads=default_threads() if threads is None else check_positive_int(threads, "threads"),
             blocks_per_epoch=check_positive_int(blocks_per_epoch, "blocks_per_epoch"),
         )
 
@@ -143,12 +141,10 @@ def dropout_key(seed: int, epoch: int) -> int:
 def train(model: "MLP", examples: "Examples", validation: "Examples | None", settings: Settings,
           on_block: Callable | None, on_epoch: Callable | None) -> History:
     """Run settings.epochs epochs over examples; see MLP.fit."""
-    import numba
-
     n = examples.rows.n_rows
     batch_size = min(settings.batch_size, n)
     n_batches = -(-n // batch_size)
-    threads = min(settings.threads, numba.config.NUMBA_NUM_THREADS)
+    threads = min(settings.threads, max_threads())
     workers = threads if work_per_batch(model, examples, batch_size) >= PARALLEL_MIN_WORK else 1
     units = gradient_plan(model.layout, workers, np.append(examples.rows.column_counts, n) if workers > 1 else None)
     state = OptimizerState.continued(model.optimizer_state, settings.optimizer, model.layout.n_params, model.dtype)
@@ -161,70 +157,65 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     edges = np.linspace(0, n_batches, min(settings.blocks_per_epoch, n_batches) + 1).astype(np.int64)
     history = History()
     stopper = _Stopper(settings.early_stopping, model)
-    saved_threads = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        for epoch in range(settings.epochs):
-            started = time.perf_counter()
-            resumed = model.position
-            if resumed is not None:  # an epoch interrupted part-way: replay its order, skip its done batches
-                model.rng.bit_generator.state = resumed["rng"]
-            epoch_start_rng = model.rng.bit_generator.state
-            order = model.rng.permutation(n) if settings.shuffle else np.arange(n)
-            net = model._net(dropout_key(model.seed, model.epochs_trained))
-            skip = resumed["batches_done"] if resumed is not None else 0
-            if skip >= n_batches or (resumed is not None and resumed.get("n_batches") != n_batches):
-                raise ValueError("the checkpoint was interrupted in an epoch of another data set or batch size")
-            for first, last in zip(edges[:-1], edges[1:]):
-                if last <= skip:
-                    continue
-                first = max(first, skip)
-                steps = state.step + 1 + np.arange(last - first)
-                lrs = np.array([settings.optimizer.lr * settings.schedule.factor(model.epochs_trained, b, n_batches)
-                                for b in range(first, last)], dtype=model.dtype)
-                opt = (settings.optimizer.code, state.m, state.v, settings.optimizer.hyper(steps, model.dtype),
-                       lrs, settings.clip_norm)
-                good = (model._params.copy(), state.m.copy(), state.v.copy())
-                train_on_workers(workers, model._params, grad, net, data, order, batch_size, first, last,
-                                 worker_bufs, units, opt, losses, hits)
-                done = slice(first * batch_size, min(n, last * batch_size))
-                if not (np.isfinite(losses[done]).all() and np.isfinite(model._params).all()):
-                    model._params, state.m, state.v = good
-                    grad[:] = 0
-                    raise TrainingDivergedError(
-                        f"the loss became NaN or infinite in epoch {epoch + 1} (lr={lrs.max():g} may be "
-                        "too high); the weights from before that block of batches were kept")
-                state.step += int(last - first)
-                model.optimizer_state = state
-                model.position = {"rng": epoch_start_rng, "batches_done": int(last), "n_batches": n_batches}
-                if on_block is not None and on_block(epoch, int(last), n_batches):
-                    history.interrupted = True
-                    if last < n_batches:  # stop mid-epoch: model.position says where to resume
-                        return history
-            model.position = None
-            model.epochs_trained += 1
-            history.seconds.append(time.perf_counter() - started)
-            trained = slice(skip * batch_size, n)  # a resumed epoch reports the part it trained
-            history.loss.append(float(losses[trained].mean(dtype=np.float64)))
-            if model.output == "softmax":
-                history.accuracy.append(float(hits[trained].mean()))
-            history.lr.append(float(lrs[-1]))
-            monitored = history.loss[-1]
-            if validation is not None:
-                metrics = model._metrics(validation)
-                history.val_loss.append(metrics["loss"])
-                history.val_accuracy.append(metrics.get("accuracy", float("nan")))
-                monitored = metrics["loss"]
-            settings.schedule.end_epoch(monitored)
-            stop = stopper.update(epoch, monitored)
-            if on_epoch is not None and on_epoch(epoch, history):
+    for epoch in range(settings.epochs):
+        started = time.perf_counter()
+        resumed = model.position
+        if resumed is not None:  # an epoch interrupted part-way: replay its order, skip its done batches
+            model.rng.bit_generator.state = resumed["rng"]
+        epoch_start_rng = model.rng.bit_generator.state
+        order = model.rng.permutation(n) if settings.shuffle else np.arange(n)
+        net = model._net(dropout_key(model.seed, model.epochs_trained))
+        skip = resumed["batches_done"] if resumed is not None else 0
+        if skip >= n_batches or (resumed is not None and resumed.get("n_batches") != n_batches):
+            raise ValueError("the checkpoint was interrupted in an epoch of another data set or batch size")
+        for first, last in zip(edges[:-1], edges[1:]):
+            if last <= skip:
+                continue
+            first = max(first, skip)
+            steps = state.step + 1 + np.arange(last - first)
+            lrs = np.array([settings.optimizer.lr * settings.schedule.factor(model.epochs_trained, b, n_batches)
+                            for b in range(first, last)], dtype=model.dtype)
+            opt = (settings.optimizer.code, state.m, state.v, settings.optimizer.hyper(steps, model.dtype),
+                   lrs, settings.clip_norm)
+            good = (model._params.copy(), state.m.copy(), state.v.copy())
+            train_on_workers(workers, model._params, grad, net, data, order, batch_size, first, last,
+                             worker_bufs, units, opt, losses, hits)
+            done = slice(first * batch_size, min(n, last * batch_size))
+            if not (np.isfinite(losses[done]).all() and np.isfinite(model._params).all()):
+                model._params, state.m, state.v = good
+                grad[:] = 0
+                raise TrainingDivergedError(
+                    f"the loss became NaN or infinite in epoch {epoch + 1} (lr={lrs.max():g} may be "
+                    "too high); the weights from before that block of batches were kept")
+            state.step += int(last - first)
+            model.optimizer_state = state
+            model.position = {"rng": epoch_start_rng, "batches_done": int(last), "n_batches": n_batches}
+            if on_block is not None and on_block(epoch, int(last), n_batches):
                 history.interrupted = True
-            if stop:
-                history.stopped_early = True
-            if stop or history.interrupted:
-                break
-    finally:
-        numba.set_num_threads(saved_threads)
+                if last < n_batches:  # stop mid-epoch: model.position says where to resume
+                    return history
+        model.position = None
+        model.epochs_trained += 1
+        history.seconds.append(time.perf_counter() - started)
+        trained = slice(skip * batch_size, n)  # a resumed epoch reports the part it trained
+        history.loss.append(float(losses[trained].mean(dtype=np.float64)))
+        if model.output == "softmax":
+            history.accuracy.append(float(hits[trained].mean()))
+        history.lr.append(float(lrs[-1]))
+        monitored = history.loss[-1]
+        if validation is not None:
+            metrics = model._metrics(validation)
+            history.val_loss.append(metrics["loss"])
+            history.val_accuracy.append(metrics.get("accuracy", float("nan")))
+            monitored = metrics["loss"]
+        settings.schedule.end_epoch(monitored)
+        stop = stopper.update(epoch, monitored)
+        if on_epoch is not None and on_epoch(epoch, history):
+            history.interrupted = True
+        if stop:
+            history.stopped_early = True
+        if stop or history.interrupted:
+            break
     stopper.finish(history)
     return history
 
@@ -233,9 +224,10 @@ def train_on_workers(n_workers: int, params, grad, net, data, order, batch_size,
                      opt, losses, hits) -> None:
     """Batches first..last-1 on n_workers threads, each running kernels.train.train_worker with
     its own buffers worker_bufs[w]."""
-    from .kernels.sync import SYNC_SIZE
-    from .kernels.train import train_worker
+    from .kernels.codes import SYNC_SIZE
+    from .kernels.native import kernel
 
+    train_worker = kernel("train_worker")
     sync = np.zeros(SYNC_SIZE, dtype=np.int64)
     run_workers(n_workers, lambda w: train_worker(n_workers, sync, params, grad, net, data, order, batch_size, first,
                                                   last, worker_bufs[w], units, opt, losses, hits))

@@ -3,8 +3,28 @@ their work through fastnn/kernels/sync.py, so plain Python threads run them in p
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 from typing import Callable
+
+
+def max_threads() -> int:
+    """The most threads fastnn runs: NUMBA_NUM_THREADS if set, else the CPUs this process may
+    use (Numba's own default, found without importing Numba)."""
+    if "NUMBA_NUM_THREADS" in os.environ:
+        return max(1, int(os.environ["NUMBA_NUM_THREADS"]))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """Threads to run on when the caller does not say: numba.get_num_threads() when Numba is
+    loaded (it follows numba.set_num_threads), else max_threads()."""
+    numba = sys.modules.get("numba")
+    return numba.get_num_threads() if numba is not None else max_threads()
 
 
 def run_workers(n_workers: int, work: Callable[[int], None]) -> None:

@@ -91,7 +91,8 @@ def test_predict_refuses_bad_inputs(bad):
 def test_kernels_stay_in_bounds_under_numba_boundscheck():
     """All kernels, compiled with NUMBA_BOUNDSCHECK=1 (in a cache of their own: Numba's cache does
     not tell the two builds apart), on validated inputs of awkward shapes: an out-of-bounds index
-    would raise IndexError in the subprocess."""
+    would raise IndexError in the subprocess. FASTNN_NATIVE=0: the native library, built without
+    the checks, must not take these calls."""
     script = textwrap.dedent("""
         import numpy as np, fastnn
         rng = np.random.default_rng(0)
@@ -111,7 +112,8 @@ def test_kernels_stay_in_bounds_under_numba_boundscheck():
             fastnn.fit_many([fastnn.MLP(sizes, seed=s) for s in range(3)], X.astype(np.uint8), y, epochs=1)
         print("in bounds")
     """)
-    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": os.environ["NUMBA_CACHE_DIR"] + "-boundscheck"}
+    env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": os.environ["NUMBA_CACHE_DIR"] + "-boundscheck",
+           "FASTNN_NATIVE": "0"}
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "in bounds"

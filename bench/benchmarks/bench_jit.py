@@ -1,8 +1,8 @@
 """Start-up costs, each measured in a fresh interpreter: ``import fastnn``, compiling the kernels
-with a cold Numba cache, and loading them from a warm cache.
+with a cold Numba cache, loading them from a warm cache, and the native library (`fastnn build`).
 
-The child processes use this interpreter (``sys.executable``) and NUMBA_CACHE_DIR pointed at a
-private temporary folder, so the project's own cache is neither used nor touched. The times
+The JIT children run with FASTNN_NATIVE=0 and NUMBA_CACHE_DIR pointed at a private temporary
+folder, so the project's own cache and library are neither used nor touched. Their times
 include starting Python and importing numpy and numba (about 0.5 s; see Import).
 """
 
@@ -61,7 +61,7 @@ class JitColdCache(Benchmark):
         shutil.rmtree(self.cache_dir, ignore_errors=True)
 
     def time_first_fit_cold_cache(self, kernel):
-        run_python(CHILD[kernel], {"NUMBA_CACHE_DIR": self.cache_dir})
+        run_python(CHILD[kernel], {"NUMBA_CACHE_DIR": self.cache_dir, "FASTNN_NATIVE": "0"})
 
 
 _warm_dirs: dict[str, str] = {}
@@ -86,9 +86,25 @@ class JitWarmCache(Benchmark):
         if "serial" not in _warm_dirs:
             path = tempfile.mkdtemp(prefix="fastnn-asv-numba-warm-")
             _warm_dirs["pending"] = path  # removed at exit even if warming fails
-            run_python(CHILD["serial"], {"NUMBA_CACHE_DIR": path})
+            run_python(CHILD["serial"], {"NUMBA_CACHE_DIR": path, "FASTNN_NATIVE": "0"})
             _warm_dirs["serial"] = _warm_dirs.pop("pending")
         self.cache_dir = _warm_dirs["serial"]
 
     def time_first_fit_warm_cache(self):
-        run_python(CHILD["serial"], {"NUMBA_CACHE_DIR": self.cache_dir})
+        run_python(CHILD["serial"], {"NUMBA_CACHE_DIR": self.cache_dir, "FASTNN_NATIVE": "0"})
+
+
+class NativeLibrary(Benchmark):
+    """The same child as JitWarmCache with the native library that `fastnn build` made: no
+    Numba import, no compiling. Skipped where the library is not built (or out of date)."""
+
+    repeat = (3, 10, 30.0)
+
+    def setup(self):
+        from fastnn.kernels import native
+
+        if not native._library():
+            raise NotImplementedError("no usable native library (fastnn build)")
+
+    def time_first_fit_native(self):
+        run_python(CHILD["serial"], {"FASTNN_NATIVE": "1"})

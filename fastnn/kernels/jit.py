@@ -8,4 +8,7 @@ from numba import njit
 # of a row) would otherwise cost an atomic increment and decrement of its owner's count. Those
 # took 37% of phase 1 at 784-10-10, and threads that share an array contend for its count's
 # cache line. Kernels compiled this way cannot allocate arrays: their callers pass every buffer.
-kernel = functools.partial(njit, cache=True, _nrt=False)
+# NumPy's error model: a float divided by zero gives inf or NaN (which the training loop checks
+# for) instead of raising, so a kernel's code never calls back into Python. That keeps its
+# ahead-of-time build free of Python and Numba symbols (see build_native.py).
+kernel = functools.partial(njit, cache=True, _nrt=False, error_model="numpy")

@@ -74,6 +74,16 @@ def load(typingctx, array, index):
 
 
 @intrinsic
+def load_word(typingctx, array, word):
+    """The 8-byte word number ``word`` of a C-contiguous array's data, as a uint64 (unaligned)."""
+    def codegen(context, builder, sig, args):
+        data = builder.bitcast(context.make_array(array)(context, builder, args[0]).data, ir.IntType(64).as_pointer())
+        return builder.load(builder.gep(data, [args[1]]), align=1)
+
+    return types.uint64(array, types.intp), codegen
+
+
+@intrinsic
 def store(typingctx, array, index, value):
     """array[index] = value for an index known to be in range (see load); value is cast to the
     array's dtype."""

@@ -3,14 +3,12 @@
 81% of MNIST's pixels are zero; the first layer only ever touches the others.
 """
 
-import numpy as np
 
+from .codes import CHUNK
 from .jit import kernel
 from .layers import input_value
-from .simd import load, prefetch, store
+from .simd import load, load_word, prefetch, store
 from .sync import next_task
-
-CHUNK = 512  # rows per task of count_row_nonzeros and fill_rows
 
 # transpose_batch asks for the rows this many examples ahead: far enough to hide a miss to memory.
 AHEAD = 8
@@ -39,15 +37,15 @@ def fill_rows(sync, X, indptr, indices, values, row_indices, row_values):
     65,536 columns) halve the bytes the kernels read per input."""
     n, d = X.shape
     per_word = 8 // X.itemsize if X.itemsize <= 8 and (d * X.itemsize) % 8 == 0 else 0
+    n_words = d // per_word if per_word > 0 else 0
     chunk = next_task(sync, 0)
     while chunk * CHUNK < n:
         for i in range(chunk * CHUNK, min(n, (chunk + 1) * CHUNK)):
             k = 0
             if per_word > 0:
                 # Skip 8 bytes at a time where they are all zero (MNIST's zeros come in runs).
-                words = X[i].view(np.uint64)
-                for w in range(words.size):
-                    if words[w] != 0:
+                for w in range(n_words):
+                    if load_word(X, i * n_words + w) != 0:
                         for j in range(w * per_word, (w + 1) * per_word):
                             row_indices[k] = j
                             row_values[k] = X[i, j]

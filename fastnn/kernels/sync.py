@@ -14,11 +14,8 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from .codes import ARRIVALS, SYNC_SIZE, TASKS  # noqa: F401 (SYNC_SIZE: for callers)
 from .simd import _pointer
-
-# Counters on separate cache lines (8 int64 each): workers taking tasks do not slow the barrier.
-TASKS, ARRIVALS = 0, 8
-SYNC_SIZE = 16
 
 # About 30 microseconds of spinning before a waiting worker starts to give up its core: a peer
 # that is late by more than that has probably lost its own core to another thread.

@@ -32,7 +32,7 @@ who takes which task, so results are bit-identical for any number of threads.
 import numpy as np
 from numba import njit, prange
 
-from .codes import SGD, SOFTMAX
+from .codes import BLOCK, SGD, SOFTMAX
 from .jit import kernel
 from .layers import (
     activation_backward,
@@ -56,10 +56,8 @@ from .sparse import prefetch_row, transpose_batch
 from .sync import barrier, next_task
 
 
-# Phase 1 runs over blocks of this many examples: the first layer tile by tile across the block
+# Phase 1 runs over blocks of BLOCK examples: the first layer tile by tile across the block
 # (its W stays in cache), then each example's other layers and error signals.
-BLOCK = 16
-
 
 # Inlined into their loops: as calls, passing the argument tuples (each array is several
 # machine words) cost as much as the work itself at 784-10-10.

@@ -1,0 +1,173 @@
+"""Build the native library of the entry kernels that native.py loads:
+
+    fastnn build        (or: python -m fastnn.kernels.build_native)
+
+1. Train and evaluate small networks on Numba's JIT for each model dtype and each kind of input
+   (uint8 pixels, real values): each entry kernel is then compiled for the argument types that
+   fastnn passes it.
+2. Wrap each of those signatures in a C function of raw pointers, shapes and scalars (a Numba
+   cfunc that rebuilds the arrays with carray and calls the kernel).
+3. Keep only that function visible and let LLVM drop what it no longer reaches: the kernels use
+   NumPy's error model, so no path is left that calls into Python or Numba's runtime.
+4. Emit position-independent code for this CPU, link it with the C compiler (cc, or $CC) into
+   one shared library, and write the manifest last: a reader never sees half a build.
+
+It takes about as long as compiling the kernels once (a minute or two); it also fills Numba's
+cache. Without a C compiler it fails, and fastnn goes on running on the JIT.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import llvmlite.binding as ll
+import numpy as np
+from numba import carray, cfunc, types
+
+from ..errors import FastnnError
+from .native import _SCALARS, DIRECTORY, ENTRY_POINTS, MANIFEST, _library, fingerprint
+
+# What the library may take from the process: the C library and libm.
+ALLOWED_EXTERNAL = {"exp", "expf", "log", "logf", "tanh", "tanhf", "sqrt", "sqrtf", "pow", "powf", "memset", "memcpy",
+                    "memmove", "sched_yield"}
+
+
+class Unsupported(Exception):
+    """A signature the C wrapper cannot express (its arrays are not C-contiguous and writeable)."""
+
+
+def compile_entry_kernels() -> None:
+    """Run fit and evaluate on the JIT once per model dtype and kind of input, so that every
+    entry kernel gets compiled for the argument types fastnn really passes."""
+    from ..model import MLP
+
+    rng = np.random.default_rng(0)
+    pixels = (rng.integers(1, 256, (64, 24)) * (rng.random((64, 24)) < 0.3)).astype(np.uint8)
+    y = np.arange(64) % 3
+    saved = os.environ.get("FASTNN_NATIVE")
+    os.environ["FASTNN_NATIVE"] = "0"  # an older library must not take these calls
+    _library.cache_clear()
+    try:
+        for dtype in (np.float32, np.float64):
+            for X in (pixels, pixels.astype(dtype) / 255):
+                model = MLP([24, 40, 3], dtype=dtype.__name__)
+                model.fit(X, y, epochs=1, batch_size=16, threads=1)
+                model.evaluate(X, y)
+    finally:
+        os.environ.pop("FASTNN_NATIVE") if saved is None else os.environ.update(FASTNN_NATIVE=saved)
+        _library.cache_clear()
+
+
+def c_wrapper(kernel, signature) -> tuple:
+    """(a cfunc that calls ``kernel`` with the arrays rebuilt from pointers and shapes, the leaf
+    type names of its arguments as native.leaf_type spells them)."""
+    params, c_types, leaf_types = [], [], []
+
+    def rebuild(t, name: str) -> str:
+        if isinstance(t, types.BaseTuple):
+            return "(" + "".join(rebuild(e, f"{name}_{i}") + ", " for i, e in enumerate(t.types)) + ")"
+        if isinstance(t, types.Array):
+            if t.layout != "C" or not t.mutable or not t.aligned:
+                raise Unsupported(str(t))
+            shape = [f"{name}_n{d}" for d in range(t.ndim)]
+            params.extend([f"{name}_p", *shape])
+            c_types.extend([types.CPointer(t.dtype)] + [types.int64] * t.ndim)
+            leaf_types.append(f"{t.dtype}[{t.ndim}]")
+            return f"carray({name}_p, ({''.join(s + ', ' for s in shape)}))"
+        if str(t) not in _SCALARS:
+            raise Unsupported(str(t))
+        params.append(name)
+        c_types.append(t)
+        leaf_types.append(str(t))
+        return name
+
+    call = ", ".join(rebuild(t, f"a{i}") for i, t in enumerate(signature))
+    namespace = {"kernel": kernel, "carray": carray}
+    exec(f"def entry({', '.join(params)}):\n    kernel({call})\n", namespace)
+    return cfunc(types.void(*c_types))(namespace["entry"]), leaf_types
+
+
+def object_code(wrapper, export_as: str, machine) -> bytes:
+    """The wrapper's module as object code, with only ``export_as`` (the wrapper) visible."""
+    module = ll.parse_assembly(wrapper.inspect_llvm())
+    for function in module.functions:
+        if not function.is_declaration:
+            if function.name == wrapper.native_name:
+                function.name = export_as
+            else:
+                function.linkage = "internal"
+    for variable in module.global_variables:
+        if not variable.is_declaration:
+            variable.linkage = "internal"
+    # IPSCCP sees that the kernel only ever returns "no error"; the wrapper's error path (into
+    # Python's C API) then folds away, and global DCE removes what only it used.
+    passes = ll.create_new_module_pass_manager()
+    passes.add_ipsccp_pass()
+    passes.add_simplify_cfg_pass()
+    passes.add_global_dead_code_eliminate_pass()
+    passes.add_strip_dead_prototype_pass()
+    passes.run(module, ll.create_pass_builder(machine, ll.create_pipeline_tuning_options(speed_level=0)))
+    external = {f.name for f in module.functions if f.is_declaration and not f.name.startswith("llvm.")}
+    external |= {v.name for v in module.global_variables if v.is_declaration}
+    if external - ALLOWED_EXTERNAL:
+        raise Unsupported(f"{export_as} still needs {sorted(external - ALLOWED_EXTERNAL)}")
+    return machine.emit_object(module)
+
+
+def build(directory: Path = DIRECTORY) -> dict:
+    """Compile, wrap and link the entry kernels into ``directory``; returns the manifest."""
+    compile_entry_kernels()
+    target = ll.Target.from_triple(ll.get_process_triple())
+    machine = target.create_target_machine(cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(),
+                                           opt=3, reloc="pic", codemodel="default")
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = {"fingerprint": fingerprint(), "kernels": {}}
+    with tempfile.TemporaryDirectory(dir=directory) as scratch:
+        objects = []
+        for name, module in ENTRY_POINTS.items():
+            kernel = getattr(__import__(f"{__package__}.{module}", fromlist=[name]), name)
+            for signature in kernel.signatures:
+                symbol = f"fastnn_{name}_{len(manifest['kernels'].get(name, []))}"
+                try:
+                    wrapper, leaf_types = c_wrapper(kernel, signature)
+                    code = object_code(wrapper, symbol, machine)
+                except Unsupported as reason:
+                    print(f"  {symbol}: left to the JIT ({reason})", file=sys.stderr)
+                    continue
+                objects.append(Path(scratch) / f"{symbol}.o")
+                objects[-1].write_bytes(code)
+                manifest["kernels"].setdefault(name, []).append({"symbol": symbol, "types": leaf_types})
+        # A new file name each build: a process that has the old library loaded keeps it intact.
+        manifest["library"] = f"kernels-{manifest['fingerprint'][:12]}-{time.time_ns()}.so"
+        compiler = os.environ.get("CC", "cc")
+        try:
+            linked = subprocess.run([compiler, "-shared", "-o", str(directory / manifest["library"]),
+                                     *map(str, objects), "-lm"], capture_output=True, text=True)
+        except FileNotFoundError:
+            raise FastnnError(f"no C compiler ({compiler}) to link the native library: install one or name it "
+                              "in CC; until then fastnn runs on Numba's JIT") from None
+        if linked.returncode != 0:
+            raise FastnnError(f"linking the native library with {compiler} failed: {linked.stderr}")
+        (Path(scratch) / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        os.replace(Path(scratch) / MANIFEST, directory / MANIFEST)
+    for old in directory.glob("kernels-*.so"):
+        if old.name != manifest["library"]:
+            old.unlink()
+    return manifest
+
+
+def main() -> None:
+    started = time.perf_counter()
+    manifest = build()
+    built = ", ".join(f"{name} x{len(entries)}" for name, entries in manifest["kernels"].items())
+    print(f"built {DIRECTORY / manifest['library']} ({built}) in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The native library of the entry kernels (fastnn/kernels/native.py, built by `fastnn build`)
+against the JIT kernels it is built from: the same results, bit for bit, and no Numba import."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastnn
+import fastnn.training
+from fastnn.kernels import native
+
+REQUIRED = os.environ.get("FASTNN_REQUIRE_NATIVE") == "1"  # .ci/run builds the library first
+needs_library = pytest.mark.skipif(not native._library() and not REQUIRED,
+                                   reason="no native library here (build it with: fastnn build)")
+
+
+def test_the_library_is_in_use_where_it_is_required():
+    if not REQUIRED:
+        pytest.skip("FASTNN_REQUIRE_NATIVE is not set")
+    assert native.status().startswith("native: train_worker"), native.status()
+
+
+def data(kind: str, dtype):
+    rng = np.random.default_rng(3)
+    pixels = (rng.integers(1, 256, (200, 30)) * (rng.random((200, 30)) < 0.4)).astype(np.uint8)
+    return (pixels if kind == "uint8" else pixels.astype(dtype) / 255), rng.integers(0, 4, 200)
+
+
+def train_and_predict(dtype, X, y, threads: int):
+    model = fastnn.MLP([X.shape[1], 40, 4], dtype=dtype, seed=1, dropout=0.1)
+    history = model.fit(X, y, epochs=2, batch_size=16, threads=threads)
+    return model.get_params(), model.predict_proba(X), history.loss, fastnn.prepare(X, dtype).rows_for(30, dtype, "X")
+
+
+@needs_library
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", ["uint8", "real"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_native_kernels_give_the_jit_results_bit_for_bit(monkeypatch, dtype, kind, threads):
+    monkeypatch.setattr(fastnn.training, "PARALLEL_MIN_WORK", 0)  # two threads: two workers, however small
+    X, y = data(kind, dtype)
+    with monkeypatch.context() as jit_only:
+        jit_only.setattr(native, "_library", lambda: {})
+        expected = train_and_predict(dtype, X, y, threads)
+
+    def no_jit(self):
+        raise AssertionError(f"{self.name} fell back to the JIT")
+
+    monkeypatch.setattr(native.Kernel, "jit", no_jit)
+    got = train_and_predict(dtype, X, y, threads)
+    for e, g in zip(expected[:3], got[:3]):
+        np.testing.assert_array_equal(g, e)
+    for name in ("indptr", "indices", "values"):
+        np.testing.assert_array_equal(getattr(got[3], name), getattr(expected[3], name))
+
+
+@needs_library
+def test_a_process_with_the_library_never_imports_numba():
+    code = ("import sys, numpy as np, fastnn\n"
+            "X = (np.arange(64 * 20).reshape(64, 20) % 7 == 0).astype(np.uint8) * 200\n"
+            "model = fastnn.MLP([20, 10, 2])\n"
+            "model.fit(X, np.arange(64) % 2, epochs=1)\n"
+            "print(model.evaluate(X, np.arange(64) % 2)['accuracy'] >= 0, 'numba' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["True", "False"], done.stderr
+
+
+def test_types_the_library_lacks_run_on_the_jit():
+    # int16 inputs are not among the library's types: the call must reach the JIT and be right.
+    X = np.array([[0, 3, 0, 5], [0, 0, 0, 0], [7, 0, 0, -1]], dtype=np.int16)
+    counts = np.zeros(4, dtype=np.int64)
+    native.kernel("count_row_nonzeros")(np.zeros(16, dtype=np.int64), X, counts)
+    assert counts.tolist() == [0, 2, 0, 2]
+
+
+def test_leaf_types_follow_numba_and_refuse_what_a_pointer_cannot_carry():
+    readonly = np.zeros(3, dtype=np.float32)
+    readonly.flags.writeable = False
+    assert [native.leaf_type(v) for v in (np.zeros((2, 3), np.uint8), True, 3, 0.5, np.float32(1), np.uint64(2))] == \
+        ["uint8[2]", "bool", "int64", "float64", "float32", "uint64"]
+    assert native.leaf_type(readonly) is None
+    assert native.leaf_type(np.zeros((3, 2), np.float32).T) is None  # not C-contiguous
+    assert native.leaves((1, (2, (3,)), 4)) == [1, 2, 3, 4]
+
+
+@pytest.fixture
+def fresh_library():
+    native._library.cache_clear()
+    yield
+    native._library.cache_clear()
+
+
+@needs_library
+def test_a_library_built_from_other_sources_is_not_used(monkeypatch, fresh_library):
+    monkeypatch.setattr(native, "fingerprint", lambda: "kernels edited since the build")
+    assert native._library() == {}
+    assert "other sources" in native.status()
+
+
+def test_fastnn_native_0_turns_the_library_off(monkeypatch, fresh_library):
+    monkeypatch.setenv("FASTNN_NATIVE", "0")
+    assert native._library() == {}
+    assert native.status() == "JIT only: FASTNN_NATIVE=0"
