@@ -104,3 +104,15 @@ def test_fastnn_native_0_turns_the_library_off(monkeypatch, fresh_library):
     monkeypatch.setenv("FASTNN_NATIVE", "0")
     assert native._library() == {}
     assert native.status() == "JIT only: FASTNN_NATIVE=0"
+
+
+def test_fastnn_build_status_says_which_kernels_run(monkeypatch, capsys):
+    from fastnn.cli import main
+
+    monkeypatch.setenv("FASTNN_NATIVE", "0")
+    native._library.cache_clear()
+    try:
+        assert main(["build", "--status"]) == 0
+        assert capsys.readouterr().out == "JIT only: FASTNN_NATIVE=0\n"
+    finally:
+        native._library.cache_clear()
