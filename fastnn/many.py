@@ -20,6 +20,7 @@ from .optimizers import Optimizer
 from .schedules import Schedule
 from .errors import TrainingDivergedError
 from .training import History, OptimizerState, Settings, dropout_key
+from .workers import max_threads, run_workers
 
 
 def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 64,
@@ -33,10 +34,8 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     the same class (default SGD with ``lr``). ``schedule`` is shared, stateless ones only
     (not ReduceOnPlateau). Returns one History per model (seconds are the shared wall time).
     """
-    import numba
-
     from .kernels.codes import SYNC_SIZE
-    from .kernels.train import train_many
+    from .kernels.native import kernel
 
     models = list(models)
     if not models or not all(isinstance(m, MLP) for m in models):
@@ -76,9 +75,8 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     hits = np.empty((K, n), dtype=np.bool_)
     units = gradient_plan(first.layout, 1)
     histories = [History() for _ in models]
-    threads_wanted = min(common.threads, numba.config.NUMBA_NUM_THREADS)
-    saved_threads = numba.get_num_threads()
-    numba.set_num_threads(threads_wanted)
+    workers = min(common.threads, max_threads(), K)
+    train_many_worker = kernel("train_many_worker")
     try:
         for _ in range(common.epochs):
             started = time.perf_counter()
@@ -90,8 +88,10 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
                              for b in range(n_batches)] for m, s in zip(models, settings)], dtype=dtype)
             opt = (common.optimizer.code, m_state, v_state, hyper, lrs, common.clip_norm)
             good = (params.copy(), m_state.copy(), v_state.copy())
-            train_many(params, grads, first._net(), keys, examples.kernel_tuple(), orders, size, 0, n_batches,
-                       bufs, units, opt, losses, hits, np.zeros((K, SYNC_SIZE), dtype=np.int64))
+            net, data, tasks, syncs = first._net(), examples.kernel_tuple(), np.zeros(SYNC_SIZE, np.int64), \
+                np.zeros((K, SYNC_SIZE), np.int64)
+            run_workers(workers, lambda w: train_many_worker(tasks, params, grads, net, keys, data, orders, size, 0,
+                                                             n_batches, bufs, units, opt, losses, hits, syncs))
             diverged = [k for k in range(K) if not (np.isfinite(losses[k]).all() and np.isfinite(params[k]).all())]
             if diverged:
                 params[:], m_state[:], v_state[:] = good
@@ -107,7 +107,6 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
                     h.accuracy.append(float(hits[k].mean()))
                 h.lr.append(float(lrs[k, -1]))
     finally:
-        numba.set_num_threads(saved_threads)
         for k, (m, st) in enumerate(zip(models, states)):
             m._params = params[k].copy()
             st.m, st.v = m_state[k].copy(), v_state[k].copy()

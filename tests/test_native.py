@@ -58,11 +58,29 @@ def test_native_kernels_give_the_jit_results_bit_for_bit(monkeypatch, dtype, kin
 
 
 @needs_library
+def test_native_fit_many_gives_the_jit_weights_bit_for_bit(monkeypatch):
+    X, y = data("uint8", "float32")
+
+    def train():
+        models = [fastnn.MLP([30, 12, 4], seed=s) for s in range(3)]
+        fastnn.fit_many(models, X, y, epochs=2, batch_size=16, threads=2)
+        return [m.get_params() for m in models]
+
+    with monkeypatch.context() as jit_only:
+        jit_only.setattr(native, "_library", lambda: {})
+        expected = train()
+    monkeypatch.setattr(native.Kernel, "jit", lambda self: pytest.fail(f"{self.name} fell back to the JIT"))
+    for e, g in zip(expected, train()):
+        np.testing.assert_array_equal(g, e)
+
+
+@needs_library
 def test_a_process_with_the_library_never_imports_numba():
     code = ("import sys, numpy as np, fastnn\n"
             "X = (np.arange(64 * 20).reshape(64, 20) % 7 == 0).astype(np.uint8) * 200\n"
             "model = fastnn.MLP([20, 10, 2])\n"
             "model.fit(X, np.arange(64) % 2, epochs=1)\n"
+            "fastnn.fit_many([fastnn.MLP([20, 10, 2], seed=s) for s in range(2)], X, np.arange(64) % 2)\n"
             "print(model.evaluate(X, np.arange(64) % 2)['accuracy'] >= 0, 'numba' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["True", "False"], done.stderr

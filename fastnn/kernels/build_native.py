@@ -45,6 +45,7 @@ class Unsupported(Exception):
 def compile_entry_kernels() -> None:
     """Run fit and evaluate on the JIT once per model dtype and kind of input, so that every
     entry kernel gets compiled for the argument types fastnn really passes."""
+    from ..many import fit_many
     from ..model import MLP
 
     rng = np.random.default_rng(0)
@@ -59,6 +60,7 @@ def compile_entry_kernels() -> None:
                 model = MLP([24, 40, 3], dtype=dtype.__name__)
                 model.fit(X, y, epochs=1, batch_size=16, threads=1)
                 model.evaluate(X, y)
+                fit_many([MLP([24, 40, 3], dtype=dtype.__name__, seed=s) for s in range(2)], X, y, threads=1)
     finally:
         os.environ.pop("FASTNN_NATIVE") if saved is None else os.environ.update(FASTNN_NATIVE=saved)
         _library.cache_clear()
@@ -156,9 +158,12 @@ def build(directory: Path = DIRECTORY) -> dict:
             raise FastnnError(f"linking the native library with {compiler} failed: {linked.stderr}")
         (Path(scratch) / MANIFEST).write_text(json.dumps(manifest, indent=1))
         os.replace(Path(scratch) / MANIFEST, directory / MANIFEST)
+    # Older libraries go; a build that finished meanwhile may have replaced the manifest, so
+    # the one to keep is whichever it names now.
+    current = json.loads((directory / MANIFEST).read_text())["library"]
     for old in directory.glob("kernels-*.so"):
-        if old.name != manifest["library"]:
-            old.unlink()
+        if old.name != current:
+            old.unlink(missing_ok=True)
     return manifest
 
 

@@ -26,8 +26,8 @@ DIRECTORY = Path(__file__).with_name("_native")
 MANIFEST = "manifest.json"
 
 # The kernels that Python calls, and the module of their JIT form.
-ENTRY_POINTS = {"train_worker": "train", "predict_worker": "train", "count_row_nonzeros": "sparse",
-                "fill_rows": "sparse"}
+ENTRY_POINTS = {"train_worker": "train", "train_many_worker": "train", "predict_worker": "train",
+                "count_row_nonzeros": "sparse", "fill_rows": "sparse"}
 
 _SCALARS = {"int64": ctypes.c_int64, "uint64": ctypes.c_uint64, "float32": ctypes.c_float,
             "float64": ctypes.c_double, "bool": ctypes.c_bool}

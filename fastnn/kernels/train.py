@@ -30,7 +30,7 @@ who takes which task, so results are bit-identical for any number of threads.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .codes import BLOCK, SGD, SOFTMAX
 from .jit import kernel
@@ -310,21 +310,25 @@ def predict_block(params, net, data, rows, first, last, Z, A, outputs, losses, h
             outputs[e, j] = A[e - first, cols[-2] + j]
 
 
-@kernel(parallel=True)
-def train_many(params, grads, net, keys, data, orders, batch_size, first, last, bufs, units, opt, losses, hits,
-               syncs):
-    """train_worker, as the only worker, for K models of one shape at once, one model per thread
-    at a time (each reading the sparse rows where they lie, in its own order).
+@kernel(nogil=True)
+def train_many_worker(tasks, params, grads, net, keys, data, orders, batch_size, first, last, bufs, units, opt, losses,
+                      hits, syncs):
+    """One worker's share of training K models of one shape: it takes the next model from the
+    counter ``tasks`` (a sync array shared by the workers) until none is left, and trains it with
+    train_worker as that model's only worker (each reading the sparse rows where they lie, in
+    its own order).
 
     Row k of params, grads, keys (dropout), orders, of every array of bufs and of the optimizer's
-    m, v, hyper and lrs belongs to model k. Models never wait for each other, and each
-    runs exactly the single-worker kernel (with its own row of syncs), so each ends bit-identical
-    to its own single run.
+    m, v, hyper and lrs belongs to model k. Models never wait for each other, and each runs
+    exactly the single-worker kernel (with its own row of syncs), so each ends bit-identical to
+    its own single run, whichever worker took it.
     """
     sizes, strides, offsets, cols, acts, dropout = net[0], net[1], net[2], net[3], net[4], net[5]
     kind, m, v, hyper, lrs, clip_norm = opt
-    for k in prange(params.shape[0]):
+    k = next_task(tasks, 0)
+    while k < params.shape[0]:
         train_worker(1, syncs[k], params[k], grads[k], (sizes, strides, offsets, cols, acts, dropout, keys[k]), data,
                      orders[k], batch_size, first, last,
                      (bufs[0][k], bufs[1][k], bufs[2][k], bufs[3][k], bufs[4][k], bufs[5][k], bufs[6][k], bufs[7][k]),
                      units, (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k])
+        k = next_task(tasks, 0)
