@@ -5,8 +5,10 @@
 1. Train and evaluate small networks on Numba's JIT for each model dtype and each kind of input
    (uint8 pixels, real values): each entry kernel is then compiled for the argument types that
    fastnn passes it.
-2. Wrap each of those signatures in a C function of raw pointers, shapes and scalars (a Numba
-   cfunc that rebuilds the arrays with carray and calls the kernel).
+2. Wrap each of those signatures in a C function of one argument, an array of int64 slots that
+   hold the arrays' data pointers and shapes and the scalars (a Numba cfunc that rebuilds the
+   arrays with carray and calls the kernel). One argument: ctypes converts each argument it
+   passes in about half a microsecond, and these kernels take up to 120.
 3. Keep only that function visible and let LLVM drop what it no longer reaches: the kernels use
    NumPy's error model, so no path is left that calls into Python or Numba's runtime.
 4. Emit position-independent code for this CPU, link it with the C compiler (cc, or $CC) into
@@ -28,10 +30,12 @@ from pathlib import Path
 
 import llvmlite.binding as ll
 import numpy as np
+from llvmlite import ir
 from numba import carray, cfunc, types
+from numba.extending import intrinsic
 
 from ..errors import FastnnError
-from .native import _SCALARS, DIRECTORY, ENTRY_POINTS, MANIFEST, _library, fingerprint
+from .native import DIRECTORY, ENTRY_POINTS, MANIFEST, _library, fingerprint
 
 # What the library may take from the process: the C library and libm.
 ALLOWED_EXTERNAL = {"exp", "expf", "log", "logf", "tanh", "tanhf", "sqrt", "sqrtf", "pow", "powf", "memset", "memcpy",
@@ -66,33 +70,57 @@ def compile_entry_kernels() -> None:
         _library.cache_clear()
 
 
-def c_wrapper(kernel, signature) -> tuple:
-    """(a cfunc that calls ``kernel`` with the arrays rebuilt from pointers and shapes, the leaf
-    type names of its arguments as native.leaf_type spells them)."""
-    params, c_types, leaf_types = [], [], []
+@intrinsic
+def _pointer(typingctx, address, dtype):
+    """The int64 ``address`` as a pointer to values of the Numba type ``dtype``."""
+    def codegen(context, builder, sig, args):
+        return builder.inttoptr(args[0], context.get_value_type(sig.return_type))
 
-    def rebuild(t, name: str) -> str:
+    return types.CPointer(dtype.dtype)(address, dtype), codegen
+
+
+@intrinsic
+def _float(typingctx, bits):
+    """The float64 whose bits are the int64 ``bits``."""
+    def codegen(context, builder, sig, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(bits), codegen
+
+
+# How the wrapper reads a scalar from its int64 slot (native.SLOT_FORMATS packs it).
+_SCALAR_FROM_SLOT = {"int64": "{}", "uint64": "np.uint64({})", "float64": "as_float({})",
+                     "float32": "np.float32(as_float({}))", "bool": "({} != 0)"}
+
+
+def c_wrapper(kernel, signature) -> tuple:
+    """(a cfunc ``void f(const int64 *slots)`` that calls ``kernel`` with the arguments unpacked
+    from the slots as native.Kernel packs them, the leaf type names of its arguments as
+    native.leaf_type spells them)."""
+    leaf_types, n_slots = [], 0
+
+    def rebuild(t) -> str:
+        nonlocal n_slots
         if isinstance(t, types.BaseTuple):
-            return "(" + "".join(rebuild(e, f"{name}_{i}") + ", " for i, e in enumerate(t.types)) + ")"
+            return "(" + "".join(rebuild(e) + ", " for e in t.types) + ")"
+        at = n_slots
         if isinstance(t, types.Array):
             if t.layout != "C" or not t.mutable or not t.aligned:
                 raise Unsupported(str(t))
-            shape = [f"{name}_n{d}" for d in range(t.ndim)]
-            params.extend([f"{name}_p", *shape])
-            c_types.extend([types.CPointer(t.dtype)] + [types.int64] * t.ndim)
             leaf_types.append(f"{t.dtype}[{t.ndim}]")
-            return f"carray({name}_p, ({''.join(s + ', ' for s in shape)}))"
-        if str(t) not in _SCALARS:
+            n_slots += 1 + t.ndim
+            shape = "".join(f"s[{at + 1 + d}], " for d in range(t.ndim))
+            return f"carray(pointer(s[{at}], np.{t.dtype}), ({shape}))"
+        if str(t) not in _SCALAR_FROM_SLOT:
             raise Unsupported(str(t))
-        params.append(name)
-        c_types.append(t)
         leaf_types.append(str(t))
-        return name
+        n_slots += 1
+        return _SCALAR_FROM_SLOT[str(t)].format(f"s[{at}]")
 
-    call = ", ".join(rebuild(t, f"a{i}") for i, t in enumerate(signature))
-    namespace = {"kernel": kernel, "carray": carray}
-    exec(f"def entry({', '.join(params)}):\n    kernel({call})\n", namespace)
-    return cfunc(types.void(*c_types))(namespace["entry"]), leaf_types
+    call = ", ".join(rebuild(t) for t in signature)
+    namespace = {"kernel": kernel, "carray": carray, "np": np, "pointer": _pointer, "as_float": _float}
+    exec(f"def entry(slots):\n    s = carray(slots, ({n_slots},), np.int64)\n    kernel({call})\n", namespace)
+    return cfunc(types.void(types.voidptr))(namespace["entry"]), leaf_types
 
 
 def object_code(wrapper, export_as: str, machine) -> bytes:

@@ -17,6 +17,7 @@ import importlib
 import json
 import os
 import platform
+import struct
 from pathlib import Path
 from typing import Callable
 
@@ -29,8 +30,12 @@ MANIFEST = "manifest.json"
 ENTRY_POINTS = {"train_worker": "train", "train_many_worker": "train", "predict_worker": "train",
                 "count_row_nonzeros": "sparse", "fill_rows": "sparse"}
 
-_SCALARS = {"int64": ctypes.c_int64, "uint64": ctypes.c_uint64, "float32": ctypes.c_float,
-            "float64": ctypes.c_double, "bool": ctypes.c_bool}
+# How native.Kernel packs each leaf into the wrapper's int64 slots (struct formats, 8 bytes a
+# slot): a float32 goes as the float64 of the same value, converted back exactly in the wrapper.
+SLOT_FORMATS = {"int64": "q", "uint64": "Q", "float32": "d", "float64": "d", "bool": "?7x"}
+# Numba's names of the dtypes (dtype.name costs microseconds: these calls pass dozens of arrays).
+_DTYPE_NAMES = {np.dtype(name): name for name in ("bool", "int8", "uint8", "int16", "uint16", "int32", "uint32",
+                                                  "int64", "uint64", "float32", "float64")}
 
 
 def fingerprint() -> str:
@@ -56,8 +61,8 @@ def leaf_type(value) -> str | None:
     or None for what the library cannot take (arrays that are not C-contiguous, aligned and
     writeable: the JIT compiles those separately)."""
     if isinstance(value, np.ndarray):
-        flags = value.flags
-        return f"{value.dtype.name}[{value.ndim}]" if flags.c_contiguous and flags.aligned and flags.writeable else None
+        flags, name = value.flags, _DTYPE_NAMES.get(value.dtype)
+        return f"{name}[{value.ndim}]" if name and flags.c_contiguous and flags.aligned and flags.writeable else None
     if isinstance(value, (bool, np.bool_)):
         return "bool"
     if isinstance(value, int):
@@ -65,7 +70,7 @@ def leaf_type(value) -> str | None:
     if isinstance(value, float):
         return "float64"
     if isinstance(value, np.generic):
-        return value.dtype.name
+        return _DTYPE_NAMES.get(value.dtype)
     return None
 
 
@@ -77,37 +82,45 @@ def leaves(args) -> list:
     return flat
 
 
-def c_argument_types(types: list[str]) -> list:
-    """ctypes types of the C function for these leaf types: an array is its data pointer
-    followed by its shape."""
-    out = []
-    for name in types:
-        if name.endswith("]"):
-            out += [ctypes.c_void_p] + [ctypes.c_int64] * int(name[name.index("[") + 1:-1])
-        else:
-            out.append(_SCALARS[name])
-    return out
+def address(array: np.ndarray) -> int:
+    """The data pointer of a writeable C-contiguous array; 0 for an empty one, which no kernel
+    reads. (Through the buffer protocol: four times faster than array.ctypes.data.)"""
+    return ctypes.addressof(ctypes.c_char.from_buffer(array)) if array.size else 0
+
+
+def slot_layout(types: list[str]) -> struct.Struct:
+    """The packing of these leaf types into the wrapper's slots: an array is its data pointer,
+    then its shape."""
+    formats = [("q" * (1 + int(name[name.index("[") + 1:-1])) if name.endswith("]") else SLOT_FORMATS[name])
+               for name in types]
+    return struct.Struct("=" + "".join(formats))
 
 
 class Kernel:
     """One entry kernel: its native builds by argument types, and its JIT form as a fallback."""
 
-    def __init__(self, name: str, builds: dict[tuple, Callable]):
+    def __init__(self, name: str, builds: dict[tuple, tuple]):
         self.name, self.builds = name, builds
 
     def __call__(self, *args) -> None:
-        flat = leaves(args)
-        build = self.builds.get(tuple(leaf_type(value) for value in flat)) if self.builds else None
-        if build is None:
+        if not self.builds:
             return self.jit()(*args)
-        values = []
-        for value in flat:
-            if isinstance(value, np.ndarray):
-                values.append(value.ctypes.data)
+        key, values = [], []
+        for value in leaves(args):
+            name = leaf_type(value)
+            key.append(name)
+            if name is None:
+                break
+            if name[-1] == "]":
+                values.append(address(value))
                 values.extend(value.shape)
             else:
                 values.append(value)
-        build(*values)
+        build = self.builds.get(tuple(key))
+        if build is None:
+            return self.jit()(*args)
+        function, layout = build
+        function(layout.pack(*values))
 
     def jit(self) -> Callable:
         module = importlib.import_module(f"{__package__}.{ENTRY_POINTS[self.name]}")
@@ -120,8 +133,9 @@ def kernel(name: str) -> Kernel:
 
 
 @functools.cache
-def _library() -> dict[str, dict[tuple, Callable]]:
-    """Each kernel's native builds by argument types; empty when there is no usable library."""
+def _library() -> dict[str, dict[tuple, tuple]]:
+    """Each kernel's native builds by argument types, each a (C function, slot layout); empty
+    when there is no usable library."""
     if os.environ.get("FASTNN_NATIVE", "1") == "0":
         return {}
     try:
@@ -131,12 +145,12 @@ def _library() -> dict[str, dict[tuple, Callable]]:
         library = ctypes.CDLL(str(DIRECTORY / manifest["library"]))
     except (OSError, ValueError, KeyError):
         return {}
-    builds: dict[str, dict[tuple, Callable]] = {}
+    builds: dict[str, dict[tuple, tuple]] = {}
     for name, entries in manifest["kernels"].items():
         for entry in entries:
             function = getattr(library, entry["symbol"])
-            function.argtypes, function.restype = c_argument_types(entry["types"]), None
-            builds.setdefault(name, {})[tuple(entry["types"])] = function
+            function.argtypes, function.restype = [ctypes.c_char_p], None
+            builds.setdefault(name, {})[tuple(entry["types"])] = (function, slot_layout(entry["types"]))
     return builds
 
 
