@@ -94,13 +94,15 @@ def test_types_the_library_lacks_run_on_the_jit():
     assert counts.tolist() == [0, 2, 0, 2]
 
 
-def test_leaf_types_follow_numba_and_refuse_what_a_pointer_cannot_carry():
+def test_leaf_keys_match_the_manifest_names_and_refuse_what_a_pointer_cannot_carry():
     readonly = np.zeros(3, dtype=np.float32)
     readonly.flags.writeable = False
-    assert [native.leaf_type(v) for v in (np.zeros((2, 3), np.uint8), True, 3, 0.5, np.float32(1), np.uint64(2))] == \
-        ["uint8[2]", "bool", "int64", "float64", "float32", "uint64"]
-    assert native.leaf_type(readonly) is None
-    assert native.leaf_type(np.zeros((3, 2), np.float32).T) is None  # not C-contiguous
+    values = (np.zeros((2, 3), np.uint8), True, 3, 0.5, np.float32(1), np.uint64(2), np.int64(4))
+    names = ["uint8[2]", "bool", "int64", "float64", "float32", "uint64", "int64"]
+    assert [native.leaf_key(v) for v in values] == [native.key_of(name) for name in names]
+    assert native.leaf_key(readonly) is None
+    assert native.leaf_key(np.zeros((3, 2), np.float32).T) is None  # not C-contiguous
+    assert native.leaf_key("text") is None
     assert native.leaves((1, (2, (3,)), 4)) == [1, 2, 3, 4]
 
 

@@ -33,9 +33,11 @@ ENTRY_POINTS = {"train_worker": "train", "train_many_worker": "train", "predict_
 # How native.Kernel packs each leaf into the wrapper's int64 slots (struct formats, 8 bytes a
 # slot): a float32 goes as the float64 of the same value, converted back exactly in the wrapper.
 SLOT_FORMATS = {"int64": "q", "uint64": "Q", "float32": "d", "float64": "d", "bool": "?7x"}
-# Numba's names of the dtypes (dtype.name costs microseconds: these calls pass dozens of arrays).
-_DTYPE_NAMES = {np.dtype(name): name for name in ("bool", "int8", "uint8", "int16", "uint16", "int32", "uint32",
-                                                  "int64", "uint64", "float32", "float64")}
+# Numba's names of the dtypes and scalar types the library may hold.
+_DTYPES = {name: np.dtype(name) for name in ("bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64",
+                                             "uint64", "float32", "float64")}
+_SCALAR_TYPES = {bool: "bool", np.bool_: "bool", int: "int64", np.int64: "int64", np.uint64: "uint64",
+                 float: "float64", np.float64: "float64", np.float32: "float32"}
 
 
 def fingerprint() -> str:
@@ -56,22 +58,22 @@ def _cpu() -> str:
         return platform.machine() + platform.processor()
 
 
-def leaf_type(value) -> str | None:
-    """The type name of one argument leaf as the library's manifest spells it (Numba's names),
-    or None for what the library cannot take (arrays that are not C-contiguous, aligned and
-    writeable: the JIT compiles those separately)."""
+def leaf_key(value):
+    """What the library must have been built for to take this argument leaf: (dtype, ndim) of
+    an array, the name of a scalar's type; None for what it cannot take (arrays that are not
+    C-contiguous, aligned and writeable: the JIT compiles those separately). Cheap on purpose:
+    a call has dozens of leaves."""
     if isinstance(value, np.ndarray):
-        flags, name = value.flags, _DTYPE_NAMES.get(value.dtype)
-        return f"{name}[{value.ndim}]" if name and flags.c_contiguous and flags.aligned and flags.writeable else None
-    if isinstance(value, (bool, np.bool_)):
-        return "bool"
-    if isinstance(value, int):
-        return "int64"
-    if isinstance(value, float):
-        return "float64"
-    if isinstance(value, np.generic):
-        return _DTYPE_NAMES.get(value.dtype)
-    return None
+        return (value.dtype, value.ndim) if value.flags.carray else None
+    return _SCALAR_TYPES.get(type(value))
+
+
+def key_of(name: str):
+    """leaf_key's form of a type name in the manifest (Numba's names: "float32[2]", "int64")."""
+    if name.endswith("]"):
+        dtype, ndim = name[:-1].split("[")
+        return _DTYPES[dtype], int(ndim)
+    return name
 
 
 def leaves(args) -> list:
@@ -107,11 +109,11 @@ class Kernel:
             return self.jit()(*args)
         key, values = [], []
         for value in leaves(args):
-            name = leaf_type(value)
-            key.append(name)
-            if name is None:
+            leaf = leaf_key(value)
+            key.append(leaf)
+            if leaf is None:
                 break
-            if name[-1] == "]":
+            if leaf.__class__ is tuple:
                 values.append(address(value))
                 values.extend(value.shape)
             else:
@@ -143,15 +145,16 @@ def _library() -> dict[str, dict[tuple, tuple]]:
         if manifest["fingerprint"] != fingerprint():
             return {}
         library = ctypes.CDLL(str(DIRECTORY / manifest["library"]))
-    except (OSError, ValueError, KeyError):
+        builds: dict[str, dict[tuple, tuple]] = {}
+        for name, entries in manifest["kernels"].items():
+            for entry in entries:
+                function = getattr(library, entry["symbol"])
+                function.argtypes, function.restype = [ctypes.c_char_p], None
+                key = tuple(key_of(t) for t in entry["types"])
+                builds.setdefault(name, {})[key] = (function, slot_layout(entry["types"]))
+        return builds
+    except (OSError, ValueError, KeyError, AttributeError):  # unreadable, or from another version
         return {}
-    builds: dict[str, dict[tuple, tuple]] = {}
-    for name, entries in manifest["kernels"].items():
-        for entry in entries:
-            function = getattr(library, entry["symbol"])
-            function.argtypes, function.restype = [ctypes.c_char_p], None
-            builds.setdefault(name, {})[tuple(entry["types"])] = (function, slot_layout(entry["types"]))
-    return builds
 
 
 def status() -> str:
