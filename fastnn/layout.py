@@ -17,6 +17,7 @@ import numpy as np
 
 
 VECTOR_BYTES = 32  # one AVX register; see fastnn/kernels/simd.py
+CACHE_LINE = 64
 
 # From this many vectors of first-layer outputs, the first layer's gradient is summed over a
 # batch transposed by input unit (fastnn/kernels/layers.py, sparse_columns_backward); below, the
@@ -105,10 +106,30 @@ def batch_buffers(layout: Layout, rows, batch_size: int, models: tuple[int, ...]
     n_units, entries = (layout.sizes[0] + 1, rows.most_in_batch(batch_size)) if transposed else (0, 0)
     blocks = [0, 0] + [layout.sizes[l + 1] * int(layout.strides[l - 1]) for l in range(1, layout.n_layers)]
     t_offsets = np.cumsum(blocks)[:layout.n_layers + 1].astype(np.int64)
-    return (*(np.zeros((*models, batch_size, width), dtype=layout.dtype) for _ in range(3)),
-            np.zeros((*models, n_units), dtype=np.int32), np.zeros((*models, entries), dtype=np.int32),
-            np.zeros((*models, entries), dtype=layout.dtype),
-            np.zeros((*models, sum(blocks)), dtype=layout.dtype), np.broadcast_to(t_offsets, (*models, t_offsets.size)).copy())
+    return (*(aligned_zeros((*models, batch_size, width), layout.dtype) for _ in range(3)),
+            aligned_zeros((*models, n_units), np.int32), aligned_zeros((*models, entries), np.int32),
+            aligned_zeros((*models, entries), layout.dtype), aligned_zeros((*models, sum(blocks)), layout.dtype),
+            np.broadcast_to(t_offsets, (*models, t_offsets.size)).copy())
+
+
+def aligned_zeros(shape, dtype) -> np.ndarray:
+    """Zeros whose data starts on a cache line. The kernels' 32-byte vector loads and stores
+    then never straddle two lines; numpy's large arrays start 16 bytes into a page, and with
+    the weights there a 784-512-10 epoch took 1.23x as long as with them on a line's start."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape)) * dtype.itemsize
+    raw = np.zeros(size + CACHE_LINE, dtype=np.uint8)
+    start = -raw.ctypes.data % CACHE_LINE
+    return raw[start:start + size].view(dtype).reshape(shape)
+
+
+def cache_aligned(array: np.ndarray) -> np.ndarray:
+    """``array`` itself when it is C-contiguous and starts on a cache line, else such a copy."""
+    if array.flags.c_contiguous and array.ctypes.data % CACHE_LINE == 0:
+        return array
+    copy = aligned_zeros(array.shape, array.dtype)
+    copy[...] = array
+    return copy
 
 
 def gradient_plan(layout: Layout, workers: int, first_row_costs: np.ndarray | None = None) -> np.ndarray:

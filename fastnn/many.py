@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .layout import batch_buffers, gradient_plan
+from .layout import aligned_zeros, batch_buffers, cache_aligned, gradient_plan
 from .model import MLP
 from .optimizers import Optimizer
 from .schedules import Schedule
@@ -66,10 +66,10 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
         if m.position is not None:
             raise ValueError("a model holds an interrupted epoch: finish it with fit first")
         states.append(OptimizerState.continued(m.optimizer_state, s.optimizer, m.layout.n_params, dtype))
-    params = np.stack([m._params for m in models])
-    grads = np.zeros_like(params)
-    m_state = np.stack([s.m for s in states])
-    v_state = np.stack([s.v for s in states])
+    params = cache_aligned(np.stack([m._params for m in models]))
+    grads = aligned_zeros(params.shape, dtype)
+    m_state = cache_aligned(np.stack([s.m for s in states]))
+    v_state = cache_aligned(np.stack([s.v for s in states]))
     bufs = batch_buffers(first.layout, examples.rows, size, models=(K,))
     losses = np.empty((K, n), dtype=dtype)
     hits = np.empty((K, n), dtype=np.bool_)

@@ -11,7 +11,7 @@ from .data import Examples, SparseRows
 from .prepared import sparse_rows
 from .errors import DataError
 from .kernels.codes import ACTIVATION_CODES, IDENTITY, SOFTMAX
-from .layout import Layout
+from .layout import Layout, aligned_zeros, cache_aligned
 from .optimizers import Optimizer
 from .schedules import Schedule
 from .training import EarlyStopping, History
@@ -73,7 +73,7 @@ class MLP:
         self.init = init
         self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
-        self._params = np.zeros(self.layout.n_params, dtype=self.dtype)
+        self._params = aligned_zeros(self.layout.n_params, self.dtype)
         self.optimizer_state = None  # fastnn.training.OptimizerState, kept across fit calls
         self.epochs_trained = 0  # drives schedules and the dropout stream
         self.position: dict | None = None  # where an interrupted epoch stopped (see training.py)
@@ -89,6 +89,15 @@ class MLP:
     @property
     def n_classes(self) -> int:
         return self.layout.sizes[-1]
+
+    @property
+    def _params(self) -> np.ndarray:
+        """The flat parameter buffer the kernels train in place (see fastnn/layout.py)."""
+        return self._param_buffer
+
+    @_params.setter
+    def _params(self, params: np.ndarray) -> None:
+        self._param_buffer = cache_aligned(params)  # the kernels' vector loads run faster on whole lines
 
     def _initialize(self) -> None:
         """Draw every layer's weights from the seed, W before b, layer by layer.

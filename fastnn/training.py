@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .errors import TrainingDivergedError
-from .layout import batch_buffers, gradient_plan
+from .layout import aligned_zeros, batch_buffers, cache_aligned, gradient_plan
 from .optimizers import SGD, Optimizer
 from .schedules import Schedule
 from .validation import check_positive_float, check_positive_int
@@ -73,7 +73,7 @@ class OptimizerState:
     @classmethod
     def fresh(cls, optimizer: Optimizer, n_params: int, dtype) -> "OptimizerState":
         size = n_params if optimizer.slots else 0
-        return cls(optimizer, np.zeros(size, dtype), np.zeros(size if optimizer.slots > 1 else 0, dtype))
+        return cls(optimizer, aligned_zeros(size, dtype), aligned_zeros(size if optimizer.slots > 1 else 0, dtype))
 
     @classmethod
     def continued(cls, state: "OptimizerState | None", optimizer: Optimizer, n_params: int,
@@ -82,7 +82,7 @@ class OptimizerState:
         update rule (new settings such as lr apply from the next step, as in torch), else fresh."""
         if state is None or state.optimizer.code != optimizer.code:
             return cls.fresh(optimizer, n_params, dtype)
-        return cls(optimizer, state.m, state.v, state.step)
+        return cls(optimizer, cache_aligned(state.m), cache_aligned(state.v), state.step)
 
 
 @dataclass(frozen=True)
@@ -149,8 +149,8 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     units = gradient_plan(model.layout, workers, np.append(examples.rows.column_counts, n) if workers > 1 else None)
     state = OptimizerState.continued(model.optimizer_state, settings.optimizer, model.layout.n_params, model.dtype)
     bufs = batch_buffers(model.layout, examples.rows, batch_size)
-    worker_bufs = [bufs] + [(*bufs[:6], bufs[6].copy(), bufs[7]) for _ in range(1, workers)]
-    grad = np.zeros(model.layout.n_params, dtype=model.dtype)
+    worker_bufs = [bufs] + [(*bufs[:6], aligned_zeros(bufs[6].shape, model.dtype), bufs[7]) for _ in range(1, workers)]
+    grad = aligned_zeros(model.layout.n_params, model.dtype)
     losses = np.empty(n, dtype=model.dtype)
     hits = np.empty(n, dtype=np.bool_)
     data = examples.kernel_tuple()
