@@ -260,6 +260,8 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
             for i in range(grad.size):  # every worker sums it, in the same order
                 squares += np.float64(grad[i]) * np.float64(grad[i])
             scale = params.dtype.type(min(1.0, clip_norm / (np.sqrt(squares) + 1e-6)))
+            # The updates clear the gradient's rows: none may start while a worker still sums them.
+            passed = barrier(sync, n_workers, passed)
             u = next_task(sync, base)
             while u < n_units:
                 update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1, False)
