@@ -125,6 +125,7 @@ class Kernel:
         function(layout.pack(*values))
 
     def jit(self) -> Callable:
+        """The kernel's Numba dispatcher (importing Numba, compiling on a cold cache)."""
         module = importlib.import_module(f"{__package__}.{ENTRY_POINTS[self.name]}")
         return getattr(module, self.name)
 
@@ -162,7 +163,7 @@ def status() -> str:
     if os.environ.get("FASTNN_NATIVE", "1") == "0":
         return "JIT only: FASTNN_NATIVE=0"
     if not (DIRECTORY / MANIFEST).exists():
-        return "JIT only: no native library (build it with: python -m fastnn.kernels.build_native)"
+        return "JIT only: no native library (build it with: fastnn build)"
     if not _library():
         return "JIT only: the native library was built from other sources or for another CPU (rebuild it)"
     return "native: " + ", ".join(f"{name} ({len(builds)} type sets)" for name, builds in _library().items())
