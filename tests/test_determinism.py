@@ -6,9 +6,9 @@ import pytest
 from fastnn import MLP
 
 
-def train(X, y, threads, seed=0, sizes=(784, 32, 10)):
+def train(X, y, threads, seed=0, sizes=(784, 32, 10), clip_norm=None):
     model = MLP(list(sizes), seed=seed)
-    model.fit(X, y, epochs=2, batch_size=64, lr=0.1, threads=threads)
+    model.fit(X, y, epochs=2, batch_size=64, lr=0.1, threads=threads, clip_norm=clip_norm)
     return model.get_params()
 
 
@@ -55,10 +55,26 @@ def test_two_workers_with_clipping_agree_with_one_on_every_run(force_parallel):
 @pytest.mark.parametrize("hidden", [40, 56, 72, 200], ids=lambda h: f"784-{h}-10")
 def test_transposed_batch_gives_the_per_example_gradient_bit_for_bit(mnist, monkeypatch, hidden):
     """Wide first layers sum their gradient over the batch grouped by input unit: the same
-    additions in the same order as example by example (tiles of 4+1, 4+2+1, 8+1, 8+8+8+1 vectors)."""
+    additions in the same order as example by example (tiles of 4+1, 4+2+1, 8+1, 8+8+8+1 vectors).
+    A clip norm that never clips keeps the gradient whole in both: with plain SGD each path
+    fuses the first layer's step into its own loop, by example or by input unit."""
     import fastnn.layout
 
     X, y = mnist.train_images[:1000], mnist.train_labels[:1000]
-    transposed = train(X, y, threads=1, sizes=(784, hidden, 10))
+    transposed = train(X, y, threads=1, sizes=(784, hidden, 10), clip_norm=1e30)
     monkeypatch.setattr(fastnn.layout, "TRANSPOSE_MIN_VECTORS", 10**6)
-    assert np.array_equal(transposed, train(X, y, threads=1, sizes=(784, hidden, 10)))
+    assert np.array_equal(transposed, train(X, y, threads=1, sizes=(784, hidden, 10), clip_norm=1e30))
+
+
+def test_fused_steps_stay_within_rounding_of_the_summed_gradient(mnist):
+    """Plain SGD steps the first layer's weights inside the gradient's loop; clipping with a norm
+    that never clips steps from the stored gradient instead. With a transposed batch the step
+    takes each weight row's whole sum, so the two agree bit for bit; example by example it takes
+    each example's term in turn: the same math, other rounding (float32's)."""
+    X, y = mnist.train_images[:1000], mnist.train_labels[:1000]
+    wide = (784, 40, 10)
+    assert np.array_equal(train(X, y, threads=1, sizes=wide), train(X, y, threads=1, sizes=wide, clip_norm=1e30))
+    narrow = (784, 10, 10)
+    fused, summed = train(X, y, threads=1, sizes=narrow), train(X, y, threads=1, sizes=narrow, clip_norm=1e30)
+    assert not np.array_equal(fused, summed)
+    np.testing.assert_allclose(fused, summed, rtol=0, atol=1e-5)

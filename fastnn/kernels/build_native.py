@@ -163,6 +163,8 @@ def build(directory: Path = DIRECTORY) -> dict:
         for name, module in ENTRY_POINTS.items():
             kernel = getattr(__import__(f"{__package__}.{module}", fromlist=[name]), name)
             for signature in kernel.signatures:
+                if any(isinstance(t, types.Literal) for t in signature):
+                    continue  # compiled for a call from another kernel (a literal argument), not from Python
                 symbol = f"fastnn_{name}_{len(manifest['kernels'].get(name, []))}"
                 try:
                     wrapper, leaf_types = c_wrapper(kernel, signature)

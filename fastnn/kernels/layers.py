@@ -120,12 +120,16 @@ def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, indp
 
 
 @kernel
-def sparse_dense_backward(grad, off, n_in, stride, indices, values, scale, start, stop, dz, r0, r1):
-    """grad[rows r0..r1) += x^T dz for one example: the rows of its non-zero inputs in range.
+def sparse_dense_backward(grad, params, rate, off, n_in, stride, indices, values, scale, start, stop, dz, r0, r1):
+    """grad[rows r0..r1) += x^T dz for one example: the rows of its non-zero inputs in range;
+    with rate != 0, the weight rows take the SGD step params[row] -= rate * x dz right away.
 
-    ``r1 == n_in + 1`` includes the bias row. Indices are sorted, so the range is found by bisection.
+    ``r1 == n_in + 1`` includes the bias row (always into grad). Indices are sorted, so the
+    range is found by bisection.
     """
     L = lanes(grad)
+    out = params if rate != 0 else grad
+    step = vsplat(-rate if rate != 0 else grad.dtype.type(1))
     lo, end = start, stop
     if r0 > 0:
         hi = stop
@@ -141,18 +145,18 @@ def sparse_dense_backward(grad, off, n_in, stride, indices, values, scale, start
             end += 1
     t = 0
     while t + 2 * L <= stride:
-        d0, d1 = vload(dz, t), vload(dz, t + L)
+        d0, d1 = vmul(step, vload(dz, t)), vmul(step, vload(dz, t + L))
         for k in range(lo, end):
             v = vsplat(input_value(values, k, scale))
             r = off + load(indices, k) * stride + t
-            vstore(grad, r, vfma(v, d0, vload(grad, r)))
-            vstore(grad, r + L, vfma(v, d1, vload(grad, r + L)))
+            vstore(out, r, vfma(v, d0, vload(out, r)))
+            vstore(out, r + L, vfma(v, d1, vload(out, r + L)))
         t += 2 * L
     if t < stride:
-        d0 = vload(dz, t)
+        d0 = vmul(step, vload(dz, t))
         for k in range(lo, end):
             r = off + load(indices, k) * stride + t
-            vstore(grad, r, vfma(vsplat(input_value(values, k, scale)), d0, vload(grad, r)))
+            vstore(out, r, vfma(vsplat(input_value(values, k, scale)), d0, vload(out, r)))
     if r1 == n_in + 1:
         bias = off + n_in * stride
         for t in range(0, stride, L):

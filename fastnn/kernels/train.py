@@ -166,8 +166,8 @@ def inverse_weight(params, data, order, start, n_batch):
 @kernel
 def accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u0, u1):
     """Gradient rows of units u0..u1-1, summed over the batch in order. With rate != 0 (plain
-    SGD, see train_worker) and the batch transposed, the first layer's weight rows take their
-    step in params right away instead (sparse_columns_backward), their gradient never stored."""
+    SGD, see train_worker) the first layer's weight rows take their step in params right away
+    instead (sparse_columns_backward, sparse_dense_backward), their gradient never stored."""
     sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
     indptr, indices, values, scale = data[0], data[1], data[2], data[3]
     A, D, col_ptr, col_example, col_value = bufs[1], bufs[2], bufs[3], bufs[4], bufs[5]
@@ -182,7 +182,7 @@ def accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs,
         elif l == 0:
             for b in range(n_batch):
                 row = order[start + b]
-                sparse_dense_backward(grad, offsets[0], sizes[0], strides[0], indices, values, scale,
+                sparse_dense_backward(grad, params, rate, offsets[0], sizes[0], strides[0], indices, values, scale,
                                       indptr[row], indptr[row + 1], D[b, cols[0]:cols[1]], r0, r1)
         else:
             dense_backward_rows(grad, offsets[l], sizes[l], strides[l], A, cols[l - 1], D, cols[l],
@@ -238,9 +238,11 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
         passed = barrier(sync, n_workers, passed)
         n_units = units.shape[0]
         if clip_norm <= 0:
-            # Plain SGD steps the first layer's rows as their sums finish: p - lr * (g + 0 * p) is
-            # p - lr * g, so the first layer's gradient (most of the parameters) is never stored.
-            plain = opt[0] == SGD and opt[3][batch - first, 3] == 0 and transposing == 1
+            # Plain SGD steps the first layer's weight rows inside the gradient's loop: p - lr * (g +
+            # 0 * p) is p - lr * g, so that gradient (most of the parameters) is never stored. A
+            # transposed batch steps by each row's whole sum (the same bits as summing first); the
+            # per-example loop by each example's term (the same math, float rounding apart).
+            plain = opt[0] == SGD and opt[3][batch - first, 3] == 0
             rate = opt[4][batch - first] if plain else params.dtype.type(0)
             u = next_task(sync, base)
             while u < n_units:
