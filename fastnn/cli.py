@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser(
         "build", help="compile the kernels ahead of time (once, after installing)",
-        description="Compile fastnn's entry kernels into a native library (a minute or two, with the C "
+        description="Compile fastnn's entry kernels into a native library (one to five minutes, with the C "
                     "compiler cc). Afterwards fastnn starts without importing Numba or compiling anything, for "
                     "the types the library holds; it is rebuilt when the kernels' sources change.")
     build.add_argument("--status", action="store_true", help="only say whether the native library is in use")

@@ -14,7 +14,7 @@
 4. Emit position-independent code for this CPU, link it with the C compiler (cc, or $CC) into
    one shared library, and write the manifest last: a reader never sees half a build.
 
-It takes about as long as compiling the kernels once (a minute or two); it also fills Numba's
+It takes about as long as compiling the kernels once (one to five minutes here); it also fills Numba's
 cache. Without a C compiler it fails, and fastnn goes on running on the JIT.
 """
 
