@@ -76,3 +76,19 @@ def test_a_sweep_converts_each_input_array_once_per_dtype():
     assert prepared(data, "X", "float32") is first
     assert prepared(data, "X", "float64") is not first and prepared(data, "X_val", "float32") is None
     assert np.array_equal(first.rows.indices, fastnn.prepare(X).rows.indices)
+
+
+def test_row_filling_reads_a_strided_array_column_by_column():
+    """fill_rows skips zero words only in a C-contiguous array: a strided view's data is not
+    one run of words, so reading it word by word would land on other columns (or past its end)."""
+    from fastnn.kernels.sparse import count_row_nonzeros, fill_rows
+
+    X = (np.arange(4 * 32).reshape(4, 32) % 5 == 0).astype(np.uint8)[:, ::2]
+    n, d = X.shape
+    counts = np.zeros(n + 1, np.int64)
+    count_row_nonzeros(np.zeros(16, np.int64), X, counts)
+    indptr = np.cumsum(counts)
+    indices, values = np.empty(indptr[-1], np.uint16), np.empty(indptr[-1], np.uint8)
+    fill_rows(np.zeros(16, np.int64), X, indptr, indices, values, np.empty(d, np.uint16), np.empty(d, np.uint8))
+    assert indices.tolist() == np.concatenate([np.nonzero(row)[0] for row in X]).tolist()
+    assert values.tolist() == X[X != 0].tolist()

@@ -10,7 +10,7 @@ Array indices are not checked: callers stay inside padded rows (see fastnn/layou
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic, models, register_model
+from numba.extending import intrinsic, models, overload, register_model
 
 VECTOR_BYTES = 32
 
@@ -81,6 +81,18 @@ def load_word(typingctx, array, word):
         return builder.load(builder.gep(data, [args[1]]), align=1)
 
     return types.uint64(array, types.intp), codegen
+
+
+def c_layout(array) -> bool:
+    """Whether Numba typed ``array`` as C-contiguous (a compile-time constant): load_word's
+    callers check it, since an 'A'-layout array's data need not be one run of words."""
+    return array.flags.c_contiguous
+
+
+@overload(c_layout, jit_options={"cache": True})
+def _c_layout(array):
+    contiguous = array.layout == "C"
+    return lambda array: contiguous
 
 
 @intrinsic

@@ -7,7 +7,7 @@
 from .codes import CHUNK
 from .jit import kernel
 from .layers import input_value
-from .simd import load, load_word, prefetch, store
+from .simd import c_layout, load, load_word, prefetch, store
 from .sync import next_task
 
 # transpose_batch asks for the rows this many examples ahead: far enough to hide a miss to memory.
@@ -36,7 +36,8 @@ def fill_rows(sync, X, indptr, indices, values, row_indices, row_values):
     row_values (one row long) are this worker's scratch. Narrow indices (uint16 for up to
     65,536 columns) halve the bytes the kernels read per input."""
     n, d = X.shape
-    per_word = 8 // X.itemsize if X.itemsize <= 8 and (d * X.itemsize) % 8 == 0 else 0
+    # Word by word only through a C-contiguous X: load_word reads its data as one run of words.
+    per_word = 8 // X.itemsize if c_layout(X) and X.itemsize <= 8 and (d * X.itemsize) % 8 == 0 else 0
     n_words = d // per_word if per_word > 0 else 0
     chunk = next_task(sync, 0)
     while chunk * CHUNK < n:
