@@ -15,7 +15,8 @@ from numba.extending import overload
 
 from .codes import LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, TANH
 from .jit import kernel
-from .simd import lanes, load, vadd, vfma, vload, vmul, vsplat, vstore, vsub, vwhere_positive, vzero
+from .simd import (lanes, load, vadd, vexp, vfma, vlargest, vload, vmax, vmul, vsplat, vstore, vsub, vsum, vtail,
+                   vwhere_positive, vzero)
 
 
 # -- dense layer, sparse input (the first layer): z = b + sum_k x_k W[i_k, :] -----------------
@@ -418,20 +419,28 @@ def activation_backward(code, z, da, dz, n):
 
 @kernel
 def softmax_forward(z, p, n):
-    """p = softmax(z); returns log(sum(exp(z - max))) + max, the log-partition, for the loss."""
-    m = z[0]
-    for j in range(1, n):
-        if z[j] > m:
-            m = z[j]
-    s = z.dtype.type(0)
-    for j in range(n):
-        e = np.exp(z[j] - m)
-        p[j] = e
-        s += e
-    inv = z.dtype.type(1) / s
-    for j in range(n):
-        p[j] *= inv
-    return np.log(s) + m
+    """p = softmax(z); returns log(sum(exp(z - max))) + max, the log-partition, for the loss.
+
+    A whole vector at a time (rows are padded to whole vectors; the padding of p comes out
+    zero): libm's exp, one call per class, took a tenth of a 784-10-10 epoch.
+    """
+    L = lanes(z)
+    ninf = z.dtype.type(-np.inf)
+    m = vsplat(ninf)
+    for t in range(0, n, L):
+        m = vmax(m, vtail(vload(z, t), n - t, ninf))
+    largest = vlargest(m)
+    shift = vsplat(largest)
+    total = vzero(z)
+    for t in range(0, n, L):
+        e = vtail(vexp(vsub(vload(z, t), shift)), n - t, 0)
+        vstore(p, t, e)
+        total = vadd(total, e)
+    s = vsum(total)
+    inverse = vsplat(z.dtype.type(1) / s)
+    for t in range(0, n, L):
+        vstore(p, t, vmul(vload(p, t), inverse))
+    return np.log(s) + largest
 
 
 @kernel

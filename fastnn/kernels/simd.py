@@ -39,6 +39,25 @@ def _pointer(context, builder, array_type, array, index):
     return builder.gep(data, [index])
 
 
+def _splat_constant(vector_type, value):
+    return ir.Constant(vector_type, [value] * vector_type.count)
+
+
+def _call(builder, name, vector_type, args):
+    """The LLVM intrinsic ``name`` (e.g. "llvm.rint") on vectors of vector_type."""
+    suffix = f".v{vector_type.count}f{32 if isinstance(vector_type.element, ir.FloatType) else 64}"
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vector_type, [vector_type] * len(args)),
+                                        name + suffix)
+    return builder.call(fn, args)
+
+
+def _splat(builder, vector_type, value):
+    """A vector of vector_type with every lane equal to the scalar value."""
+    one = builder.insert_element(ir.Constant(vector_type, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), vector_type.count), [0] * vector_type.count)
+    return builder.shuffle_vector(one, ir.Constant(vector_type, ir.Undefined), mask)
+
+
 @intrinsic
 def lanes(typingctx, array):
     """The number of values in one vector of the array's dtype (a compile-time constant)."""
@@ -125,10 +144,7 @@ def vsplat(typingctx, x):
     vt = vector_of(x)
 
     def codegen(context, builder, sig, args):
-        llvm_type = context.get_value_type(vt)
-        one = builder.insert_element(ir.Constant(llvm_type, ir.Undefined), args[0], ir.Constant(ir.IntType(32), 0))
-        mask = ir.Constant(ir.VectorType(ir.IntType(32), vt.lanes), [0] * vt.lanes)
-        return builder.shuffle_vector(one, ir.Constant(llvm_type, ir.Undefined), mask)
+        return _splat(builder, context.get_value_type(vt), args[0])
 
     return vt(x), codegen
 
@@ -148,10 +164,7 @@ def vzero(typingctx, array):
 def vfma(typingctx, a, b, c):
     """a * b + c, fused (one rounding)."""
     def codegen(context, builder, sig, args):
-        vt = args[0].type
-        name = f"llvm.fma.v{vt.count}f{32 if isinstance(vt.element, ir.FloatType) else 64}"
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt, vt, vt]), name)
-        return builder.call(fn, args)
+        return _call(builder, "llvm.fma", args[0].type, args)
 
     return a(a, b, c), codegen
 
@@ -187,11 +200,97 @@ def vwhere_positive(typingctx, z, x):
 def vsqrt(typingctx, a):
     """The square root of each lane (correctly rounded, as np.sqrt)."""
     def codegen(context, builder, sig, args):
-        vt = args[0].type
-        name = f"llvm.sqrt.v{vt.count}f{32 if isinstance(vt.element, ir.FloatType) else 64}"
-        return builder.call(cgutils.get_or_insert_function(builder.module, ir.FunctionType(vt, [vt]), name), args)
+        return _call(builder, "llvm.sqrt", args[0].type, args)
 
     return a(a), codegen
+
+
+@intrinsic
+def vmax(typingctx, a, b):
+    """The larger of a and b in each lane (b where either is NaN)."""
+    def codegen(context, builder, sig, args):
+        return builder.select(builder.fcmp_ordered(">", args[0], args[1]), args[0], args[1])
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def vtail(typingctx, v, count, fill):
+    """v in lanes 0..count-1, the float ``fill`` in the others: a row's last vector without
+    the padding past its ``count`` values."""
+    def codegen(context, builder, sig, args):
+        vt = args[0].type
+        index_type = ir.VectorType(ir.IntType(64), vt.count)
+        limit = _splat(builder, index_type, context.cast(builder, args[1], sig.args[1], types.int64))
+        inside = builder.icmp_signed("<", ir.Constant(index_type, list(range(vt.count))), limit)
+        return builder.select(inside, args[0], _splat(builder, vt, context.cast(builder, args[2], sig.args[2],
+                                                                                  v.dtype)))
+
+    return v(v, count, fill), codegen
+
+
+def _reduce(name, combine):
+    def typer(typingctx, v):
+        """Lanes combined pairwise, halves first: the same order on every call."""
+        def codegen(context, builder, sig, args):
+            x, width = args[0], args[0].type.count
+            while width > 1:
+                half = width // 2
+                low = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(ir.IntType(32), half), list(range(half))))
+                high = builder.shuffle_vector(x, x, ir.Constant(ir.VectorType(ir.IntType(32), half),
+                                                                list(range(half, width))))
+                x, width = combine(builder, low, high), half
+            return builder.extract_element(x, ir.Constant(ir.IntType(32), 0))
+
+        return v.dtype(v), codegen
+
+    typer.__name__ = name
+    return intrinsic(typer)
+
+
+vsum = _reduce("vsum", lambda b, x, y: b.fadd(x, y))  # the lanes' sum
+vlargest = _reduce("vlargest", lambda b, x, y: b.select(b.fcmp_ordered(">", x, y), x, y))  # the largest lane
+
+# e^r on |r| <= ln(2)/2: Taylor terms up to r^7 (float32) or r^13 (float64), each under half
+# an ulp of the result there.
+_EXP_TERMS = {32: 8, 64: 14}
+
+
+@intrinsic
+def vexp(typingctx, x):
+    """e^x in each lane, within two ulps of libm's exp: x = k ln 2 + r, e^r by its Taylor
+    polynomial, times 2^k put in the exponent's bits. Past the range of normal results it gives
+    0 (x below -87.3 in float32, -708 in float64) or inf (x above 88 or 709); NaN stays NaN."""
+    def codegen(context, builder, sig, args):
+        x = args[0]
+        vt = x.type
+        bits = 32 if isinstance(vt.element, ir.FloatType) else 64
+        mantissa, bias = (23, 127) if bits == 32 else (52, 1023)
+        low, high = (-87.3, 88.0) if bits == 32 else (-708.0, 709.0)
+        ln2_high, ln2_low = (0.693359375, -2.12194440e-4) if bits == 32 else \
+            (6.93145751953125e-1, 1.42860682030941723212e-6)
+        c = lambda value: _splat_constant(vt, value)  # noqa: E731
+        inside = builder.select(builder.fcmp_ordered("<", x, c(low)), c(low), x)
+        inside = builder.select(builder.fcmp_ordered(">", inside, c(high)), c(high), inside)
+        k = _call(builder, "llvm.rint", vt, [builder.fmul(inside, c(1.4426950408889634))])
+        r = _call(builder, "llvm.fma", vt, [k, c(-ln2_high), inside])
+        r = _call(builder, "llvm.fma", vt, [k, c(-ln2_low), r])
+        terms = _EXP_TERMS[bits]
+        factorial = [1.0]
+        for j in range(1, terms):
+            factorial.append(factorial[-1] * j)
+        p = c(1.0 / factorial[terms - 1])
+        for j in range(terms - 2, -1, -1):
+            p = _call(builder, "llvm.fma", vt, [p, r, c(1.0 / factorial[j])])
+        int_type = ir.VectorType(ir.IntType(bits), vt.count)
+        exponent = builder.add(builder.fptosi(k, int_type), ir.Constant(int_type, [bias] * vt.count))
+        power = builder.bitcast(builder.shl(exponent, ir.Constant(int_type, [mantissa] * vt.count)), vt)
+        y = builder.fmul(p, power)
+        y = builder.select(builder.fcmp_ordered("<", x, c(low)), c(0.0), y)
+        y = builder.select(builder.fcmp_ordered(">", x, c(high)), c(float("inf")), y)
+        return builder.select(builder.fcmp_unordered("uno", x, x), x, y)
+
+    return x(x), codegen
 
 
 @intrinsic
