@@ -121,6 +121,18 @@ def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, indp
 
 
 @kernel
+def first_at_least(indices, lo, hi, value):
+    """The first k in lo..hi-1 with indices[k] >= value (hi if none), in sorted indices."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if indices[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@kernel
 def sparse_dense_backward(grad, params, rate, off, n_in, stride, indices, values, scale, start, stop, dz, r0, r1):
     """grad[rows r0..r1) += x^T dz for one example: the rows of its non-zero inputs in range;
     with rate != 0, the weight rows take the SGD step params[row] -= rate * x dz right away.
@@ -131,19 +143,8 @@ def sparse_dense_backward(grad, params, rate, off, n_in, stride, indices, values
     L = lanes(grad)
     out = params if rate != 0 else grad
     step = vsplat(-rate if rate != 0 else grad.dtype.type(1))
-    lo, end = start, stop
-    if r0 > 0:
-        hi = stop
-        while lo < hi:  # first k with indices[k] >= r0
-            mid = (lo + hi) // 2
-            if indices[mid] < r0:
-                lo = mid + 1
-            else:
-                hi = mid
-    if r1 <= n_in:
-        end = lo
-        while end < stop and indices[end] < r1:
-            end += 1
+    lo = first_at_least(indices, start, stop, r0) if r0 > 0 else start
+    end = first_at_least(indices, lo, stop, r1) if r1 <= n_in else stop
     t = 0
     while t + 2 * L <= stride:
         d0, d1 = vmul(step, vload(dz, t)), vmul(step, vload(dz, t + L))
