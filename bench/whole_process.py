@@ -5,11 +5,12 @@
 
 Runs, each as a fresh process, timed from outside; each round runs every job once, in turn, and
 the table gives the medians over rounds and fastnn's median ratio to each peer within a round:
-  fastnn       `fastnn train --epochs 1 -q`: the native library where `fastnn build` made one
-  fastnn JIT   the same with FASTNN_NATIVE=0: Numba's JIT, warm cache
-  fastnn cold  (--cold) the same with an empty NUMBA_CACHE_DIR each run: every kernel compiles
-  numpy        a plain NumPy script with the same minibatch loop
-  torch, jax   the same in PyTorch eager and in JAX (a jitted lax.scan epoch), where installed
+  fastnn           `fastnn train --epochs 1 -q`: the native library where `fastnn build` made one
+  fastnn JIT       the same with FASTNN_NATIVE=0: Numba's JIT, warm cache
+  fastnn cold      (--cold) the same with an empty NUMBA_CACHE_DIR each run: every kernel compiles
+  fastnn cold lib  (--cold) the native library, with an empty NUMBA_CACHE_DIR: nothing compiles
+  numpy            a plain NumPy script with the same minibatch loop
+  torch, jax       the same in PyTorch eager and in JAX (a jitted lax.scan epoch), where installed
 The issue's targets: at most 1.5x the NumPy script, a fifth of PyTorch's and a third of JAX's
 time with a warm cache; with a cold one, at most the PyTorch script's.
 """
@@ -114,6 +115,7 @@ def main(argv=None) -> None:
     jobs = {"fastnn": (cli, env, False), "fastnn JIT": (cli, dict(env, FASTNN_NATIVE="0"), False)}
     if args.cold:
         jobs["fastnn cold"] = (cli, dict(env, FASTNN_NATIVE="0"), True)
+        jobs["fastnn cold lib"] = (cli, env, True)
     jobs["numpy"] = ([sys.executable, "-c", NUMPY.format(root=root)], env, False)
     import importlib.util
     for name, script in (("torch", TORCH), ("jax", JAX)):
@@ -125,7 +127,7 @@ def main(argv=None) -> None:
         for name, (command, job_env, fresh) in jobs.items():
             seconds[name].append(timed(command, job_env, fresh))
     for name, times in seconds.items():
-        print(f"{name:12s} median {statistics.median(times):6.2f} s   runs: " + " ".join(f"{t:.2f}" for t in times))
+        print(f"{name:16s} median {statistics.median(times):6.2f} s   runs: " + " ".join(f"{t:.2f}" for t in times))
     for mine in [m for m in seconds if m.startswith("fastnn")]:
         for name in [n for n in seconds if not n.startswith("fastnn")]:
             ratio = statistics.median(a / b for a, b in zip(seconds[mine], seconds[name]))

@@ -143,6 +143,14 @@ def object_code(wrapper, export_as: str, machine) -> bytes:
     passes.add_global_dead_code_eliminate_pass()
     passes.add_strip_dead_prototype_pass()
     passes.run(module, ll.create_pass_builder(machine, ll.create_pipeline_tuning_options(speed_level=0)))
+    # Then LLVM's O3 over the whole module: Numba optimised each function on its own, but with
+    # every function internal, the layers' helpers (most called from one place) are inlined into
+    # their loops and lose their unused arguments (an array is seven machine words). The same
+    # float operations in the same order: tests/test_native.py checks the results bit for bit.
+    # Paired epochs against the library without it: 0.977x the time at 784-10-10, 0.962x at
+    # 784-128-10, 0.980x at 784-512-10.
+    optimizer = ll.create_pass_builder(machine, ll.create_pipeline_tuning_options(speed_level=3))
+    optimizer.getModulePassManager().run(module, optimizer)
     external = {f.name for f in module.functions if f.is_declaration and not f.name.startswith("llvm.")}
     external |= {v.name for v in module.global_variables if v.is_declaration}
     if external - ALLOWED_EXTERNAL:
