@@ -8,7 +8,7 @@ from fastnn.kernels.layers import softmax_forward
 from fastnn.kernels.simd import lanes, vexp, vload, vstore
 
 
-@njit(cache=True)
+@njit
 def exp_by_vectors(x, out):
     for t in range(0, x.size, lanes(x)):
         vstore(out, t, vexp(vload(x, t)))
