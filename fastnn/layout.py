@@ -11,6 +11,7 @@ an update is one loop over one vector. Model files and ``MLP.gradient`` use the 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,9 @@ TRANSPOSE_MIN_VECTORS = 4
 
 @dataclass(frozen=True)
 class Layout:
-    """Offsets of each layer's block in the parameter buffer and of its units in a batch row."""
+    """Offsets of each layer's block in the parameter buffer and of its units in a batch row.
+    Computed once per layout (every fit and prediction passes them to the kernels); the arrays
+    are shared: do not modify them."""
 
     sizes: tuple[int, ...]
     dtype: np.dtype = np.dtype(np.float32)
@@ -36,24 +39,24 @@ class Layout:
     def n_layers(self) -> int:
         return len(self.sizes) - 1
 
-    @property
+    @functools.cached_property
     def strides(self) -> np.ndarray:
         """strides[l]: layer l's outputs rounded up to whole vectors."""
         lanes = VECTOR_BYTES // np.dtype(self.dtype).itemsize
         return np.array([-(-n // lanes) * lanes for n in self.sizes[1:]], dtype=np.int64)
 
-    @property
+    @functools.cached_property
     def offsets(self) -> np.ndarray:
         """offsets[l]: first value of layer l's block; offsets[-1]: the buffer's length."""
         blocks = [(n_in + 1) * stride for n_in, stride in zip(self.sizes[:-1], self.strides)]
         return np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64)
 
-    @property
+    @functools.cached_property
     def cols(self) -> np.ndarray:
         """cols[l]: first column of layer l's outputs in the Z/A/D rows; cols[-1]: their width."""
         return np.concatenate([[0], np.cumsum(self.strides)]).astype(np.int64)
 
-    @property
+    @functools.cached_property
     def n_params(self) -> int:
         """Length of the padded parameter buffer."""
         return int(self.offsets[-1])
@@ -145,10 +148,14 @@ def gradient_plan(layout: Layout, workers: int, first_row_costs: np.ndarray | No
     units, costs = [], []
     for layer, (n_in, n_out) in enumerate(zip(layout.sizes[:-1], layout.strides)):
         rows = n_in + 1
+        if workers == 1:  # one range per layer
+            units.append((layer, 0, rows))
+            costs.append(rows * n_out)
+            continue
         weight = np.ones(rows)
         if layer == 0 and first_row_costs is not None:
             weight = np.asarray(first_row_costs, dtype=float) + 1e-9
-        pieces = 1 if workers == 1 else min(rows, 4 * workers)
+        pieces = min(rows, 4 * workers)
         edges = np.searchsorted(np.cumsum(weight), np.linspace(0, weight.sum(), pieces + 1)[1:-1])
         bounds = np.unique(np.concatenate([[0], edges, [rows]]))
         for r0, r1 in zip(bounds[:-1], bounds[1:]):
