@@ -94,16 +94,18 @@ def test_types_the_library_lacks_run_on_the_jit():
     assert counts.tolist() == [0, 2, 0, 2]
 
 
-def test_leaf_keys_match_the_manifest_names_and_refuse_what_a_pointer_cannot_carry():
+def test_packed_keys_match_the_manifest_names_and_refuse_what_a_pointer_cannot_carry():
     readonly = np.zeros(3, dtype=np.float32)
     readonly.flags.writeable = False
-    values = (np.zeros((2, 3), np.uint8), True, 3, 0.5, np.float32(1), np.uint64(2), np.int64(4))
-    names = ["uint8[2]", "bool", "int64", "float64", "float32", "uint64", "int64"]
-    assert [native.leaf_key(v) for v in values] == [native.key_of(name) for name in names]
-    assert native.leaf_key(readonly) is None
-    assert native.leaf_key(np.zeros((3, 2), np.float32).T) is None  # not C-contiguous
-    assert native.leaf_key("text") is None
-    assert native.leaves((1, (2, (3,)), 4)) == [1, 2, 3, 4]
+    array = np.zeros((2, 3), np.uint8)
+    values = (array, (True, (3, 0.5)), np.float32(1), np.uint64(2), np.int64(4), np.zeros(0, np.int64))
+    names = ["uint8[2]", "bool", "int64", "float64", "float32", "uint64", "int64", "int64[1]"]
+    key, slots = native.pack(values)
+    assert key == tuple(native.key_of(name) for name in names)
+    assert slots == [array.ctypes.data, 2, 3, True, 3, 0.5, np.float32(1), np.uint64(2), np.int64(4), 0, 0]
+    assert native.pack((1, readonly)) is None
+    assert native.pack((np.zeros((3, 2), np.float32).T,)) is None  # not C-contiguous
+    assert native.pack(("text",)) is None
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import struct
+from ctypes import addressof, c_char
 from pathlib import Path
 from typing import Callable
 
@@ -58,16 +59,6 @@ def _cpu() -> str:
         return platform.machine() + platform.processor()
 
 
-def leaf_key(value):
-    """What the library must have been built for to take this argument leaf: (dtype, ndim) of
-    an array, the name of a scalar's type; None for what it cannot take (arrays that are not
-    C-contiguous, aligned and writeable: the JIT compiles those separately). Cheap on purpose:
-    a call has dozens of leaves."""
-    if isinstance(value, np.ndarray):
-        return (value.dtype, value.ndim) if value.flags.carray else None
-    return _SCALAR_TYPES.get(type(value))
-
-
 def key_of(name: str):
     """leaf_key's form of a type name in the manifest (Numba's names: "float32[2]", "int64")."""
     if name.endswith("]"):
@@ -76,26 +67,45 @@ def key_of(name: str):
     return name
 
 
-def leaves(args) -> list:
-    """The arguments with their tuples flattened, depth first."""
-    flat = []
-    for arg in args:
-        flat.extend(leaves(arg) if isinstance(arg, tuple) else [arg])
-    return flat
-
-
-def address(array: np.ndarray) -> int:
-    """The data pointer of a writeable C-contiguous array; 0 for an empty one, which no kernel
-    reads. (Through the buffer protocol: four times faster than array.ctypes.data.)"""
-    return ctypes.addressof(ctypes.c_char.from_buffer(array)) if array.size else 0
-
-
 def slot_layout(types: list[str]) -> struct.Struct:
     """The packing of these leaf types into the wrapper's slots: an array is its data pointer,
     then its shape."""
     formats = [("q" * (1 + int(name[name.index("[") + 1:-1])) if name.endswith("]") else SLOT_FORMATS[name])
                for name in types]
     return struct.Struct("=" + "".join(formats))
+
+
+def pack(args: tuple) -> tuple[tuple, list] | None:
+    """What a build must have been made for to take ``args``, and the values of its slots; None
+    for an argument none can take. Tuples are flattened, depth first. An array's key is its
+    (dtype, ndim), its slots its data pointer (0 when empty: no kernel reads it) and shape; an
+    array must be C-contiguous, aligned and writeable (the JIT compiles others separately). A
+    scalar's key is the name of its type. Cheap on purpose: a call has dozens of leaves, and
+    fit makes one per block of batches."""
+    key: list = []
+    values: list = []
+    return (tuple(key), values) if _pack(args, key, values) else None
+
+
+def _pack(args: tuple, key: list, values: list) -> bool:
+    for value in args:
+        if isinstance(value, tuple):
+            if not _pack(value, key, values):
+                return False
+        elif isinstance(value, np.ndarray):
+            if not value.flags.carray:
+                return False
+            key.append((value.dtype, value.ndim))
+            # Through the buffer protocol: four times faster than value.ctypes.data.
+            values.append(addressof(c_char.from_buffer(value)) if value.size else 0)
+            values.extend(value.shape)
+        else:
+            scalar = _SCALAR_TYPES.get(type(value))
+            if scalar is None:
+                return False
+            key.append(scalar)
+            values.append(value)
+    return True
 
 
 class Kernel:
@@ -107,22 +117,12 @@ class Kernel:
     def __call__(self, *args) -> None:
         if not self.builds:
             return self.jit()(*args)
-        key, values = [], []
-        for value in leaves(args):
-            leaf = leaf_key(value)
-            key.append(leaf)
-            if leaf is None:
-                break
-            if leaf.__class__ is tuple:
-                values.append(address(value))
-                values.extend(value.shape)
-            else:
-                values.append(value)
-        build = self.builds.get(tuple(key))
+        packed = pack(args)
+        build = self.builds.get(packed[0]) if packed is not None else None
         if build is None:
             return self.jit()(*args)
         function, layout = build
-        function(layout.pack(*values))
+        function(layout.pack(*packed[1]))
 
     def jit(self) -> Callable:
         """The kernel's Numba dispatcher (importing Numba, compiling on a cold cache)."""
