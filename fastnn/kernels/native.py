@@ -60,7 +60,7 @@ def _cpu() -> str:
 
 
 def key_of(name: str):
-    """leaf_key's form of a type name in the manifest (Numba's names: "float32[2]", "int64")."""
+    """pack's key for a type name in the manifest (Numba's names: "float32[2]", "int64")."""
     if name.endswith("]"):
         dtype, ndim = name[:-1].split("[")
         return _DTYPES[dtype], int(ndim)
