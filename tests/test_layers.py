@@ -5,7 +5,7 @@ import pytest
 from numba import njit
 
 from fastnn.kernels.layers import softmax_forward
-from fastnn.kernels.simd import lanes, vexp, vload, vstore
+from fastnn.kernels.simd import VECTOR_BYTES, lanes, vexp, vload, vstore
 
 
 @njit
@@ -15,7 +15,7 @@ def exp_by_vectors(x, out):
 
 
 def vector_exp(x: np.ndarray) -> np.ndarray:
-    lanes_ = 32 // x.itemsize
+    lanes_ = VECTOR_BYTES // x.itemsize
     padded = np.zeros(-(-x.size // lanes_) * lanes_, x.dtype)
     padded[:x.size] = x
     out = np.empty_like(padded)
@@ -40,7 +40,7 @@ def test_vector_exp_outside_its_range(dtype):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1, 3, 4, 8, 10, 17])
 def test_softmax_matches_numpy_and_zeroes_the_padding(dtype, n):
-    lanes_ = 32 // np.dtype(dtype).itemsize
+    lanes_ = VECTOR_BYTES // np.dtype(dtype).itemsize
     width = -(-n // lanes_) * lanes_
     z = np.full(width, 1e30, dtype)  # padding past n must not count as a class
     z[:n] = np.random.default_rng(n).standard_normal(n) * 10

@@ -205,11 +205,16 @@ def vsqrt(typingctx, a):
     return a(a), codegen
 
 
+def _larger(builder, a, b):
+    """a where a > b, else b (b where either is NaN), lane by lane."""
+    return builder.select(builder.fcmp_ordered(">", a, b), a, b)
+
+
 @intrinsic
 def vmax(typingctx, a, b):
     """The larger of a and b in each lane (b where either is NaN)."""
     def codegen(context, builder, sig, args):
-        return builder.select(builder.fcmp_ordered(">", args[0], args[1]), args[0], args[1])
+        return _larger(builder, args[0], args[1])
 
     return a(a, b), codegen
 
@@ -249,7 +254,7 @@ def _reduce(name, combine):
 
 
 vsum = _reduce("vsum", lambda b, x, y: b.fadd(x, y))  # the lanes' sum
-vlargest = _reduce("vlargest", lambda b, x, y: b.select(b.fcmp_ordered(">", x, y), x, y))  # the largest lane
+vlargest = _reduce("vlargest", _larger)  # the largest lane
 
 # e^r on |r| <= ln(2)/2: Taylor terms up to r^7 (float32) or r^13 (float64); the first term
 # left out is under a tenth of an ulp there.
@@ -283,8 +288,8 @@ def vexp(typingctx, x):
         for j in range(terms - 2, -1, -1):
             p = _call(builder, "llvm.fma", vt, [p, r, c(1.0 / factorial[j])])
         int_type = ir.VectorType(ir.IntType(bits), vt.count)
-        exponent = builder.add(builder.fptosi(k, int_type), ir.Constant(int_type, [bias] * vt.count))
-        power = builder.bitcast(builder.shl(exponent, ir.Constant(int_type, [mantissa] * vt.count)), vt)
+        exponent = builder.add(builder.fptosi(k, int_type), _splat_constant(int_type, bias))
+        power = builder.bitcast(builder.shl(exponent, _splat_constant(int_type, mantissa)), vt)
         y = builder.fmul(p, power)
         y = builder.select(builder.fcmp_ordered("<", x, c(low)), c(0.0), y)
         y = builder.select(builder.fcmp_ordered(">", x, c(high)), c(float("inf")), y)
