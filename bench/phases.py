@@ -33,7 +33,7 @@ def phase1(params, net, data, order, bufs, losses, hits, n_batches, batch_size):
         inverse = inverse_weight(params, data, order, start, n_batch)
         for b0 in range(0, n_batch, BLOCK):
             forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), bufs, inverse,
-                                   losses, hits)
+                                   losses, hits, BLOCK)
 
 
 @njit

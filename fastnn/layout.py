@@ -40,11 +40,21 @@ class Layout:
     def n_layers(self) -> int:
         return len(self.sizes) - 1
 
+    @property
+    def lanes(self) -> int:
+        """Values per SIMD vector."""
+        return VECTOR_BYTES // np.dtype(self.dtype).itemsize
+
     @functools.cached_property
     def strides(self) -> np.ndarray:
         """strides[l]: layer l's outputs rounded up to whole vectors."""
-        lanes = VECTOR_BYTES // np.dtype(self.dtype).itemsize
-        return np.array([-(-n // lanes) * lanes for n in self.sizes[1:]], dtype=np.int64)
+        return np.array([-(-n // self.lanes) * self.lanes for n in self.sizes[1:]], dtype=np.int64)
+
+    @property
+    def transposes_batch(self) -> bool:
+        """Whether training sums the first layer's gradient over the batch transposed by input
+        unit (wide first layers), rather than example by example."""
+        return bool(self.strides[0] >= TRANSPOSE_MIN_VECTORS * self.lanes)
 
     @functools.cached_property
     def offsets(self) -> np.ndarray:
@@ -105,9 +115,7 @@ def batch_buffers(layout: Layout, rows, batch_size: int, models: tuple[int, ...]
       of sizes[l + 1] rows of strides[l - 1] values starts at t_offsets[l]; padding zero).
     ``models`` is a leading shape, (K,) for fit_many's K models."""
     width = int(layout.cols[-1])
-    lanes = VECTOR_BYTES // np.dtype(layout.dtype).itemsize
-    transposed = layout.strides[0] >= TRANSPOSE_MIN_VECTORS * lanes
-    n_units, entries = (layout.sizes[0] + 1, rows.most_in_batch(batch_size)) if transposed else (0, 0)
+    n_units, entries = (layout.sizes[0] + 1, rows.most_in_batch(batch_size)) if layout.transposes_batch else (0, 0)
     blocks = [0, 0] + [layout.sizes[l + 1] * int(layout.strides[l - 1]) for l in range(1, layout.n_layers)]
     t_offsets = np.cumsum(blocks)[:layout.n_layers + 1].astype(np.int64)
     return (*(aligned_zeros((*models, batch_size, width), layout.dtype) for _ in range(3)),

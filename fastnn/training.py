@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .errors import TrainingDivergedError
+from .kernels.codes import BLOCK
 from .layout import aligned_zeros, batch_buffers, cache_aligned, gradient_plan
 from .optimizers import SGD, Optimizer
 from .schedules import Schedule
@@ -26,10 +27,17 @@ if TYPE_CHECKING:
     from .data import Examples
     from .model import MLP
 
-# Below this many multiply-adds per batch, a second worker costs more than it saves: the weights
-# and gradient rows that each worker updates must move to the other core every batch. Measured
-# (batch 64, 2 workers against 1): 784-10-10 1.19x the time, 784-20-10 0.99x, 784-32-10 0.61x.
+# Workers that share the parameters, each updating some of their rows (the other layers), from
+# this many multiply-adds per batch: below, moving those rows to the other core every batch costs
+# more than the second core saves. Measured (batch 64, 2 workers against 1): 784-10-10 1.19x the
+# time, 784-20-10 0.99x, 784-32-10 0.61x.
 PARALLEL_MIN_WORK = 500_000
+# Workers with replicas of their own, where they apply (parallel_plan), from this many batches per
+# epoch: fewer cannot pay for starting the second thread and copying the parameters to it
+# (about 0.2 ms a fit call). Measured on 2 cores, one worker against two with replicas: 784-10-10
+# 0.81x the time (batch 32 or 64), 0.79x (batch 256); 784-24-10 0.78-0.80x; split rows instead
+# of replicas, 1.13-1.45x.
+REPLICATED_MIN_BATCHES = 64
 
 
 @dataclass
@@ -145,12 +153,15 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     batch_size = min(settings.batch_size, n)
     n_batches = -(-n // batch_size)
     threads = min(settings.threads, max_threads())
-    workers = threads if work_per_batch(model, examples, batch_size) >= PARALLEL_MIN_WORK else 1
-    units = gradient_plan(model.layout, workers, np.append(examples.rows.column_counts, n) if workers > 1 else None)
+    workers, replicated = parallel_plan(model, examples, batch_size, threads)
+    sharing = workers > 1 and not replicated
+    units = gradient_plan(model.layout, workers if sharing else 1,
+                          np.append(examples.rows.column_counts, n) if sharing else None)
     state = OptimizerState.continued(model.optimizer_state, settings.optimizer, model.layout.n_params, model.dtype)
-    bufs = batch_buffers(model.layout, examples.rows, batch_size)
+    bufs = batch_buffers(model.layout, examples.rows, 2 * batch_size if replicated else batch_size)
     worker_bufs = [bufs] + [(*bufs[:6], aligned_zeros(bufs[6].shape, model.dtype), bufs[7]) for _ in range(1, workers)]
     grad = aligned_zeros(model.layout.n_params, model.dtype)
+    replicas = [Replica.like(model._params, state) for _ in range(1, workers)] if replicated else []
     losses = np.empty(n, dtype=model.dtype)
     hits = np.empty(n, dtype=np.bool_)
     data = examples.kernel_tuple()
@@ -179,7 +190,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
                    lrs, settings.clip_norm)
             good = (model._params.copy(), state.m.copy(), state.v.copy())
             train_on_workers(workers, model._params, grad, net, data, order, batch_size, first, last,
-                             worker_bufs, units, opt, losses, hits)
+                             worker_bufs, units, opt, losses, hits, replicas)
             done = slice(first * batch_size, min(n, last * batch_size))
             if not (np.isfinite(losses[done]).all() and np.isfinite(model._params).all()):
                 model._params, state.m, state.v = good
@@ -220,17 +231,51 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     return history
 
 
+def parallel_plan(model: "MLP", examples: "Examples", batch_size: int, threads: int) -> tuple[int, bool]:
+    """How many workers train, and whether each updates a replica of its own parameters (see
+    kernels.train.train_worker). Replicas suit first layers narrow enough to take their gradient
+    example by example: shared, their rows would move between the cores twice a batch."""
+    n_blocks = -(-batch_size // BLOCK)
+    n_batches = -(-examples.rows.n_rows // batch_size)
+    if threads > 1 and n_blocks > 1 and not model.layout.transposes_batch and n_batches >= REPLICATED_MIN_BATCHES:
+        return min(threads, n_blocks), True
+    return (threads if work_per_batch(model, examples, batch_size) >= PARALLEL_MIN_WORK else 1), False
+
+
+@dataclass
+class Replica:
+    """A worker's own copy of what phase 2 updates: parameters, gradient, optimizer state."""
+
+    params: np.ndarray
+    grad: np.ndarray
+    m: np.ndarray
+    v: np.ndarray
+
+    @classmethod
+    def like(cls, params: np.ndarray, state: OptimizerState) -> "Replica":
+        return cls(*(aligned_zeros(a.shape, a.dtype) for a in (params, params, state.m, state.v)))
+
+    def copy_from(self, params: np.ndarray, m: np.ndarray, v: np.ndarray) -> None:
+        self.params[:], self.m[:], self.v[:], self.grad[:] = params, m, v, 0
+
+
 def train_on_workers(n_workers: int, params, grad, net, data, order, batch_size, first, last, worker_bufs, units,
-                     opt, losses, hits) -> None:
+                     opt, losses, hits, replicas=()) -> None:
     """Batches first..last-1 on n_workers threads, each running kernels.train.train_worker with
-    its own buffers worker_bufs[w]."""
+    its own buffers worker_bufs[w]; with ``replicas`` (one per worker but the first, which
+    updates params, grad and opt's state), each worker updates its own copy of them."""
     from .kernels.codes import SYNC_SIZE
     from .kernels.native import kernel
 
     train_worker = kernel("train_worker")
     sync = np.zeros(SYNC_SIZE, dtype=np.int64)
-    run_workers(n_workers, lambda w: train_worker(n_workers, sync, params, grad, net, data, order, batch_size, first,
-                                                  last, worker_bufs[w], units, opt, losses, hits))
+    own = [(params, grad, opt)] * (n_workers - len(replicas))
+    for replica in replicas:
+        replica.copy_from(params, opt[1], opt[2])
+        own.append((replica.params, replica.grad, (opt[0], replica.m, replica.v, *opt[3:])))
+    run_workers(n_workers, lambda w: train_worker(n_workers, sync, own[w][0], own[w][1], net, data, order, batch_size,
+                                                  first, last, worker_bufs[w], units, own[w][2], losses, hits,
+                                                  w if replicas else -1))
 
 
 class _Stopper:

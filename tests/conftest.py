@@ -48,7 +48,18 @@ def mnist(shared_data):
 
 @pytest.fixture
 def force_parallel(monkeypatch):
-    """Make fit run all its threads as workers whatever the batch's size, to test that path."""
+    """Make fit run all its threads as workers that share the parameters, whatever the batch's
+    size and the first layer's width, to test that path."""
     import fastnn.training
 
     monkeypatch.setattr(fastnn.training, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(fastnn.training, "REPLICATED_MIN_BATCHES", 10**12)
+
+
+@pytest.fixture
+def force_replicas(monkeypatch):
+    """Make fit run its threads as workers with replicas of their own wherever they apply (first
+    layers narrow enough, batches of several blocks), however few the batches."""
+    import fastnn.training
+
+    monkeypatch.setattr(fastnn.training, "REPLICATED_MIN_BATCHES", 0)

@@ -30,6 +30,41 @@ def test_one_and_two_threads_agree_bit_for_bit(mnist, force_parallel):
     assert np.array_equal(wide, train(X, y, threads=2, sizes=(784, 200, 10)))
 
 
+REPLICA_RUNS = {
+    "sgd, ragged last batch": dict(sizes=(784, 10, 10), n=1000, fit=dict(batch_size=64)),
+    "three blocks a batch, three calls an epoch": dict(sizes=(784, 16, 10), n=1000,
+                                                      fit=dict(batch_size=48, blocks_per_epoch=3)),
+    "momentum, dropout": dict(sizes=(784, 24, 10), n=700, dropout=0.2,
+                              fit=dict(batch_size=32, optimizer="momentum")),
+    "adam, clipping, float64": dict(sizes=(784, 12, 8, 10), n=700, dtype="float64",
+                                    fit=dict(batch_size=64, optimizer="adam", clip_norm=0.5)),
+}
+
+
+@pytest.mark.parametrize("case", REPLICA_RUNS.values(), ids=REPLICA_RUNS.keys())
+def test_workers_with_replicas_agree_with_one_bit_for_bit(mnist, force_replicas, case):
+    """Two workers, each updating its own replica of the weights and optimizer state (the second's
+    copied from the first's at every kernel call): the weights of one worker, over three epochs
+    in two fit calls."""
+    import fastnn
+    import fastnn.training
+
+    X, y = mnist.train_images[:case["n"]], mnist.train_labels[:case["n"]]
+    optimizers = {"momentum": fastnn.SGD(lr=0.05, momentum=0.9), "adam": fastnn.Adam(lr=0.003)}
+
+    def run(threads):
+        model = MLP(list(case["sizes"]), seed=4, dtype=case.get("dtype", "float32"), dropout=case.get("dropout", 0.0))
+        settings = dict(case["fit"], optimizer=optimizers.get(case["fit"].get("optimizer")))
+        model.fit(X, y, epochs=1, threads=threads, **settings)
+        model.fit(X, y, epochs=2, threads=threads, **settings)  # continues the optimizer's state
+        return model
+
+    replicated = run(2)
+    examples = replicated._examples(X, y)
+    assert fastnn.training.parallel_plan(replicated, examples, case["fit"]["batch_size"], 2) == (2, True)
+    assert np.array_equal(replicated.get_params(), run(1).get_params())
+
+
 def test_two_workers_with_clipping_agree_with_one_on_every_run(force_parallel):
     """With clipping, each worker sums the whole gradient's squares, then the workers update (and
     clear) its rows. A worker that started updating while another was still summing changed the

@@ -26,7 +26,9 @@ def test_sgd_steps_equal_reference(n_examples, dtype):
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_workers_steps_equal_reference(force_parallel, threads):
+@pytest.mark.parametrize("workers", ["force_parallel", "force_replicas"])
+def test_workers_steps_equal_reference(request, workers, threads):
+    request.getfixturevalue(workers)
     sizes = [100, 24, 12, 5]
     X, rng = random_pixels(300, sizes[0], seed=11)
     y = rng.integers(0, sizes[-1], 300)

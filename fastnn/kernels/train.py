@@ -134,19 +134,20 @@ def transpose_layers(params, net, bufs):
 
 
 @kernel
-def forward_backward_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits):
+def forward_backward_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits, ahead):
     """Phase 1 for the batch's examples b0..b1-1: the first layer tile by tile across them, then
-    each one's other layers, loss and error signals (``inverse``: 1 / the batch's total weight)."""
+    each one's other layers, loss and error signals (``inverse``: 1 / the batch's total weight).
+    ``ahead``: how far in ``order`` the next block this worker will do lies, for prefetching."""
     Z, A, D = bufs[0], bufs[1], bufs[2]
     weights = data[6]
     first_layer_forward(params, net, data, order[start + b0:start + b1], Z[b0:b1])
     for b in range(b0, b1):
         e = order[start + b]
-        if start + b + 2 * BLOCK < order.size:  # where the block after next lies, its label, weight
-            ahead = order[start + b + 2 * BLOCK]
-            prefetch(data[0], ahead), prefetch(data[4], ahead), prefetch(data[6], ahead)
-        if start + b + BLOCK < order.size:  # the next block's inputs
-            prefetch_row(data[0], data[1], data[2], order[start + b + BLOCK])
+        if start + b + 2 * ahead < order.size:  # where the block after next lies, its label, weight
+            later = order[start + b + 2 * ahead]
+            prefetch(data[0], later), prefetch(data[4], later), prefetch(data[6], later)
+        if start + b + ahead < order.size:  # the next block's inputs
+            prefetch_row(data[0], data[1], data[2], order[start + b + ahead])
         loss, predicted = forward_example(params, net, data, e, Z[b], A[b], True)
         losses[start + b] = loss
         hits[start + b] = predicted == data[4][e]
@@ -203,9 +204,26 @@ def update_units(params, grad, net, units, opt, batch, grad_scale, u0, u1, stepp
                        lrs[batch], hyper[batch], grad_scale)
 
 
+@njit(inline="always")
+def next_unit(sync, base, previous, replica):
+    """The next unit of phase 2 for this worker: every unit in turn when it updates a replica of
+    its own, else whichever one no other worker has taken yet."""
+    return previous + 1 if replica >= 0 else next_task(sync, base)
+
+
+@njit(inline="always")
+def next_block(sync, base, previous, replica, n_workers):
+    """The next task of phase 1 for this worker: with replicas, worker w takes tasks w, w +
+    n_workers, ... (its rows of Z, A and D stay in its own cache, and it knows which block it
+    will do next); else whichever one no other worker has taken yet."""
+    if replica >= 0:
+        return replica if previous < 0 else previous + n_workers
+    return next_task(sync, base)
+
+
 @kernel(nogil=True)
 def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, first, last, bufs, units,
-                 opt, losses, hits):
+                 opt, losses, hits, replica):
     """Batches first..last-1 of an epoch that visits examples order[0], order[1], ..., as one of
     ``n_workers`` workers that run this at once, each in its own thread, sharing ``sync`` (see
     sync.py) and everything else but bufs[6] (each transposes the weights for itself).
@@ -213,7 +231,13 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
     Per batch, phase 1's tasks (blocks of examples, and transposing the batch by input unit when
     the first layer's gradient needs it), then phase 2's (the units), go to whichever worker asks
     next. The sparse rows are read where they lie, the next block's prefetched: copying them
-    into visiting order each epoch measured no faster."""
+    into visiting order each epoch measured no faster.
+
+    ``replica`` >= 0 (this worker's index): each worker has its own params, grad and optimizer
+    state, which it updates whole in phase 2 (the same steps in the same order: the replicas stay identical), and only
+    phase 1 is shared. Then no weight moves between cores, and a worker needs no barrier after
+    phase 2: it goes on to the next batch's phase 1, in the other half of Z, A and D (2 x
+    batch_size rows), while the other may still read this batch's half."""
     n = order.size
     clip_norm = opt[5]
     transposing = 1 if bufs[3].size > 0 else 0
@@ -221,19 +245,23 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
     for batch in range(first, last):
         start = batch * batch_size
         n_batch = min(batch_size, n - start)
+        half = (batch % 2) * batch_size if replica >= 0 else 0
+        bufs_now = (bufs[0][half:half + batch_size], bufs[1][half:half + batch_size],
+                    bufs[2][half:half + batch_size], bufs[3], bufs[4], bufs[5], bufs[6], bufs[7])
         transpose_layers(params, net, bufs)
         inverse = inverse_weight(params, data, order, start, n_batch)
         n_tasks = (n_batch + BLOCK - 1) // BLOCK + transposing
-        task = next_task(sync, base)
+        ahead = n_workers * BLOCK if replica >= 0 else BLOCK
+        task = next_block(sync, base, -1, replica, n_workers)
         while task < n_tasks:
             if task < transposing:  # first, as the longest task
                 transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4],
                                 bufs[5])
             else:
                 b0 = (task - transposing) * BLOCK
-                forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), bufs,
-                                       inverse, losses, hits)
-            task = next_task(sync, base)
+                forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), bufs_now,
+                                       inverse, losses, hits, ahead)
+            task = next_block(sync, base, task, replica, n_workers)
         base += n_tasks + n_workers
         passed = barrier(sync, n_workers, passed)
         n_units = units.shape[0]
@@ -244,32 +272,34 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
             # per-example loop by each example's term (the same math, float rounding apart).
             plain = opt[0] == SGD and opt[3][batch - first, 3] == 0
             rate = opt[4][batch - first] if plain else params.dtype.type(0)
-            u = next_task(sync, base)
+            u = next_unit(sync, base, -1, replica)
             while u < n_units:
-                accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u, u + 1)
+                accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs_now, units, u, u + 1)
                 update_units(params, grad, net, units, opt, batch - first, params.dtype.type(1), u, u + 1,
                              rate != 0)
-                u = next_task(sync, base)
+                u = next_unit(sync, base, u, replica)
         else:  # clipping needs the whole gradient's norm before any update
-            u = next_task(sync, base)
+            u = next_unit(sync, base, -1, replica)
             while u < n_units:
-                accumulate_units(grad, params, params.dtype.type(0), net, data, order, start, n_batch, bufs, units,
-                                 u, u + 1)
-                u = next_task(sync, base)
-            base += n_units + n_workers
-            passed = barrier(sync, n_workers, passed)
+                accumulate_units(grad, params, params.dtype.type(0), net, data, order, start, n_batch, bufs_now,
+                                 units, u, u + 1)
+                u = next_unit(sync, base, u, replica)
+            if replica < 0:
+                base += n_units + n_workers
+                passed = barrier(sync, n_workers, passed)
             squares = 0.0
             for i in range(grad.size):  # every worker sums it, in the same order
                 squares += np.float64(grad[i]) * np.float64(grad[i])
             scale = params.dtype.type(min(1.0, clip_norm / (np.sqrt(squares) + 1e-6)))
-            # The updates clear the gradient's rows: none may start while a worker still sums them.
-            passed = barrier(sync, n_workers, passed)
-            u = next_task(sync, base)
+            if replica < 0:  # the updates clear the gradient's rows: none may start while a worker sums them
+                passed = barrier(sync, n_workers, passed)
+            u = next_unit(sync, base, -1, replica)
             while u < n_units:
                 update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1, False)
-                u = next_task(sync, base)
-        base += n_units + n_workers
-        passed = barrier(sync, n_workers, passed)
+                u = next_unit(sync, base, u, replica)
+        if replica < 0:
+            base += n_units + n_workers
+            passed = barrier(sync, n_workers, passed)
 
 
 @kernel
@@ -280,7 +310,7 @@ def batch_gradient(params, grad, net, data, order, bufs, units, losses, hits):
     inverse = inverse_weight(params, data, order, 0, n_batch)
     for b0 in range(0, n_batch, BLOCK):
         forward_backward_block(params, net, data, order, 0, b0, min(n_batch, b0 + BLOCK), bufs, inverse, losses,
-                               hits)
+                               hits, BLOCK)
     if bufs[3].size > 0:
         transpose_batch(data[0], data[1], data[2], data[3], order, 0, n_batch, bufs[3], bufs[4], bufs[5])
     accumulate_units(grad, params, params.dtype.type(0), net, data, order, 0, n_batch, bufs, units, 0, units.shape[0])
@@ -334,5 +364,5 @@ def train_many_worker(tasks, params, grads, net, keys, data, orders, batch_size,
         train_worker(1, syncs[k], params[k], grads[k], (sizes, strides, offsets, cols, acts, dropout, keys[k]), data,
                      orders[k], batch_size, first, last,
                      (bufs[0][k], bufs[1][k], bufs[2][k], bufs[3][k], bufs[4][k], bufs[5][k], bufs[6][k], bufs[7][k]),
-                     units, (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k])
+                     units, (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k], -1)
         k = next_task(tasks, 0)
