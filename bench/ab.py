@@ -2,6 +2,7 @@
 
     python -m bench.ab DIR_A DIR_B [--hidden 10] [--threads 1 [THREADS_B]] [--rounds 12]
     python -m bench.ab . . --hidden 20 --threads 1 2 --min-work 0   # two workers against one
+    python -m bench.ab . . --hidden 10 --threads 2 --min-work 0 --shared A   # shared weights against replicas
     python -m bench.ab . . --native 0 1   # the JIT kernels against the native library's
 
 Two warm processes, one per checkout (each with its own Numba cache in DIR/.numba_cache/ab),
@@ -19,13 +20,15 @@ import sys
 import numpy as np
 
 
-def worker(hidden: int, threads: int, min_work: int | None) -> None:
+def worker(hidden: int, threads: int, min_work: int | None, shared: bool) -> None:
     """Warm up, then train for two epochs per line read from stdin; print their seconds."""
     import fastnn
     import fastnn.training
 
     if min_work is not None:
         fastnn.training.PARALLEL_MIN_WORK = min_work
+    if shared:
+        fastnn.training.REPLICATED_MIN_BATCHES = 10**12
     from fastnn.datasets import load_mnist
 
     mnist = load_mnist(os.path.join(os.environ.get("FASTNN_DATA", "../shared/data"), "mnist"))
@@ -49,17 +52,20 @@ def main() -> None:
                         help="threads of A's fits, then of B's (default: the same as A's)")
     parser.add_argument("--min-work", type=int, help="fastnn.training.PARALLEL_MIN_WORK for both (0: every "
                         "batch on all threads' workers, however small)")
+    parser.add_argument("--shared", choices=("A", "B", "both"), help="whose workers share the parameters even "
+                        "where each would have a replica (fastnn.training.parallel_plan)")
     parser.add_argument("--native", nargs=2, choices=("0", "1"), default=("1", "1"), metavar="0|1",
                         help="FASTNN_NATIVE of A's process, then of B's (default: 1 1, the native library "
                         "where it is built)")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--shared-here", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.hidden, args.threads[0], args.min_work)
+        return worker(args.hidden, args.threads[0], args.min_work, args.shared_here)
     threads = (args.threads + args.threads)[:2]
     procs = []
-    for d, t, native in zip(args.dirs, threads, args.native):
+    for name, d, t, native in zip("AB", args.dirs, threads, args.native):
         d = os.path.abspath(d)
         if not os.path.isdir(os.path.join(d, "fastnn")):
             sys.exit(f"error: {d} is not a checkout of fastnn (no fastnn/ folder)")
@@ -68,7 +74,8 @@ def main() -> None:
                "FASTNN_NATIVE": native}
         procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", *args.dirs,
                                        "--hidden", str(args.hidden), "--threads", str(t),
-                                       *(["--min-work", str(args.min_work)] if args.min_work is not None else [])],
+                                       *(["--min-work", str(args.min_work)] if args.min_work is not None else []),
+                                       *(["--shared-here"] if args.shared in (name, "both") else [])],
                                       cwd=d, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
     for p in procs:
         if p.stdout.readline().strip() != "ready":
