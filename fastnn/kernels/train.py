@@ -234,10 +234,11 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
     into visiting order each epoch measured no faster.
 
     ``replica`` >= 0 (this worker's index): each worker has its own params, grad and optimizer
-    state, which it updates whole in phase 2 (the same steps in the same order: the replicas stay identical), and only
-    phase 1 is shared. Then no weight moves between cores, and a worker needs no barrier after
-    phase 2: it goes on to the next batch's phase 1, in the other half of Z, A and D (2 x
-    batch_size rows), while the other may still read this batch's half."""
+    state, which it updates whole in phase 2 (the same steps in the same order: the replicas
+    stay identical), and only phase 1 is shared, by fixed blocks (next_block). Then no weight
+    moves between cores, and a worker needs no barrier after phase 2: it goes on to the next
+    batch's phase 1, in the other half of Z, A and D (2 x batch_size rows), while the other may
+    still read this batch's half."""
     n = order.size
     clip_norm = opt[5]
     transposing = 1 if bufs[3].size > 0 else 0
