@@ -4,6 +4,8 @@
 """
 
 
+from numba import njit
+
 from .codes import CHUNK
 from .jit import kernel
 from .layers import input_value
@@ -65,7 +67,7 @@ def fill_rows(sync, X, indptr, indices, values, row_indices, row_values):
         chunk = next_task(sync, 0)
 
 
-@kernel
+@njit(inline="always")
 def prefetch_row(indptr, indices, values, row):
     """Bring a sparse row's non-zero columns and values towards the cache (64-byte lines)."""
     step = 64 // indices.itemsize
