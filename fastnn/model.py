@@ -260,8 +260,8 @@ class MLP:
 
         n = examples.rows.n_rows
         outputs = np.empty((n, self.n_classes), dtype=self.dtype)
-        losses = np.empty(n, dtype=self.dtype)
-        hits = np.empty(n, dtype=np.bool_)
+        losses = aligned_zeros(n, self.dtype)  # a block's losses on one line (see training.train)
+        hits = aligned_zeros(n, np.bool_)
         # Starting a thread costs ~0.1 ms: below PREDICT_MIN_WORK, one worker does it all.
         workers = max(1, min(default_threads(), -(-n // BLOCK))) if work_per_batch(self, examples, n) >= \
             PREDICT_MIN_WORK else 1

@@ -50,3 +50,25 @@ class TrainEpochThreads(Benchmark):
 
     def time_fit_epoch(self, hidden, batch_size, threads):
         self.model.fit(self.X, self.y, epochs=1, batch_size=batch_size, lr=0.1, threads=threads)
+
+
+class FullEpochThreads(Benchmark):
+    """One epoch of ``fit`` on all 60,000 training images (prepared once), 1 or 2 threads.
+
+    For narrow first layers, two threads mean two workers that each keep a replica of the
+    weights (fastnn.training.parallel_plan); they apply only from 64 batches an epoch, which
+    the 1,000-image benchmarks above never reach.
+    """
+
+    params = [[10, 24], [1, 2]]
+    param_names = ["hidden", "threads"]
+
+    def setup(self, hidden, threads):
+        warm_jit()
+        data = mnist()
+        self.X = fastnn.prepare(data.train_images)
+        self.y = data.train_labels
+        self.model = fastnn.MLP([784, hidden, 10], seed=0)
+
+    def time_fit_epoch(self, hidden, threads):
+        self.model.fit(self.X, self.y, epochs=1, batch_size=64, lr=0.1, threads=threads)
