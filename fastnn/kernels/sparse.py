@@ -67,7 +67,7 @@ def fill_rows(sync, X, indptr, indices, values, row_indices, row_values):
         chunk = next_task(sync, 0)
 
 
-@njit(inline="always")
+@njit(inline="always")  # as a call, once per example, it took 1-2% of a 784-10-10 epoch
 def prefetch_row(indptr, indices, values, row):
     """Bring a sparse row's non-zero columns and values towards the cache (64-byte lines)."""
     step = 64 // indices.itemsize
