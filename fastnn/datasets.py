@@ -146,7 +146,7 @@ def _read_exactly(stream: IO[bytes], total: int, p: Path, shape: tuple[int, ...]
 # --------------------------------------------------------------------------- CSV files
 
 _MAX_HEADER_BYTES = 1 << 20
-_INT_TEXT = re.compile(r"\s*[+-]?\d+\s*")
+_INT_TEXT = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)  # ASCII: int() rejects "\x1c1", which \s would pass
 _TOKENIZE_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
