@@ -36,7 +36,7 @@ PARALLEL_MIN_WORK = 500_000
 # epoch: fewer cannot pay for starting the second thread and copying the parameters to it
 # (about 0.2 ms a fit call). Measured on 2 cores, one worker against two with replicas: 784-10-10
 # 0.81x the time (batch 32 or 64), 0.79x (batch 256); 784-24-10 0.78-0.80x; split rows instead
-# of replicas, 1.13-1.45x.
+# of replicas, 1.13-1.45x. (Where this VM's host places its two CPUs far apart, 1.42x: see README.)
 REPLICATED_MIN_BATCHES = 64
 
 
@@ -162,9 +162,8 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     worker_bufs = [bufs] + [(*bufs[:6], aligned_zeros(bufs[6].shape, model.dtype), bufs[7]) for _ in range(1, workers)]
     grad = aligned_zeros(model.layout.n_params, model.dtype)
     replicas = [Replica.like(model._params, state) for _ in range(1, workers)] if replicated else []
-    # On a cache line, so that each block's 16 losses fill one line: workers with replicas take
-    # alternate blocks, and numpy's arrays that start 16 bytes into a line made their losses
-    # share lines; sometimes, by where numpy put them, a 784-10-10 epoch took 42 ms, not 23.
+    # On a cache line, so that each block's 16 losses fill a line of their own: workers with
+    # replicas take alternate blocks (numpy's arrays start 16 bytes into a line).
     losses = aligned_zeros(n, model.dtype)
     hits = aligned_zeros(n, np.bool_)
     data = examples.kernel_tuple()
@@ -270,6 +269,8 @@ def train_on_workers(n_workers: int, params, grad, net, data, order, batch_size,
     from .kernels.codes import SYNC_SIZE
     from .kernels.native import kernel
 
+    if replicas and worker_bufs[0][0].shape[0] < 2 * batch_size:  # the kernel indexes both halves unchecked
+        raise RuntimeError("workers with replicas need Z, A and D of 2 x batch_size rows")
     train_worker = kernel("train_worker")
     sync = np.zeros(SYNC_SIZE, dtype=np.int64)
     own = [(params, grad, opt)] * (n_workers - len(replicas))

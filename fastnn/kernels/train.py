@@ -242,6 +242,7 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
     n = order.size
     clip_norm = opt[5]
     transposing = 1 if bufs[3].size > 0 else 0
+    ahead = n_workers * BLOCK if replica >= 0 else BLOCK  # this worker's next block (next_block)
     passed, base = 0, 0
     for batch in range(first, last):
         start = batch * batch_size
@@ -252,7 +253,6 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
         transpose_layers(params, net, bufs)
         inverse = inverse_weight(params, data, order, start, n_batch)
         n_tasks = (n_batch + BLOCK - 1) // BLOCK + transposing
-        ahead = n_workers * BLOCK if replica >= 0 else BLOCK
         task = next_block(sync, base, -1, replica, n_workers)
         while task < n_tasks:
             if task < transposing:  # first, as the longest task
