@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .errors import TrainingDivergedError
-from .kernels.codes import BLOCK
+from .kernels.codes import ADAPTIVE, BLOCK
 from .layout import aligned_zeros, batch_buffers, cache_aligned, gradient_plan
 from .optimizers import SGD, Optimizer
 from .schedules import Schedule
@@ -166,6 +166,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     # replicas take alternate blocks (numpy's arrays start 16 bytes into a line).
     losses = aligned_zeros(n, model.dtype)
     hits = aligned_zeros(n, np.bool_)
+    team_key = (tuple(model.sizes), batch_size, str(model.dtype), threads)
     data = examples.kernel_tuple()
     edges = np.linspace(0, n_batches, min(settings.blocks_per_epoch, n_batches) + 1).astype(np.int64)
     history = History()
@@ -191,8 +192,11 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
             opt = (settings.optimizer.code, state.m, state.v, settings.optimizer.hyper(steps, model.dtype),
                    lrs, settings.clip_norm)
             good = (model._params.copy(), state.m.copy(), state.v.copy())
-            train_on_workers(workers, model._params, grad, net, data, order, batch_size, first, last,
-                             worker_bufs, units, opt, losses, hits, replicas)
+            team = replicas if team_may_try(team_key) else []
+            train_on_workers(workers if team or sharing else 1, model._params, grad, net, data, order, batch_size,
+                             first, last, worker_bufs, units, opt, losses, hits, team)
+            if team:
+                remember_team(team_key, last_team_report)
             done = slice(first * batch_size, min(n, last * batch_size))
             if not (np.isfinite(losses[done]).all() and np.isfinite(model._params).all()):
                 model._params, state.m, state.v = good
@@ -246,7 +250,9 @@ def parallel_plan(model: "MLP", examples: "Examples", batch_size: int, threads: 
 
 @dataclass
 class Replica:
-    """A worker's own copy of what phase 2 updates: parameters, gradient, optimizer state."""
+    """A worker's own copy of what phase 2 updates: parameters, gradient, optimizer state (the
+    kernel copies them from the model's when the worker joins; the gradient stays zero between
+    batches)."""
 
     params: np.ndarray
     grad: np.ndarray
@@ -257,8 +263,59 @@ class Replica:
     def like(cls, params: np.ndarray, state: OptimizerState) -> "Replica":
         return cls(*(aligned_zeros(a.shape, a.dtype) for a in (params, params, state.m, state.v)))
 
-    def copy_from(self, params: np.ndarray, m: np.ndarray, v: np.ndarray) -> None:
-        self.params[:], self.m[:], self.v[:], self.grad[:] = params, m, v, 0
+
+@dataclass
+class TeamReport:
+    """What worker 0 of workers with replicas measured in a kernel call (see
+    kernels.train.train_worker): CPU cycles per batch alone and with the others (NaN: not
+    timed), and the batch from which it went on alone (None: it did not)."""
+
+    solo_batch_cycles: float
+    team_batch_cycles: float
+    alone_from: int | None
+
+    @classmethod
+    def from_sync(cls, sync: np.ndarray) -> "TeamReport":
+        from .kernels.codes import ALONE_FROM, SOLO_BATCHES, SOLO_CYCLES, TEAM_BATCHES, TEAM_CYCLES
+
+        def per_batch(cycles, batches):
+            return sync[cycles] / sync[batches] if sync[batches] else float("nan")
+
+        return cls(per_batch(SOLO_CYCLES, SOLO_BATCHES), per_batch(TEAM_CYCLES, TEAM_BATCHES),
+                   int(sync[ALONE_FROM]) - 1 if sync[ALONE_FROM] else None)
+
+    @property
+    def team_over_solo(self) -> float:
+        """The time of a batch with the others over the time of one alone (NaN: not timed)."""
+        return self.team_batch_cycles / self.solo_batch_cycles
+
+
+# What the last kernel call with replicas measured (for benchmarks; None before any).
+last_team_report: TeamReport | None = None
+# How worker 0 of workers with replicas decides whether the others stay (kernels.codes.ADAPTIVE;
+# tests set the others), and how many batches it times alone, then with them, to decide: about
+# 0.25 and 0.8 ms at 784-10-10. Time enough for the others' threads to start (0.1 ms).
+TEAM_RULE, SOLO_PROBE, TEAM_PROBE = ADAPTIVE, 8, 32
+
+
+# Once workers with replicas have lost to worker 0 alone (it let them go: see TeamReport), fit
+# calls of the same shape run one worker for this long before they try again: the host keeps
+# its placement of the CPUs for minutes, and a try costs about 0.5 ms at 784-10-10 when it loses.
+TEAM_RETRY_SECONDS = 1.0
+_team_lost_at: dict[tuple, float] = {}
+
+
+def team_may_try(key: tuple) -> bool:
+    """Whether workers with replicas may train the next calls of shape ``key``."""
+    return time.monotonic() - _team_lost_at.get(key, -np.inf) >= TEAM_RETRY_SECONDS
+
+
+def remember_team(key: tuple, report: TeamReport) -> None:
+    """Note whether the workers with replicas of the last call of shape ``key`` lost."""
+    if report.alone_from is not None and TEAM_RULE == ADAPTIVE:
+        _team_lost_at[key] = time.monotonic()
+    else:
+        _team_lost_at.pop(key, None)
 
 
 def train_on_workers(n_workers: int, params, grad, net, data, order, batch_size, first, last, worker_bufs, units,
@@ -274,14 +331,15 @@ def train_on_workers(n_workers: int, params, grad, net, data, order, batch_size,
     train_worker = kernel("train_worker")
     sync = np.zeros(SYNC_SIZE, dtype=np.int64)
     own = [(params, grad, opt)] * (n_workers - len(replicas))
-    for replica in replicas:
-        replica.copy_from(params, opt[1], opt[2])
-        own.append((replica.params, replica.grad, (opt[0], replica.m, replica.v, *opt[3:])))
+    own += [(r.params, r.grad, (opt[0], r.m, r.v, *opt[3:])) for r in replicas]
+    leader = (params, opt[1], opt[2])
     run_workers(n_workers, lambda w: train_worker(n_workers, sync, own[w][0], own[w][1], net, data, order, batch_size,
                                                   first, last, worker_bufs[w], units, own[w][2], losses, hits,
-                                                  w if replicas else -1))
-
-
+                                                  w if replicas else -1, leader,
+                                                  (TEAM_RULE, SOLO_PROBE, TEAM_PROBE)))
+    if replicas:
+        global last_team_report
+        last_team_report = TeamReport.from_sync(sync)
 class _Stopper:
     """Early stopping's bookkeeping: the best loss so far, its epoch and its weights."""
 

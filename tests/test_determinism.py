@@ -41,17 +41,29 @@ REPLICA_RUNS = {
 }
 
 
+TEAM_RULES = ["keep the team", "leave after the probe", "adaptive"]
+
+
+@pytest.mark.parametrize("rule", TEAM_RULES)
 @pytest.mark.parametrize("case", REPLICA_RUNS.values(), ids=REPLICA_RUNS.keys())
-def test_workers_with_replicas_agree_with_one_bit_for_bit(mnist, force_replicas, case):
-    """Two workers, each updating its own replica of the weights and optimizer state (the second's
-    copied from the first's at every kernel call): the weights of one worker, over three epochs
-    in two fit calls."""
+def test_workers_with_replicas_agree_with_one_bit_for_bit(mnist, force_replicas, monkeypatch, case, rule):
+    """Two workers, each updating its own replica of the weights and optimizer state: the weights
+    of one worker, over three epochs in two fit calls. Worker 0 starts each kernel call alone;
+    the second copies its replica when it joins (after 1 batch timed alone), and then stays, or
+    leaves after 2 batches timed together, or whichever the timing says."""
     import fastnn
     import fastnn.training
     import fastnn.workers
+    from fastnn.kernels import codes
 
     if fastnn.workers.max_threads() < 2:
         pytest.skip("one CPU: fit would run one worker whatever threads says")
+    code = {"keep the team": codes.KEEP_TEAM, "leave after the probe": codes.LEAVE_AFTER_PROBE,
+            "adaptive": codes.ADAPTIVE}[rule]
+    monkeypatch.setattr(fastnn.training, "TEAM_RULE", code)
+    monkeypatch.setattr(fastnn.training, "SOLO_PROBE", 1)
+    monkeypatch.setattr(fastnn.training, "TEAM_PROBE", 2)
+    monkeypatch.setattr(fastnn.training, "_team_lost_at", {})
     X, y = mnist.train_images[:case["n"]], mnist.train_labels[:case["n"]]
     optimizers = {"momentum": fastnn.SGD(lr=0.05, momentum=0.9), "adam": fastnn.Adam(lr=0.003)}
 
@@ -65,7 +77,33 @@ def test_workers_with_replicas_agree_with_one_bit_for_bit(mnist, force_replicas,
     replicated = run(2)
     examples = replicated._examples(X, y)
     assert fastnn.training.parallel_plan(replicated, examples, case["fit"]["batch_size"], 2) == (2, True)
+    report = fastnn.training.last_team_report
+    if code != codes.ADAPTIVE:  # the last call's first batch alone, one timed alone, the join, two timed
+        assert report.solo_batch_cycles > 0 and report.team_batch_cycles > 0
+        n_batches = -(-case["n"] // case["fit"]["batch_size"])
+        first = n_batches - n_batches // case["fit"].get("blocks_per_epoch", 1)
+        assert report.alone_from == (first + 6 if code == codes.LEAVE_AFTER_PROBE else None)
     assert np.array_equal(replicated.get_params(), run(1).get_params())
+
+
+def test_a_team_that_lost_waits_before_it_tries_again(monkeypatch):
+    """Once worker 0 has let the others go, fit calls of that shape run one worker for
+    TEAM_RETRY_SECONDS; a team that kept together clears that."""
+    import fastnn.training as training
+
+    now = [100.0]
+    monkeypatch.setattr(training.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(training, "_team_lost_at", {})
+    key, other = ((784, 10, 10), 64, "float32", 2), ((784, 12, 10), 64, "float32", 2)
+    lost, kept = training.TeamReport(7e4, 9e4, 42), training.TeamReport(7e4, 5e4, None)
+    assert training.team_may_try(key)
+    training.remember_team(key, lost)
+    assert not training.team_may_try(key) and training.team_may_try(other)
+    now[0] += training.TEAM_RETRY_SECONDS
+    assert training.team_may_try(key)
+    training.remember_team(key, kept)
+    assert training._team_lost_at == {}
+    assert lost.team_over_solo == 9 / 7
 
 
 def test_two_workers_with_clipping_agree_with_one_on_every_run(force_parallel):

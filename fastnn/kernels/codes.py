@@ -16,7 +16,17 @@ LEAKY_SLOPE = 0.01
 BLOCK = 16
 # Rows per task of count_row_nonzeros and fill_rows (kernels/sparse.py).
 CHUNK = 512
-# Length of a ``sync`` array shared by workers (kernels/sync.py): two counters, each on its own
-# 64-byte cache line so that workers taking tasks do not slow the barrier.
+# Slots of a ``sync`` array shared by workers (kernels/sync.py), each group on a 64-byte cache
+# line of its own so that workers taking tasks do not slow the barrier: the task and arrival
+# counters; how workers with replicas meet (kernels/train.py, train_worker): the followers ready
+# to join, the batch they join at + 1, whether worker 0 goes on alone; and what worker 0
+# measured to choose (CPU cycles of the batches it timed alone and with the others, their
+# counts, the batch from which it went on alone + 1).
 TASKS, ARRIVALS = 0, 8
-SYNC_SIZE = 16
+READY, JOIN, ALONE = 16, 17, 18
+SOLO_CYCLES, SOLO_BATCHES, TEAM_CYCLES, TEAM_BATCHES, ALONE_FROM = 24, 25, 26, 27, 28
+SYNC_SIZE = 32
+# How worker 0 of workers with replicas decides whether the others stay (train_worker): by
+# timing batches alone and with them; or, to test each path, keep them, or let them go as soon
+# as they have been timed.
+ADAPTIVE, KEEP_TEAM, LEAVE_AFTER_PROBE = 0, 1, 2

@@ -58,19 +58,35 @@ def pause(typingctx):
     return types.none(), codegen
 
 
+@intrinsic
+def cycles(typingctx):
+    """The CPU's cycle counter (x86 RDTSC: constant rate), for timing inside a kernel."""
+    def codegen(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(64), []),
+                                            "llvm.readcyclecounter")
+        return builder.call(fn, [])
+
+    return types.int64(), codegen
+
+
 @njit(inline="always")
-def barrier(sync, n_workers, passed):
-    """Wait until all n_workers have arrived here; ``passed``: barriers this worker passed before.
-    Returns the new count. Every write before the barrier is seen by every worker after it."""
-    atomic_add(sync, ARRIVALS, 1)
-    target = n_workers * (passed + 1)
+def wait_until(sync, index, target):
+    """Spin until sync[index] >= target (then give up the core between looks)."""
     spins = 0
-    while atomic_load(sync, ARRIVALS) < target:
+    while atomic_load(sync, index) < target:
         if spins < SPINS_BEFORE_YIELD:
             pause()
             spins += 1
         else:
             sched_yield()
+
+
+@njit(inline="always")
+def barrier(sync, n_workers, passed):
+    """Wait until all n_workers have arrived here; ``passed``: barriers this worker passed before.
+    Returns the new count. Every write before the barrier is seen by every worker after it."""
+    atomic_add(sync, ARRIVALS, 1)
+    wait_until(sync, ARRIVALS, n_workers * (passed + 1))
     return passed + 1
 
 

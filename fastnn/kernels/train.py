@@ -32,7 +32,8 @@ who takes which task, so results are bit-identical for any number of threads.
 import numpy as np
 from numba import njit
 
-from .codes import BLOCK, SGD, SOFTMAX
+from .codes import (ADAPTIVE, ALONE, ALONE_FROM, BLOCK, JOIN, LEAVE_AFTER_PROBE, READY, SGD, SOFTMAX, SOLO_BATCHES,
+                    SOLO_CYCLES, TEAM_BATCHES, TEAM_CYCLES)
 from .jit import kernel
 from .layers import (
     activation_backward,
@@ -53,7 +54,7 @@ from .layers import (
 from .optim import update_segment
 from .simd import prefetch
 from .sparse import prefetch_row, transpose_batch
-from .sync import barrier, next_task
+from .sync import atomic_add, atomic_load, barrier, cycles, next_task, wait_until
 
 
 # Phase 1 runs over blocks of BLOCK examples: the first layer tile by tile across the block
@@ -212,18 +213,33 @@ def next_unit(sync, base, previous, replica):
 
 
 @njit(inline="always")
-def next_block(sync, base, previous, replica, n_workers):
-    """The next task of phase 1 for this worker: with replicas, worker w takes tasks w, w +
-    n_workers, ... (its rows of Z, A and D stay in its own cache, and it knows which block it
-    will do next); else whichever one no other worker has taken yet."""
+def next_block(sync, base, previous, replica, team):
+    """The next task of phase 1 for this worker: with replicas, worker w of the ``team`` workers
+    on this batch takes tasks w, w + team, ... (its rows of Z, A and D stay in its own cache,
+    and it knows which block it will do next); else whichever one no other worker has taken yet."""
     if replica >= 0:
-        return replica if previous < 0 else previous + n_workers
+        return replica if previous < 0 else previous + team
     return next_task(sync, base)
+
+
+@njit(inline="always")
+def join_worker_zero(sync, params, m, v, leader, last):
+    """For a worker with a replica, on starting: say it is ready, wait for worker 0 to name the
+    batch to join at, and copy worker 0's parameters and optimizer state ``leader`` then (worker
+    0 only reads them until that batch's barrier). Returns that batch (``last`` or later: none)."""
+    atomic_add(sync, READY, 1)
+    wait_until(sync, JOIN, 1)
+    batch = atomic_load(sync, JOIN) - 1
+    if batch < last:
+        for own, source in ((params, leader[0]), (m, leader[1]), (v, leader[2])):
+            for i in range(own.size):
+                own[i] = source[i]
+    return batch
 
 
 @kernel(nogil=True)
 def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, first, last, bufs, units,
-                 opt, losses, hits, replica):
+                 opt, losses, hits, replica, leader, schedule):
     """Batches first..last-1 of an epoch that visits examples order[0], order[1], ..., as one of
     ``n_workers`` workers that run this at once, each in its own thread, sharing ``sync`` (see
     sync.py) and everything else but bufs[6] (each transposes the weights for itself).
@@ -238,22 +254,47 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
     stay identical), and only phase 1 is shared, by fixed blocks (next_block). Then no weight
     moves between cores, and a worker needs no barrier after phase 2: it goes on to the next
     batch's phase 1, in the other half of Z, A and D (2 x batch_size rows), while the other may
-    still read this batch's half."""
+    still read this batch's half.
+
+    Worker 0 (whose replica is the model's, ``leader``: params, m and v) starts alone: it does
+    not wait for the other threads to start. ``schedule`` = (rule, solo probe, team probe):
+    once the others are ready and worker 0 has timed ``solo probe`` (>= 1) batches alone (not
+    the call's first, whose caches are cold), they copy its replica and join it
+    (join_worker_zero). After timing ``team probe`` batches together (not the one they copied
+    in), it keeps them only if those took less time per batch (rule ADAPTIVE; KEEP_TEAM and
+    LEAVE_AFTER_PROBE, for tests, decide regardless, and wait for the others to join). A shared
+    batch costs its rows' trips between the cores, which vary with where the host places them:
+    on this VM two workers took 0.8x the time of one, or 1.45x. No result depends on who did
+    which block. What worker 0 measured is left in sync (codes.SOLO_CYCLES ...)."""
     n = order.size
     clip_norm = opt[5]
     transposing = 1 if bufs[3].size > 0 else 0
-    ahead = n_workers * BLOCK if replica >= 0 else BLOCK  # this worker's next block (next_block)
+    team = n_workers if replica < 0 else 1  # the workers sharing this batch's phase 1
+    begin = first
+    if replica > 0:
+        begin = join_worker_zero(sync, params, opt[1], opt[2], leader, last)
+        team = n_workers
+    joined_at, leaving = -1 if replica == 0 else first, False
+    solo_cycles, solo_batches, team_cycles, team_batches, alone_from = 0, 0, 0, 0, 0
     passed, base = 0, 0
-    for batch in range(first, last):
+    for batch in range(begin, last):
+        if joined_at < 0 and n_workers > 1 and solo_batches >= schedule[1]:
+            if schedule[0] != ADAPTIVE:
+                wait_until(sync, READY, n_workers - 1)
+            if atomic_load(sync, READY) == n_workers - 1:
+                atomic_add(sync, JOIN, batch + 1)
+                joined_at, team = batch, n_workers
+        started = cycles()
         start = batch * batch_size
         n_batch = min(batch_size, n - start)
         half = (batch % 2) * batch_size if replica >= 0 else 0
+        ahead = team * BLOCK if replica >= 0 else BLOCK  # this worker's next block (next_block)
         bufs_now = (bufs[0][half:half + batch_size], bufs[1][half:half + batch_size],
                     bufs[2][half:half + batch_size], bufs[3], bufs[4], bufs[5], bufs[6], bufs[7])
         transpose_layers(params, net, bufs)
         inverse = inverse_weight(params, data, order, start, n_batch)
         n_tasks = (n_batch + BLOCK - 1) // BLOCK + transposing
-        task = next_block(sync, base, -1, replica, n_workers)
+        task = next_block(sync, base, -1, replica, team)
         while task < n_tasks:
             if task < transposing:  # first, as the longest task
                 transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4],
@@ -262,9 +303,16 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
                 b0 = (task - transposing) * BLOCK
                 forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), bufs_now,
                                        inverse, losses, hits, ahead)
-            task = next_block(sync, base, task, replica, n_workers)
+            task = next_block(sync, base, task, replica, team)
         base += n_tasks + n_workers
-        passed = barrier(sync, n_workers, passed)
+        if team > 1:
+            if leaving:  # the others see it past this barrier, and stop
+                atomic_add(sync, ALONE, 1)
+            passed = barrier(sync, team, passed)
+            if replica > 0 and atomic_load(sync, ALONE) > 0:
+                return
+            if leaving:
+                team, alone_from = 1, batch + 2
         n_units = units.shape[0]
         if clip_norm <= 0:
             # Plain SGD steps the first layer's weight rows inside the gradient's loop: p - lr * (g +
@@ -301,6 +349,21 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
         if replica < 0:
             base += n_units + n_workers
             passed = barrier(sync, n_workers, passed)
+        elif replica == 0:
+            elapsed = cycles() - started
+            if joined_at < 0:
+                if batch > first:  # the call's first batch starts with cold caches
+                    solo_cycles, solo_batches = solo_cycles + elapsed, solo_batches + 1
+            elif team > 1 and batch > joined_at and team_batches < schedule[2]:
+                team_cycles, team_batches = team_cycles + elapsed, team_batches + 1
+                if team_batches == schedule[2]:
+                    leaving = schedule[0] == LEAVE_AFTER_PROBE or (
+                        schedule[0] == ADAPTIVE and team_cycles * solo_batches >= solo_cycles * team_batches)
+    if replica == 0:
+        if joined_at < 0:  # the others have nothing left to join
+            atomic_add(sync, JOIN, last + 1)
+        sync[SOLO_CYCLES], sync[SOLO_BATCHES], sync[TEAM_CYCLES] = solo_cycles, solo_batches, team_cycles
+        sync[TEAM_BATCHES], sync[ALONE_FROM] = team_batches, alone_from
 
 
 @kernel
@@ -365,5 +428,6 @@ def train_many_worker(tasks, params, grads, net, keys, data, orders, batch_size,
         train_worker(1, syncs[k], params[k], grads[k], (sizes, strides, offsets, cols, acts, dropout, keys[k]), data,
                      orders[k], batch_size, first, last,
                      (bufs[0][k], bufs[1][k], bufs[2][k], bufs[3][k], bufs[4][k], bufs[5][k], bufs[6][k], bufs[7][k]),
-                     units, (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k], -1)
+                     units, (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k], -1,
+                     (params[k], m[k], v[k]), (ADAPTIVE, 0, 0))
         k = next_task(tasks, 0)
