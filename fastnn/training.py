@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 # time, 784-20-10 0.99x, 784-32-10 0.61x.
 PARALLEL_MIN_WORK = 500_000
 # Workers with replicas of their own, where they apply (parallel_plan), from this many batches per
-# epoch: fewer cannot pay for starting the second thread and copying the parameters to it
-# (about 0.2 ms a fit call). Measured on 2 cores, one worker against two with replicas: 784-10-10
+# epoch: in fewer, the others would join worker 0 for too few batches to pay for starting their
+# threads (see TEAM_RULE). Measured on 2 cores, one worker against two with replicas: 784-10-10
 # 0.81x the time (batch 32 or 64), 0.79x (batch 256); 784-24-10 0.78-0.80x; split rows instead
-# of replicas, 1.13-1.45x. (Where this VM's host places its two CPUs far apart, 1.42x: see README.)
+# of replicas, 1.13-1.45x. (In this VM's slow spells, 1.45x and more: then worker 0 goes on alone.)
 REPLICATED_MIN_BATCHES = 64
 
 
