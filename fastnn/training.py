@@ -166,7 +166,6 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     # replicas take alternate blocks (numpy's arrays start 16 bytes into a line).
     losses = aligned_zeros(n, model.dtype)
     hits = aligned_zeros(n, np.bool_)
-    team_key = (tuple(model.sizes), batch_size, str(model.dtype), threads)
     data = examples.kernel_tuple()
     edges = np.linspace(0, n_batches, min(settings.blocks_per_epoch, n_batches) + 1).astype(np.int64)
     history = History()
@@ -192,11 +191,8 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
             opt = (settings.optimizer.code, state.m, state.v, settings.optimizer.hyper(steps, model.dtype),
                    lrs, settings.clip_norm)
             good = (model._params.copy(), state.m.copy(), state.v.copy())
-            team = replicas if team_may_try(team_key) else []
-            train_on_workers(workers if team or sharing else 1, model._params, grad, net, data, order, batch_size,
-                             first, last, worker_bufs, units, opt, losses, hits, team)
-            if team:
-                remember_team(team_key, last_team_report)
+            train_on_workers(workers, model._params, grad, net, data, order, batch_size, first, last,
+                             worker_bufs, units, opt, losses, hits, replicas)
             done = slice(first * batch_size, min(n, last * batch_size))
             if not (np.isfinite(losses[done]).all() and np.isfinite(model._params).all()):
                 model._params, state.m, state.v = good
@@ -296,26 +292,6 @@ last_team_report: TeamReport | None = None
 # tests set the others), and how many batches it times alone, then with them, to decide: about
 # 0.25 and 0.8 ms at 784-10-10. Time enough for the others' threads to start (0.1 ms).
 TEAM_RULE, SOLO_PROBE, TEAM_PROBE = ADAPTIVE, 8, 32
-
-
-# Once workers with replicas have lost to worker 0 alone (it let them go: see TeamReport), fit
-# calls of the same shape run one worker for this long before they try again: the host keeps
-# its placement of the CPUs for minutes, and a try costs about 0.5 ms at 784-10-10 when it loses.
-TEAM_RETRY_SECONDS = 1.0
-_team_lost_at: dict[tuple, float] = {}
-
-
-def team_may_try(key: tuple) -> bool:
-    """Whether workers with replicas may train the next calls of shape ``key``."""
-    return time.monotonic() - _team_lost_at.get(key, -np.inf) >= TEAM_RETRY_SECONDS
-
-
-def remember_team(key: tuple, report: TeamReport) -> None:
-    """Note whether the workers with replicas of the last call of shape ``key`` lost."""
-    if report.alone_from is not None and TEAM_RULE == ADAPTIVE:
-        _team_lost_at[key] = time.monotonic()
-    else:
-        _team_lost_at.pop(key, None)
 
 
 def train_on_workers(n_workers: int, params, grad, net, data, order, batch_size, first, last, worker_bufs, units,

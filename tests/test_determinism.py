@@ -63,7 +63,6 @@ def test_workers_with_replicas_agree_with_one_bit_for_bit(mnist, force_replicas,
     monkeypatch.setattr(fastnn.training, "TEAM_RULE", code)
     monkeypatch.setattr(fastnn.training, "SOLO_PROBE", 1)
     monkeypatch.setattr(fastnn.training, "TEAM_PROBE", 2)
-    monkeypatch.setattr(fastnn.training, "_team_lost_at", {})
     X, y = mnist.train_images[:case["n"]], mnist.train_labels[:case["n"]]
     optimizers = {"momentum": fastnn.SGD(lr=0.05, momentum=0.9), "adam": fastnn.Adam(lr=0.003)}
 
@@ -86,24 +85,17 @@ def test_workers_with_replicas_agree_with_one_bit_for_bit(mnist, force_replicas,
     assert np.array_equal(replicated.get_params(), run(1).get_params())
 
 
-def test_a_team_that_lost_waits_before_it_tries_again(monkeypatch):
-    """Once worker 0 has let the others go, fit calls of that shape run one worker for
-    TEAM_RETRY_SECONDS; a team that kept together clears that."""
-    import fastnn.training as training
+def test_team_report_reads_what_worker_zero_left_in_sync():
+    from fastnn.kernels import codes
+    from fastnn.training import TeamReport
 
-    now = [100.0]
-    monkeypatch.setattr(training.time, "monotonic", lambda: now[0])
-    monkeypatch.setattr(training, "_team_lost_at", {})
-    key, other = ((784, 10, 10), 64, "float32", 2), ((784, 12, 10), 64, "float32", 2)
-    lost, kept = training.TeamReport(7e4, 9e4, 42), training.TeamReport(7e4, 5e4, None)
-    assert training.team_may_try(key)
-    training.remember_team(key, lost)
-    assert not training.team_may_try(key) and training.team_may_try(other)
-    now[0] += training.TEAM_RETRY_SECONDS
-    assert training.team_may_try(key)
-    training.remember_team(key, kept)
-    assert training._team_lost_at == {}
-    assert lost.team_over_solo == 9 / 7
+    sync = np.zeros(codes.SYNC_SIZE, dtype=np.int64)
+    sync[[codes.SOLO_CYCLES, codes.SOLO_BATCHES, codes.TEAM_CYCLES, codes.TEAM_BATCHES]] = 800, 8, 1920, 32
+    report = TeamReport.from_sync(sync)
+    assert (report.solo_batch_cycles, report.team_batch_cycles, report.alone_from) == (100, 60, None)
+    assert report.team_over_solo == 0.6
+    sync[codes.ALONE_FROM] = 43  # the first batch alone + 1
+    assert TeamReport.from_sync(sync).alone_from == 42
 
 
 def test_two_workers_with_clipping_agree_with_one_on_every_run(force_parallel):
