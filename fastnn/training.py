@@ -316,6 +316,8 @@ def train_on_workers(n_workers: int, params, grad, net, data, order, batch_size,
     if replicas:
         global last_team_report
         last_team_report = TeamReport.from_sync(sync)
+
+
 class _Stopper:
     """Early stopping's bookkeeping: the best loss so far, its epoch and its weights."""
 
