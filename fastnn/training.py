@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .errors import TrainingDivergedError
-from .kernels.codes import ADAPTIVE, BLOCK
+from .kernels.codes import (ADAPTIVE, ALONE_FROM, BLOCK, SOLO_BATCHES, SOLO_CYCLES, SYNC_SIZE, TEAM_BATCHES,
+                            TEAM_CYCLES)
 from .layout import aligned_zeros, batch_buffers, cache_aligned, gradient_plan
 from .optimizers import SGD, Optimizer
 from .schedules import Schedule
@@ -272,8 +273,6 @@ class TeamReport:
 
     @classmethod
     def from_sync(cls, sync: np.ndarray) -> "TeamReport":
-        from .kernels.codes import ALONE_FROM, SOLO_BATCHES, SOLO_CYCLES, TEAM_BATCHES, TEAM_CYCLES
-
         def per_batch(cycles, batches):
             return sync[cycles] / sync[batches] if sync[batches] else float("nan")
 
@@ -299,11 +298,12 @@ def train_on_workers(n_workers: int, params, grad, net, data, order, batch_size,
     """Batches first..last-1 on n_workers threads, each running kernels.train.train_worker with
     its own buffers worker_bufs[w]; with ``replicas`` (one per worker but the first, which
     updates params, grad and opt's state), each worker updates its own copy of them."""
-    from .kernels.codes import SYNC_SIZE
     from .kernels.native import kernel
 
     if replicas and worker_bufs[0][0].shape[0] < 2 * batch_size:  # the kernel indexes both halves unchecked
         raise RuntimeError("workers with replicas need Z, A and D of 2 x batch_size rows")
+    if any((r.params.shape, r.m.shape, r.v.shape) != (params.shape, opt[1].shape, opt[2].shape) for r in replicas):
+        raise RuntimeError("a replica's arrays differ in shape from the model's (the kernel copies them unchecked)")
     train_worker = kernel("train_worker")
     sync = np.zeros(SYNC_SIZE, dtype=np.int64)
     own = [(params, grad, opt)] * (n_workers - len(replicas))

@@ -146,3 +146,18 @@ def test_fused_steps_stay_within_rounding_of_the_summed_gradient(mnist):
     fused, summed = train(X, y, threads=1, sizes=narrow), train(X, y, threads=1, sizes=narrow, clip_norm=1e30)
     assert not np.array_equal(fused, summed)
     np.testing.assert_allclose(fused, summed, rtol=0, atol=1e-5)
+
+
+def test_workers_with_replicas_refuse_buffers_the_kernel_would_overrun():
+    """The kernel indexes both halves of Z, A and D and copies the replicas unchecked: mismatched
+    buffers are refused before it runs."""
+    from fastnn.training import Replica, train_on_workers
+
+    params, state = np.zeros(64, np.float32), np.zeros(64, np.float32)
+    bufs = (np.zeros((16, 8), np.float32),)
+    opt = (0, state, state)
+    short = Replica(*(np.zeros(n, np.float32) for n in (32, 64, 64, 64)))
+    with pytest.raises(RuntimeError, match="2 x batch_size rows"):
+        train_on_workers(2, params, None, None, None, None, 16, 0, 1, [bufs, bufs], None, opt, None, None, [short])
+    with pytest.raises(RuntimeError, match="differ in shape"):
+        train_on_workers(2, params, None, None, None, None, 8, 0, 1, [bufs, bufs], None, opt, None, None, [short])

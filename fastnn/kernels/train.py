@@ -274,7 +274,8 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
     if replica > 0:
         begin = join_worker_zero(sync, params, opt[1], opt[2], leader, last)
         team = n_workers
-    joined_at, leaving = -1 if replica == 0 else first, False
+    joined_at = -1 if replica == 0 else first  # worker 0: the batch the others joined at (-1: not yet)
+    leaving = False
     solo_cycles, solo_batches, team_cycles, team_batches, alone_from = 0, 0, 0, 0, 0
     passed, base = 0, 0
     for batch in range(begin, last):
