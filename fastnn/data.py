@@ -18,6 +18,7 @@ class SparseRows:
     values: np.ndarray
     scale: np.floating
     n_features: int
+    halves: np.ndarray  # each row's first entry at column n_features // 2 or above (see kernels/train.py)
 
     @property
     def n_rows(self) -> int:
@@ -37,7 +38,8 @@ class SparseRows:
         starts, stops = self.indptr[rows], self.indptr[rows + 1]
         take = np.concatenate([np.arange(a, b) for a, b in zip(starts, stops)]) if rows.size else np.zeros(0, int)
         indptr = np.concatenate([[0], np.cumsum(stops - starts)]).astype(np.int64)
-        return SparseRows(indptr, self.indices[take], self.values[take], self.scale, self.n_features)
+        halves = indptr[:-1] + (self.halves[rows] - starts)
+        return SparseRows(indptr, self.indices[take], self.values[take], self.scale, self.n_features, halves)
 
 
 @dataclass(frozen=True)
@@ -55,4 +57,4 @@ class Examples:
 
     def kernel_tuple(self):
         r = self.rows
-        return (r.indptr, r.indices, r.values, r.scale, self.labels, self.targets, self.weights)
+        return (r.indptr, r.indices, r.values, r.scale, self.labels, self.targets, self.weights, r.halves)

@@ -35,7 +35,8 @@ class PreparedInputs:
                 and isinstance(r.n_features, int) and r.n_features > 0 and r.indptr.size > 1
                 and r.indptr[0] == 0 and r.indptr[-1] == r.indices.size == r.values.size
                 and (np.diff(r.indptr) >= 0).all()
-                and (r.indices.size == 0 or (r.indices.min() >= 0 and r.indices.max() < r.n_features))):
+                and (r.indices.size == 0 or (r.indices.min() >= 0 and r.indices.max() < r.n_features))
+                and _halves_split_rows(r)):
             raise DataError("PreparedInputs holds no valid sparse rows: build it with fastnn.prepare(X)")
 
     @property
@@ -53,11 +54,23 @@ class PreparedInputs:
             return self.rows
         r = self.rows
         if r.values.dtype == np.uint8:  # pixels: only the scale is in the model's dtype
-            return SparseRows(r.indptr, r.indices, r.values, np.dtype(dtype).type(1 / 255), n_features)
+            return SparseRows(r.indptr, r.indices, r.values, np.dtype(dtype).type(1 / 255), n_features, r.halves)
         values = r.values.astype(dtype)
         if not np.isfinite(values).all():
             raise DataError(f"{name} has values too large for {np.dtype(dtype).name}")
-        return SparseRows(r.indptr, r.indices, values, np.dtype(dtype).type(1), n_features)
+        return SparseRows(r.indptr, r.indices, values, np.dtype(dtype).type(1), n_features, r.halves)
+
+
+def _halves_split_rows(r: SparseRows) -> bool:
+    """Whether r.halves gives each row's first entry at column n_features // 2 or above (the
+    kernels read the entries on either side of it unchecked)."""
+    h = r.halves
+    if not (isinstance(h, np.ndarray) and h.dtype == np.int64 and h.shape == (r.n_rows,)
+            and (r.indptr[:-1] <= h).all() and (h <= r.indptr[1:]).all()):
+        return False
+    split = r.n_features // 2
+    before, at = h[h > r.indptr[:-1]] - 1, h[h < r.indptr[1:]]
+    return bool((r.indices[before] < split).all() and (r.indices[at] >= split).all())
 
 
 def sparse_rows(X, n_features: int, dtype, name: str = "X") -> SparseRows:
@@ -66,14 +79,15 @@ def sparse_rows(X, n_features: int, dtype, name: str = "X") -> SparseRows:
     if isinstance(X, PreparedInputs):
         return X.rows_for(n_features, dtype, name)
     X = check_inputs(X, n_features, dtype, name)
-    indptr, indices, values = to_sparse_rows(X, np.uint16 if n_features <= 2**16 else np.int32)
+    indptr, indices, values, halves = to_sparse_rows(X, np.uint16 if n_features <= 2**16 else np.int32)
     scale = np.dtype(dtype).type(1 / 255) if X.dtype == np.uint8 else np.dtype(dtype).type(1)
-    return SparseRows(indptr, indices, values, scale, n_features)
+    return SparseRows(indptr, indices, values, scale, n_features, halves)
 
 
-def to_sparse_rows(X: np.ndarray, index_dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(indptr int64, indices of index_dtype, values of X's dtype) of a C-contiguous 2-D array,
-    converted on workers.default_threads() threads."""
+def to_sparse_rows(X: np.ndarray, index_dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(indptr int64, indices of index_dtype, values of X's dtype, halves int64: each row's first
+    entry at column d // 2 or above) of a C-contiguous 2-D array, converted on
+    workers.default_threads() threads."""
     from .kernels.codes import CHUNK, SYNC_SIZE
     from .kernels.native import kernel
 
@@ -86,10 +100,11 @@ def to_sparse_rows(X: np.ndarray, index_dtype) -> tuple[np.ndarray, np.ndarray, 
     run_workers(workers, lambda w: count_row_nonzeros(sync, X, counts))
     indptr = np.cumsum(counts)
     indices, values = np.empty(indptr[-1], dtype=index_dtype), np.empty(indptr[-1], dtype=X.dtype)
+    halves = np.empty(n, dtype=np.int64)
     scratch = [(np.empty(d, dtype=index_dtype), np.empty(d, dtype=X.dtype)) for _ in range(workers)]
     sync[:] = 0
-    run_workers(workers, lambda w: fill_rows(sync, X, indptr, indices, values, *scratch[w]))
-    return indptr, indices, values
+    run_workers(workers, lambda w: fill_rows(sync, X, indptr, indices, values, halves, *scratch[w]))
+    return indptr, indices, values, halves
 
 
 def prepare(X, dtype="float32") -> PreparedInputs:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .errors import TrainingDivergedError
-from .kernels.codes import (ADAPTIVE, ALONE_FROM, BLOCK, SOLO_BATCHES, SOLO_CYCLES, SYNC_SIZE, TEAM_BATCHES,
+from .kernels.codes import (ADAPTIVE, ALONE_FROM, BLOCK, SGD as SGD_CODE, SOLO_BATCHES, SOLO_CYCLES, SYNC_SIZE, TEAM_BATCHES,
                             TEAM_CYCLES)
 from .layout import aligned_zeros, batch_buffers, cache_aligned, gradient_plan
 from .optimizers import SGD, Optimizer
@@ -39,6 +39,8 @@ PARALLEL_MIN_WORK = 500_000
 # 0.81x the time (batch 32 or 64), 0.79x (batch 256); 784-24-10 0.78-0.80x; split rows instead
 # of replicas, 1.13-1.45x. (In this VM's slow spells, 1.45x and more: then worker 0 goes on alone.)
 REPLICATED_MIN_BATCHES = 64
+# Whether two workers with replicas may split the first layer by input units (splits_inputs).
+BY_INPUTS = True
 
 
 @dataclass
@@ -155,6 +157,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     n_batches = -(-n // batch_size)
     threads = min(settings.threads, max_threads())
     workers, replicated = parallel_plan(model, examples, batch_size, threads)
+    by_inputs = replicated and splits_inputs(model, settings, workers)
     sharing = workers > 1 and not replicated
     units = gradient_plan(model.layout, workers if sharing else 1,
                           np.append(examples.rows.column_counts, n) if sharing else None)
@@ -193,7 +196,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
                    lrs, settings.clip_norm)
             good = (model._params.copy(), state.m.copy(), state.v.copy())
             train_on_workers(workers, model._params, grad, net, data, order, batch_size, first, last,
-                             worker_bufs, units, opt, losses, hits, replicas)
+                             worker_bufs, units, opt, losses, hits, replicas, by_inputs)
             done = slice(first * batch_size, min(n, last * batch_size))
             if not (np.isfinite(losses[done]).all() and np.isfinite(model._params).all()):
                 model._params, state.m, state.v = good
@@ -245,6 +248,16 @@ def parallel_plan(model: "MLP", examples: "Examples", batch_size: int, threads: 
     return (threads if work_per_batch(model, examples, batch_size) >= PARALLEL_MIN_WORK else 1), False
 
 
+def splits_inputs(model: "MLP", settings: Settings, workers: int) -> bool:
+    """Whether two workers with replicas split the first layer by input units, each stepping half
+    of its weight rows, rather than both stepping all of them (see kernels.train.by_inputs_batch):
+    for plain SGD (its rows take their step directly) and first layers of tiles narrower than 8
+    vectors (whose sums split in two halves)."""
+    layout, optimizer = model.layout, settings.optimizer
+    return (workers == 2 and optimizer.code == SGD_CODE and optimizer.weight_decay == 0 and settings.clip_norm == 0
+            and layout.strides[0] < 8 * layout.lanes and BY_INPUTS)
+
+
 @dataclass
 class Replica:
     """A worker's own copy of what phase 2 updates: parameters, gradient, optimizer state (the
@@ -265,19 +278,21 @@ class Replica:
 class TeamReport:
     """What worker 0 of workers with replicas measured in a kernel call (see
     kernels.train.train_worker): CPU cycles per batch alone and with the others (NaN: not
-    timed), and the batch from which it went on alone (None: it did not)."""
+    timed), the batch from which it went on alone (None: it did not), and whether the team
+    split the first layer by input units (splits_inputs)."""
 
     solo_batch_cycles: float
     team_batch_cycles: float
     alone_from: int | None
+    by_inputs: bool = False
 
     @classmethod
-    def from_sync(cls, sync: np.ndarray) -> "TeamReport":
+    def from_sync(cls, sync: np.ndarray, by_inputs: bool = False) -> "TeamReport":
         def per_batch(cycles, batches):
             return sync[cycles] / sync[batches] if sync[batches] else float("nan")
 
         return cls(per_batch(SOLO_CYCLES, SOLO_BATCHES), per_batch(TEAM_CYCLES, TEAM_BATCHES),
-                   int(sync[ALONE_FROM]) - 1 if sync[ALONE_FROM] else None)
+                   int(sync[ALONE_FROM]) - 1 if sync[ALONE_FROM] else None, by_inputs)
 
     @property
     def team_over_solo(self) -> float:
@@ -294,10 +309,11 @@ TEAM_RULE, SOLO_PROBE, TEAM_PROBE = ADAPTIVE, 8, 32
 
 
 def train_on_workers(n_workers: int, params, grad, net, data, order, batch_size, first, last, worker_bufs, units,
-                     opt, losses, hits, replicas=()) -> None:
+                     opt, losses, hits, replicas=(), by_inputs=False) -> None:
     """Batches first..last-1 on n_workers threads, each running kernels.train.train_worker with
     its own buffers worker_bufs[w]; with ``replicas`` (one per worker but the first, which
-    updates params, grad and opt's state), each worker updates its own copy of them."""
+    updates params, grad and opt's state), each worker updates its own copy of them, and with
+    ``by_inputs`` (two workers), the first layer's weight rows are split between them."""
     from .kernels.native import kernel
 
     if replicas and worker_bufs[0][0].shape[0] < 2 * batch_size:  # the kernel indexes both halves unchecked
@@ -312,10 +328,10 @@ def train_on_workers(n_workers: int, params, grad, net, data, order, batch_size,
     run_workers(n_workers, lambda w: train_worker(n_workers, sync, own[w][0], own[w][1], net, data, order, batch_size,
                                                   first, last, worker_bufs[w], units, own[w][2], losses, hits,
                                                   w if replicas else -1, leader,
-                                                  (TEAM_RULE, SOLO_PROBE, TEAM_PROBE)))
+                                                  (TEAM_RULE, SOLO_PROBE, TEAM_PROBE, int(by_inputs))))
     if replicas:
         global last_team_report
-        last_team_report = TeamReport.from_sync(sync)
+        last_team_report = TeamReport.from_sync(sync, by_inputs)
 
 
 class _Stopper:

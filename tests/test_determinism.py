@@ -38,19 +38,22 @@ REPLICA_RUNS = {
                               fit=dict(batch_size=32, optimizer="momentum")),
     "adam, clipping, float64": dict(sizes=(784, 12, 8, 10), n=700, dtype="float64",
                                     fit=dict(batch_size=64, optimizer="adam", clip_norm=0.5)),
+    "sgd, float64, three layers": dict(sizes=(784, 12, 8, 10), n=700, dtype="float64", fit=dict(batch_size=32)),
 }
 
 
 TEAM_RULES = ["keep the team", "leave after the probe", "adaptive"]
 
 
+@pytest.mark.parametrize("by_inputs", [True, False], ids=["split by inputs", "whole replicas"])
 @pytest.mark.parametrize("rule", TEAM_RULES)
 @pytest.mark.parametrize("case", REPLICA_RUNS.values(), ids=REPLICA_RUNS.keys())
-def test_workers_with_replicas_agree_with_one_bit_for_bit(mnist, force_replicas, monkeypatch, case, rule):
+def test_workers_with_replicas_agree_with_one_bit_for_bit(mnist, force_replicas, monkeypatch, case, rule, by_inputs):
     """Two workers, each updating its own replica of the weights and optimizer state: the weights
     of one worker, over three epochs in two fit calls. Worker 0 starts each kernel call alone;
     the second copies its replica when it joins (after 1 batch timed alone), and then stays, or
-    leaves after 2 batches timed together, or whichever the timing says."""
+    leaves after 2 batches timed together, or whichever the timing says. For plain SGD, the two
+    also split the first layer's weight rows between them, by input units, unless told not to."""
     import fastnn
     import fastnn.training
     import fastnn.workers
@@ -63,6 +66,7 @@ def test_workers_with_replicas_agree_with_one_bit_for_bit(mnist, force_replicas,
     monkeypatch.setattr(fastnn.training, "TEAM_RULE", code)
     monkeypatch.setattr(fastnn.training, "SOLO_PROBE", 1)
     monkeypatch.setattr(fastnn.training, "TEAM_PROBE", 2)
+    monkeypatch.setattr(fastnn.training, "BY_INPUTS", by_inputs)
     X, y = mnist.train_images[:case["n"]], mnist.train_labels[:case["n"]]
     optimizers = {"momentum": fastnn.SGD(lr=0.05, momentum=0.9), "adam": fastnn.Adam(lr=0.003)}
 
@@ -77,6 +81,7 @@ def test_workers_with_replicas_agree_with_one_bit_for_bit(mnist, force_replicas,
     examples = replicated._examples(X, y)
     assert fastnn.training.parallel_plan(replicated, examples, case["fit"]["batch_size"], 2) == (2, True)
     report = fastnn.training.last_team_report
+    assert report.by_inputs == (by_inputs and "optimizer" not in case["fit"])
     if code != codes.ADAPTIVE:  # the last call's first batch alone, one timed alone, the join, two timed
         assert report.solo_batch_cycles > 0 and report.team_batch_cycles > 0
         n_batches = -(-case["n"] // case["fit"]["batch_size"])

@@ -62,7 +62,8 @@ def test_bad_inputs_are_refused():
         MLP([60, 4]).fit(fastnn.prepare(X), rng.integers(0, 4, 49))
     rows = fastnn.prepare(X).rows
     for bad in (replace(rows, indices=rows.indices + np.uint16(60)), replace(rows, indptr=rows.indptr[:-1]),
-                replace(rows, values=rows.values.astype(np.float64))):
+                replace(rows, values=rows.values.astype(np.float64)), replace(rows, halves=rows.halves + 1),
+                replace(rows, halves=rows.halves[:-1])):
         with pytest.raises(DataError, match="fastnn.prepare"):
             fastnn.PreparedInputs(bad, np.dtype(np.float32))
 
@@ -89,6 +90,19 @@ def test_row_filling_reads_a_strided_array_column_by_column():
     count_row_nonzeros(np.zeros(16, np.int64), X, counts)
     indptr = np.cumsum(counts)
     indices, values = np.empty(indptr[-1], np.uint16), np.empty(indptr[-1], np.uint8)
-    fill_rows(np.zeros(16, np.int64), X, indptr, indices, values, np.empty(d, np.uint16), np.empty(d, np.uint8))
+    halves = np.empty(n, np.int64)
+    fill_rows(np.zeros(16, np.int64), X, indptr, indices, values, halves, np.empty(d, np.uint16), np.empty(d, np.uint8))
     assert indices.tolist() == np.concatenate([np.nonzero(row)[0] for row in X]).tolist()
+    assert halves.tolist() == [a + np.count_nonzero(row[:d // 2]) for a, row in zip(indptr[:-1], X)]
     assert values.tolist() == X[X != 0].tolist()
+
+
+def test_subsets_of_rows_keep_where_each_row_splits():
+    """SparseRows.subset (validation splits, sweeps) carries each row's split entry along:
+    the kernels read the entries on either side of it unchecked."""
+    X, _ = random_pixels(30, 60, seed=2)
+    rows = fastnn.prepare(X).rows
+    pick = np.array([5, 0, 29, 5, 12])
+    sub = rows.subset(pick)
+    assert sub.halves.tolist() == [a + np.count_nonzero(X[i, :30]) for a, i in zip(sub.indptr[:-1], pick)]
+    fastnn.PreparedInputs(sub, np.dtype(np.float32))  # passes its checks

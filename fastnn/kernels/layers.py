@@ -48,25 +48,79 @@ def tile_width(stride, t, L, most):
     return L * (most if left >= most else (4 if left >= 4 else (2 if left >= 2 else 1)))
 
 
-@kernel
-def sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, values, scale, start, stop, z):
-    """z[t:t + width] = b + sum over the example's non-zero inputs k of
-    (scale * values[k]) * W[indices[k], t:t + width].
+@njit(inline="always")
+def sparse_sum(params, off, stride, t, width, indices, values, scale, lo, hi, a0, a1, a2, a3):
+    """(a0, a1, a2, a3) + sum over the non-zero inputs lo..hi-1 of (scale * values[k]) *
+    W[indices[k], t:t + width] (``width``: 1, 2 or 4 vectors; the unused sums pass through).
 
-    A tile of 8 vectors has 8 independent sums; narrower tiles alternate the inputs between two
-    sets of accumulators (summed at the end), so that each FMA waits on the one two inputs back:
-    a single chain would run at the FMA's latency.
+    Inputs alternate between two sets of sums, added at the end, so that each FMA waits on the
+    one two inputs back: a single chain would run at the FMA's latency.
     """
     L = lanes(params)
-    bias = off + n_in * stride + t
-    a0, a1, a2, a3 = vload(params, bias), vzero(params), vzero(params), vzero(params)
-    if width > L:
-        a1 = vload(params, bias + L)
-    if width > 2 * L:
-        a2, a3 = vload(params, bias + 2 * L), vload(params, bias + 3 * L)
     b0, b1, b2, b3 = vzero(params), vzero(params), vzero(params), vzero(params)
-    k = start
+    k = lo
+    while k + 1 < hi:
+        x, y = vsplat(input_value(values, k, scale)), vsplat(input_value(values, k + 1, scale))
+        r, q = off + load(indices, k) * stride + t, off + load(indices, k + 1) * stride + t
+        a0, b0 = vfma(x, vload(params, r), a0), vfma(y, vload(params, q), b0)
+        if width > L:
+            a1, b1 = vfma(x, vload(params, r + L), a1), vfma(y, vload(params, q + L), b1)
+        if width > 2 * L:
+            a2, b2 = vfma(x, vload(params, r + 2 * L), a2), vfma(y, vload(params, q + 2 * L), b2)
+            a3, b3 = vfma(x, vload(params, r + 3 * L), a3), vfma(y, vload(params, q + 3 * L), b3)
+        k += 2
+    if k < hi:
+        x, r = vsplat(input_value(values, k, scale)), off + load(indices, k) * stride + t
+        a0 = vfma(x, vload(params, r), a0)
+        if width > L:
+            a1 = vfma(x, vload(params, r + L), a1)
+        if width > 2 * L:
+            a2, a3 = vfma(x, vload(params, r + 2 * L), a2), vfma(x, vload(params, r + 3 * L), a3)
+    return vadd(a0, b0), vadd(a1, b1), vadd(a2, b2), vadd(a3, b3)
+
+
+@njit(inline="always")
+def store_tile(z, t, width, L, v0, v1, v2, v3):
+    """z[t:t + width] = the tile's 1, 2 or 4 vectors."""
+    vstore(z, t, v0)
+    if width > L:
+        vstore(z, t + L, v1)
+    if width > 2 * L:
+        vstore(z, t + 2 * L, v2), vstore(z, t + 3 * L, v3)
+
+
+@njit(inline="always")
+def half_sum(params, off, n_in, stride, t, width, indices, values, scale, lo, hi, half):
+    """One half's share of a tile of the first layer's pre-activations (see
+    sparse_dense_forward_tile): the bias plus the sum over the inputs below n_in // 2 (half 0),
+    or the sum over the others (half 1); lo..hi-1: those inputs' entries."""
+    L = lanes(params)
+    a0, a1, a2, a3 = vzero(params), vzero(params), vzero(params), vzero(params)
+    if half == 0:
+        bias = off + n_in * stride + t
+        a0 = vload(params, bias)
+        if width > L:
+            a1 = vload(params, bias + L)
+        if width > 2 * L:
+            a2, a3 = vload(params, bias + 2 * L), vload(params, bias + 3 * L)
+    return sparse_sum(params, off, stride, t, width, indices, values, scale, lo, hi, a0, a1, a2, a3)
+
+
+@kernel
+def sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, values, scale, start, mid, stop, z):
+    """z[t:t + width] = b + sum over the example's non-zero inputs k of
+    (scale * values[k]) * W[indices[k], t:t + width]; ``mid``: its first entry at input n_in // 2
+    or above.
+
+    A tile of 8 vectors has 8 independent sums. Narrower tiles sum the two halves of the inputs
+    apart, (b + sum below n_in // 2) + (sum above), each as sparse_sum: then two workers that
+    own half of W's rows each (kernels/train.py) compute the same bits as one.
+    """
+    L = lanes(params)
     if width == 8 * L:
+        bias = off + n_in * stride + t
+        a0, a1, a2, a3 = vload(params, bias), vload(params, bias + L), vload(params, bias + 2 * L), \
+            vload(params, bias + 3 * L)
         b0, b1 = vload(params, bias + 4 * L), vload(params, bias + 5 * L)
         b2, b3 = vload(params, bias + 6 * L), vload(params, bias + 7 * L)
         for k in range(start, stop):
@@ -78,34 +132,16 @@ def sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, valu
         vstore(z, t, a0), vstore(z, t + L, a1), vstore(z, t + 2 * L, a2), vstore(z, t + 3 * L, a3)
         vstore(z, t + 4 * L, b0), vstore(z, t + 5 * L, b1), vstore(z, t + 6 * L, b2), vstore(z, t + 7 * L, b3)
         return
-    while k + 1 < stop:
-        x, y = vsplat(input_value(values, k, scale)), vsplat(input_value(values, k + 1, scale))
-        r, q = off + load(indices, k) * stride + t, off + load(indices, k + 1) * stride + t
-        a0, b0 = vfma(x, vload(params, r), a0), vfma(y, vload(params, q), b0)
-        if width > L:
-            a1, b1 = vfma(x, vload(params, r + L), a1), vfma(y, vload(params, q + L), b1)
-        if width > 2 * L:
-            a2, b2 = vfma(x, vload(params, r + 2 * L), a2), vfma(y, vload(params, q + 2 * L), b2)
-            a3, b3 = vfma(x, vload(params, r + 3 * L), a3), vfma(y, vload(params, q + 3 * L), b3)
-        k += 2
-    if k < stop:
-        x, r = vsplat(input_value(values, k, scale)), off + load(indices, k) * stride + t
-        a0 = vfma(x, vload(params, r), a0)
-        if width > L:
-            a1 = vfma(x, vload(params, r + L), a1)
-        if width > 2 * L:
-            a2, a3 = vfma(x, vload(params, r + 2 * L), a2), vfma(x, vload(params, r + 3 * L), a3)
-    vstore(z, t, vadd(a0, b0))
-    if width > L:
-        vstore(z, t + L, vadd(a1, b1))
-    if width > 2 * L:
-        vstore(z, t + 2 * L, vadd(a2, b2)), vstore(z, t + 3 * L, vadd(a3, b3))
+    h0, h1, h2, h3 = half_sum(params, off, n_in, stride, t, width, indices, values, scale, start, mid, 0)
+    g0, g1, g2, g3 = half_sum(params, off, n_in, stride, t, width, indices, values, scale, mid, stop, 1)
+    store_tile(z, t, width, L, vadd(h0, g0), vadd(h1, g1), vadd(h2, g2), vadd(h3, g3))
 
 
 @kernel
-def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, indptr, rows, Z, col):
+def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, indptr, mids, rows, Z, col):
     """Z[b, col:col + stride] = b + sum over the non-zero inputs k of example b (sparse row
-    rows[b]) of (scale * values[k]) * W[indices[k], :], for every row b of Z.
+    rows[b]) of (scale * values[k]) * W[indices[k], :], for every row b of Z (mids: each row's
+    first entry at input n_in // 2 or above).
 
     Tile by tile across the examples: the tile's column of W (n_in x 1-8 vectors) stays in
     cache from one example to the next, where a wide layer's whole W does not fit.
@@ -115,8 +151,9 @@ def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, indp
     while t < stride:
         width = tile_width(stride, t, L, 8)
         for b in range(Z.shape[0]):
-            sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, values, scale, indptr[rows[b]],
-                                      indptr[rows[b] + 1], Z[b, col:])
+            row = rows[b]
+            sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, values, scale, indptr[row],
+                                      mids[row], indptr[row + 1], Z[b, col:])
         t += width
 
 
@@ -132,6 +169,26 @@ def first_at_least(indices, lo, hi, value):
     return lo
 
 
+@njit(inline="always")
+def sparse_rows_step(out, step, off, stride, indices, values, scale, lo, hi, dz):
+    """out[row of input k] += step * x_k dz for the non-zero inputs lo..hi-1 of one example."""
+    L = lanes(out)
+    t = 0
+    while t + 2 * L <= stride:
+        d0, d1 = vmul(vsplat(step), vload(dz, t)), vmul(vsplat(step), vload(dz, t + L))
+        for k in range(lo, hi):
+            v = vsplat(input_value(values, k, scale))
+            r = off + load(indices, k) * stride + t
+            vstore(out, r, vfma(v, d0, vload(out, r)))
+            vstore(out, r + L, vfma(v, d1, vload(out, r + L)))
+        t += 2 * L
+    if t < stride:
+        d0 = vmul(vsplat(step), vload(dz, t))
+        for k in range(lo, hi):
+            r = off + load(indices, k) * stride + t
+            vstore(out, r, vfma(vsplat(input_value(values, k, scale)), d0, vload(out, r)))
+
+
 @kernel
 def sparse_dense_backward(grad, params, rate, off, n_in, stride, indices, values, scale, start, stop, dz, r0, r1):
     """grad[rows r0..r1) += x^T dz for one example: the rows of its non-zero inputs in range;
@@ -140,26 +197,13 @@ def sparse_dense_backward(grad, params, rate, off, n_in, stride, indices, values
     ``r1 == n_in + 1`` includes the bias row (always into grad). Indices are sorted, so the
     range is found by bisection.
     """
-    L = lanes(grad)
     out = params if rate != 0 else grad
-    step = vsplat(-rate if rate != 0 else grad.dtype.type(1))
     lo = first_at_least(indices, start, stop, r0) if r0 > 0 else start
     end = first_at_least(indices, lo, stop, r1) if r1 <= n_in else stop
-    t = 0
-    while t + 2 * L <= stride:
-        d0, d1 = vmul(step, vload(dz, t)), vmul(step, vload(dz, t + L))
-        for k in range(lo, end):
-            v = vsplat(input_value(values, k, scale))
-            r = off + load(indices, k) * stride + t
-            vstore(out, r, vfma(v, d0, vload(out, r)))
-            vstore(out, r + L, vfma(v, d1, vload(out, r + L)))
-        t += 2 * L
-    if t < stride:
-        d0 = vmul(step, vload(dz, t))
-        for k in range(lo, end):
-            r = off + load(indices, k) * stride + t
-            vstore(out, r, vfma(vsplat(input_value(values, k, scale)), d0, vload(out, r)))
+    sparse_rows_step(out, grad.dtype.type(-rate) if rate != 0 else grad.dtype.type(1), off, stride, indices, values,
+                     scale, lo, end, dz)
     if r1 == n_in + 1:
+        L = lanes(grad)
         bias = off + n_in * stride
         for t in range(0, stride, L):
             vstore(grad, bias + t, vadd(vload(grad, bias + t), vload(dz, t)))

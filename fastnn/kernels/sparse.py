@@ -32,11 +32,12 @@ def count_row_nonzeros(sync, X, counts):
 
 
 @kernel(nogil=True)
-def fill_rows(sync, X, indptr, indices, values, row_indices, row_values):
-    """Row i's non-zero columns and values into indices and values from indptr[i], as one of the
-    workers sharing ``sync``, each taking the next chunk of rows in turn; row_indices and
-    row_values (one row long) are this worker's scratch. Narrow indices (uint16 for up to
-    65,536 columns) halve the bytes the kernels read per input."""
+def fill_rows(sync, X, indptr, indices, values, halves, row_indices, row_values):
+    """Row i's non-zero columns and values into indices and values from indptr[i], and in
+    halves[i] its first entry at column d // 2 or above, as one of the workers sharing ``sync``,
+    each taking the next chunk of rows in turn; row_indices and row_values (one row long) are
+    this worker's scratch. Narrow indices (uint16 for up to 65,536 columns) halve the bytes the
+    kernels read per input."""
     n, d = X.shape
     # Word by word only through a C-contiguous X: load_word reads its data as one run of words.
     per_word = 8 // X.itemsize if c_layout(X) and X.itemsize <= 8 and (d * X.itemsize) % 8 == 0 else 0
@@ -61,9 +62,12 @@ def fill_rows(sync, X, indptr, indices, values, row_indices, row_values):
                     row_values[k] = X[i, j]
                     k += X[i, j] != 0
             start = indptr[i]
+            below = 0
             for m in range(k):
                 indices[start + m] = row_indices[m]
                 values[start + m] = row_values[m]
+                below += row_indices[m] < d // 2
+            halves[i] = start + below
         chunk = next_task(sync, 0)
 
 
@@ -75,6 +79,17 @@ def prefetch_row(indptr, indices, values, row):
         prefetch(indices, k)
     step = 64 // values.itemsize
     for k in range(indptr[row], indptr[row + 1], step):
+        prefetch(values, k)
+
+
+@njit(inline="always")
+def prefetch_half(indptr, mids, indices, values, row, half):
+    """prefetch_row for one half of a sparse row's entries: those below its ``mids`` entry, or
+    the others."""
+    lo, hi = (indptr[row], mids[row]) if half == 0 else (mids[row], indptr[row + 1])
+    for k in range(lo, hi, 64 // indices.itemsize):
+        prefetch(indices, k)
+    for k in range(lo, hi, 64 // values.itemsize):
         prefetch(values, k)
 
 

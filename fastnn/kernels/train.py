@@ -6,9 +6,10 @@ Arguments travel in small tuples:
           column in the per-batch activation buffers, activations (the last one SOFTMAX or
           IDENTITY, which picks the loss), the hidden layers' dropout rate, and the key of this
           epoch's dropout stream;
-  data  = (indptr, indices, values, scale, labels, targets, weights): the inputs as sorted sparse
-          rows (only the non-zero inputs; uint8 pixels scaled by ``scale`` on the fly), int32
-          class labels or float regression targets (n, k), and per-example loss weights;
+  data  = (indptr, indices, values, scale, labels, targets, weights, halves): the inputs as sorted
+          sparse rows (only the non-zero inputs; uint8 pixels scaled by ``scale`` on the fly),
+          int32 class labels or float regression targets (n, k), per-example loss weights, and
+          each row's first entry at input n_in // 2 or above (where the first layer's sum splits);
   bufs  = (Z, A, D, col_ptr, col_example, col_value, weights_t, t_offsets): pre-activations,
           activations and their gradients, one row per example of the batch; room for the batch's
           inputs grouped by input unit (sparse.transpose_batch), empty when the first layer's
@@ -42,6 +43,7 @@ from .layers import (
     dense_backward_rows,
     dense_forward,
     dropout_apply,
+    half_sum,
     mse_backward,
     mse_forward,
     softmax_forward,
@@ -49,11 +51,14 @@ from .layers import (
     sparse_dense_backward,
     sparse_columns_backward,
     sparse_dense_forward,
+    sparse_rows_step,
+    store_tile,
+    tile_width,
     transpose_weights,
 )
 from .optim import update_segment
-from .simd import prefetch
-from .sparse import prefetch_row, transpose_batch
+from .simd import lanes, prefetch, vadd, vload, vstore
+from .sparse import prefetch_half, prefetch_row, transpose_batch
 from .sync import atomic_add, atomic_load, barrier, cycles, next_task, wait_until
 
 
@@ -99,7 +104,8 @@ def first_layer_forward(params, net, data, rows, Z):
     """The first layer's pre-activations of the examples whose inputs are sparse rows ``rows``,
     into the rows of Z."""
     sizes, strides, offsets = net[0], net[1], net[2]
-    sparse_dense_forward(params, offsets[0], sizes[0], strides[0], data[1], data[2], data[3], data[0], rows, Z, 0)
+    sparse_dense_forward(params, offsets[0], sizes[0], strides[0], data[1], data[2], data[3], data[0], data[7], rows,
+                         Z, 0)
 
 
 @njit(inline="always")
@@ -139,9 +145,15 @@ def forward_backward_block(params, net, data, order, start, b0, b1, bufs, invers
     """Phase 1 for the batch's examples b0..b1-1: the first layer tile by tile across them, then
     each one's other layers, loss and error signals (``inverse``: 1 / the batch's total weight).
     ``ahead``: how far in ``order`` the next block this worker will do lies, for prefetching."""
+    first_layer_forward(params, net, data, order[start + b0:start + b1], bufs[0][b0:b1])
+    upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits, ahead)
+
+
+@njit(inline="always")
+def upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits, ahead):
+    """forward_backward_block from the first layer's pre-activations on."""
     Z, A, D = bufs[0], bufs[1], bufs[2]
     weights = data[6]
-    first_layer_forward(params, net, data, order[start + b0:start + b1], Z[b0:b1])
     for b in range(b0, b1):
         e = order[start + b]
         if start + b + 2 * ahead < order.size:  # where the block after next lies, its label, weight
@@ -237,6 +249,110 @@ def join_worker_zero(sync, params, m, v, leader, last):
     return batch
 
 
+# Two workers that split the first layer by input units (train_worker's ``by_inputs``): each owns
+# the rows of W for one half of the inputs, in the model's parameters, and is the only one to read
+# or write them. Per batch: each sums its half of every example's first layer (A); past a
+# barrier, each finishes the forward and backward passes of its blocks of examples from the two
+# halves (B, in its own replica of the other layers); past another, each steps its half of W's
+# rows for every example, and its replica of the rest (C). Replicas of the whole model, instead,
+# would both step all of W's rows: at 784-10-10 that step is a third of a batch.
+
+@kernel
+def first_layer_half(params, net, data, rows, Z, half):
+    """A: half ``half`` of the first layer's pre-activations (layers.half_sum) of the examples
+    whose inputs are sparse rows ``rows``, into the rows of Z (a first layer of tiles narrower
+    than 8 vectors)."""
+    sizes, strides, offsets = net[0], net[1], net[2]
+    indptr, indices, values, scale, halves = data[0], data[1], data[2], data[3], data[7]
+    L = lanes(params)
+    t = 0
+    while t < strides[0]:
+        width = tile_width(strides[0], t, L, 4)
+        for b in range(rows.size):
+            row = rows[b]
+            lo, hi = (indptr[row], halves[row]) if half == 0 else (halves[row], indptr[row + 1])
+            h0, h1, h2, h3 = half_sum(params, offsets[0], sizes[0], strides[0], t, width, indices, values, scale, lo,
+                                      hi, half)
+            store_tile(Z[b], t, width, L, h0, h1, h2, h3)
+        t += width
+
+
+@njit(inline="always")
+def add_halves(Z, other, b0, b1, stride):
+    """B: the first layer's pre-activations of examples b0..b1-1, Z[b] + Z[other + b] (the two
+    halves' sums, in the order sparse_dense_forward_tile adds them)."""
+    for b in range(b0, b1):
+        z, partner = Z[b], Z[other + b]
+        for t in range(0, stride, lanes(Z)):
+            vstore(z, t, vadd(vload(z, t), vload(partner, t)))
+
+
+@kernel
+def first_layer_half_step(params, net, data, order, start, n_batch, batch_size, D, rate, half):
+    """C: the SGD step of half ``half`` of the first layer's weight rows, example after example
+    (as sparse_dense_backward); meanwhile, the next batch's inputs come towards the cache (this
+    half of them), and the labels and weights of the one after."""
+    sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
+    indptr, indices, values, scale, halves = data[0], data[1], data[2], data[3], data[7]
+    for b in range(n_batch):
+        if start + batch_size + b < order.size:
+            prefetch_half(indptr, halves, indices, values, order[start + batch_size + b], half)
+        if start + 2 * batch_size + b < order.size:
+            later = order[start + 2 * batch_size + b]
+            prefetch(indptr, later), prefetch(halves, later), prefetch(data[4], later), prefetch(data[6], later)
+        row = order[start + b]
+        lo, hi = (indptr[row], halves[row]) if half == 0 else (halves[row], indptr[row + 1])
+        sparse_rows_step(params, -rate, offsets[0], strides[0], indices, values, scale, lo, hi,
+                         D[b, cols[0]:cols[1]])
+
+
+@kernel
+def upper_units_step(grad, params, rate, net, data, order, start, n_batch, bufs, units, opt, batch):
+    """C: the rest of the SGD step, in this worker's replica: the first layer's bias, then the
+    other layers' units (one per layer, as gradient_plan makes them for a single worker)."""
+    sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
+    D = bufs[2]
+    bias = offsets[0] + sizes[0] * strides[0]
+    for b in range(n_batch):
+        dz = D[b, cols[0]:cols[1]]
+        for t in range(0, strides[0], lanes(grad)):
+            vstore(grad, bias + t, vadd(vload(grad, bias + t), vload(dz, t)))
+    for u in range(units.shape[0]):
+        if units[u, 0] > 0:
+            accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u, u + 1)
+    update_units(params, grad, net, units, opt, batch, params.dtype.type(1), 0, units.shape[0], True)
+
+
+@njit(inline="always")
+def by_inputs_batch(sync, params, grad, net, data, order, start, n_batch, batch_size, bufs, units, opt, losses, hits,
+                    half, model_params, batch, leaving, passed):
+    """One batch of two workers that split the first layer by input units (see first_layer_half),
+    as worker ``half``; ``model_params`` holds the first layer's weight rows. With ``leaving``
+    (worker 0), it tells the other to stop after this batch. Returns the barriers passed."""
+    Z = bufs[0]
+    here = (Z[:batch_size], bufs[1][:batch_size], bufs[2][:batch_size], bufs[3], bufs[4], bufs[5], bufs[6], bufs[7])
+    transpose_layers(params, net, bufs)
+    inverse = inverse_weight(params, data, order, start, n_batch)
+    first_layer_half(model_params, net, data, order[start:start + n_batch], Z[half * batch_size:], half)
+    passed = barrier(sync, 2, passed)
+    for task in range(half, (n_batch + BLOCK - 1) // BLOCK, 2):
+        b0, b1 = task * BLOCK, min(n_batch, (task + 1) * BLOCK)
+        add_halves(Z, batch_size, b0, b1, net[1][0])
+        upper_layers_block(params, net, data, order, start, b0, b1, here, inverse, losses, hits, order.size)
+    if leaving:  # the other sees it past the next barrier: it finishes its half of this batch, and stops
+        atomic_add(sync, ALONE, 1)
+    passed = barrier(sync, 2, passed)
+    rate = opt[4][batch]
+    first_layer_half_step(model_params, net, data, order, start, n_batch, batch_size, bufs[2], rate, half)
+    if atomic_load(sync, ALONE) > 0:  # worker 0 goes on alone once the other's rows have taken their step
+        if half == 0:
+            upper_units_step(grad, params, rate, net, data, order, start, n_batch, here, units, opt, batch)
+        passed = barrier(sync, 2, passed)
+    else:
+        upper_units_step(grad, params, rate, net, data, order, start, n_batch, here, units, opt, batch)
+    return passed
+
+
 @kernel(nogil=True)
 def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, first, last, bufs, units,
                  opt, losses, hits, replica, leader, schedule):
@@ -254,10 +370,13 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
     stay identical), and only phase 1 is shared, by fixed blocks (next_block). Then no weight
     moves between cores, and a worker needs no barrier after phase 2: it goes on to the next
     batch's phase 1, in the other half of Z, A and D (2 x batch_size rows), while the other may
-    still read this batch's half.
+    still read this batch's half. With ``by_inputs`` (schedule[3]; two workers, plain SGD, a
+    first layer of tiles narrower than 8 vectors), the two instead split the first layer's
+    weight rows, which stay in the model's params, and run by_inputs_batch: the first layer's
+    step, a third of a 784-10-10 batch, is then shared too (0.85x the time of whole replicas).
 
     Worker 0 (whose replica is the model's, ``leader``: params, m and v) starts alone: it does
-    not wait for the other threads to start. ``schedule`` = (rule, solo probe, team probe):
+    not wait for the other threads to start. ``schedule`` = (rule, solo probe, team probe, by_inputs):
     once the others are ready and worker 0 has timed ``solo probe`` (>= 1) batches alone (not
     the call's first, whose caches are cold), they copy its replica and join it
     (join_worker_zero). After timing ``team probe`` batches together (not the one they copied
@@ -268,6 +387,8 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
     which block. What worker 0 measured is left in sync (codes.SOLO_CYCLES ...)."""
     n = order.size
     clip_norm = opt[5]
+    by_inputs = schedule[3]
+    n_units = units.shape[0]
     transposing = 1 if bufs[3].size > 0 else 0
     team = n_workers if replica < 0 else 1  # the workers sharing this batch's phase 1
     begin = first
@@ -292,61 +413,68 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
         ahead = team * BLOCK if replica >= 0 else BLOCK  # this worker's next block (next_block)
         bufs_now = (bufs[0][half:half + batch_size], bufs[1][half:half + batch_size],
                     bufs[2][half:half + batch_size], bufs[3], bufs[4], bufs[5], bufs[6], bufs[7])
-        transpose_layers(params, net, bufs)
-        inverse = inverse_weight(params, data, order, start, n_batch)
-        n_tasks = (n_batch + BLOCK - 1) // BLOCK + transposing
-        task = next_block(sync, base, -1, replica, team)
-        while task < n_tasks:
-            if task < transposing:  # first, as the longest task
-                transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4],
-                                bufs[5])
-            else:
-                b0 = (task - transposing) * BLOCK
-                forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), bufs_now,
-                                       inverse, losses, hits, ahead)
-            task = next_block(sync, base, task, replica, team)
-        base += n_tasks + n_workers
-        if team > 1:
-            if leaving:  # the others see it past this barrier, and stop
-                atomic_add(sync, ALONE, 1)
-            passed = barrier(sync, team, passed)
-            if replica > 0 and atomic_load(sync, ALONE) > 0:
-                return
-            if leaving:
+        if by_inputs and team > 1:
+            passed = by_inputs_batch(sync, params, grad, net, data, order, start, n_batch, batch_size, bufs, units,
+                                     opt, losses, hits, replica, leader[0], batch - first, leaving, passed)
+            if atomic_load(sync, ALONE) > 0:
+                if replica > 0:
+                    return
                 team, alone_from = 1, batch + 2
-        n_units = units.shape[0]
-        if clip_norm <= 0:
-            # Plain SGD steps the first layer's weight rows inside the gradient's loop: p - lr * (g +
-            # 0 * p) is p - lr * g, so that gradient (most of the parameters) is never stored. A
-            # transposed batch steps by each row's whole sum (the same bits as summing first); the
-            # per-example loop by each example's term (the same math, float rounding apart).
-            plain = opt[0] == SGD and opt[3][batch - first, 3] == 0
-            rate = opt[4][batch - first] if plain else params.dtype.type(0)
-            u = next_unit(sync, base, -1, replica)
-            while u < n_units:
-                accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs_now, units, u, u + 1)
-                update_units(params, grad, net, units, opt, batch - first, params.dtype.type(1), u, u + 1,
-                             rate != 0)
-                u = next_unit(sync, base, u, replica)
-        else:  # clipping needs the whole gradient's norm before any update
-            u = next_unit(sync, base, -1, replica)
-            while u < n_units:
-                accumulate_units(grad, params, params.dtype.type(0), net, data, order, start, n_batch, bufs_now,
-                                 units, u, u + 1)
-                u = next_unit(sync, base, u, replica)
-            if replica < 0:
-                base += n_units + n_workers
-                passed = barrier(sync, n_workers, passed)
-            squares = 0.0
-            for i in range(grad.size):  # every worker sums it, in the same order
-                squares += np.float64(grad[i]) * np.float64(grad[i])
-            scale = params.dtype.type(min(1.0, clip_norm / (np.sqrt(squares) + 1e-6)))
-            if replica < 0:  # the updates clear the gradient's rows: none may start while a worker sums them
-                passed = barrier(sync, n_workers, passed)
-            u = next_unit(sync, base, -1, replica)
-            while u < n_units:
-                update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1, False)
-                u = next_unit(sync, base, u, replica)
+        else:
+            transpose_layers(params, net, bufs)
+            inverse = inverse_weight(params, data, order, start, n_batch)
+            n_tasks = (n_batch + BLOCK - 1) // BLOCK + transposing
+            task = next_block(sync, base, -1, replica, team)
+            while task < n_tasks:
+                if task < transposing:  # first, as the longest task
+                    transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4],
+                                    bufs[5])
+                else:
+                    b0 = (task - transposing) * BLOCK
+                    forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), bufs_now,
+                                           inverse, losses, hits, ahead)
+                task = next_block(sync, base, task, replica, team)
+            base += n_tasks + n_workers
+            if team > 1:
+                if leaving:  # the others see it past this barrier, and stop
+                    atomic_add(sync, ALONE, 1)
+                passed = barrier(sync, team, passed)
+                if replica > 0 and atomic_load(sync, ALONE) > 0:
+                    return
+                if leaving:
+                    team, alone_from = 1, batch + 2
+            if clip_norm <= 0:
+                # Plain SGD steps the first layer's weight rows inside the gradient's loop: p - lr * (g +
+                # 0 * p) is p - lr * g, so that gradient (most of the parameters) is never stored. A
+                # transposed batch steps by each row's whole sum (the same bits as summing first); the
+                # per-example loop by each example's term (the same math, float rounding apart).
+                plain = opt[0] == SGD and opt[3][batch - first, 3] == 0
+                rate = opt[4][batch - first] if plain else params.dtype.type(0)
+                u = next_unit(sync, base, -1, replica)
+                while u < n_units:
+                    accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs_now, units, u, u + 1)
+                    update_units(params, grad, net, units, opt, batch - first, params.dtype.type(1), u, u + 1,
+                                 rate != 0)
+                    u = next_unit(sync, base, u, replica)
+            else:  # clipping needs the whole gradient's norm before any update
+                u = next_unit(sync, base, -1, replica)
+                while u < n_units:
+                    accumulate_units(grad, params, params.dtype.type(0), net, data, order, start, n_batch, bufs_now,
+                                     units, u, u + 1)
+                    u = next_unit(sync, base, u, replica)
+                if replica < 0:
+                    base += n_units + n_workers
+                    passed = barrier(sync, n_workers, passed)
+                squares = 0.0
+                for i in range(grad.size):  # every worker sums it, in the same order
+                    squares += np.float64(grad[i]) * np.float64(grad[i])
+                scale = params.dtype.type(min(1.0, clip_norm / (np.sqrt(squares) + 1e-6)))
+                if replica < 0:  # the updates clear the gradient's rows: none may start while a worker sums them
+                    passed = barrier(sync, n_workers, passed)
+                u = next_unit(sync, base, -1, replica)
+                while u < n_units:
+                    update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1, False)
+                    u = next_unit(sync, base, u, replica)
         if replica < 0:
             base += n_units + n_workers
             passed = barrier(sync, n_workers, passed)
@@ -430,5 +558,5 @@ def train_many_worker(tasks, params, grads, net, keys, data, orders, batch_size,
                      orders[k], batch_size, first, last,
                      (bufs[0][k], bufs[1][k], bufs[2][k], bufs[3][k], bufs[4][k], bufs[5][k], bufs[6][k], bufs[7][k]),
                      units, (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k], -1,
-                     (params[k], m[k], v[k]), (ADAPTIVE, 0, 0))
+                     (params[k], m[k], v[k]), (ADAPTIVE, 0, 0, 0))
         k = next_task(tasks, 0)
