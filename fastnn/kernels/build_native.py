@@ -39,7 +39,7 @@ from .native import DIRECTORY, ENTRY_POINTS, MANIFEST, _library, fingerprint
 
 # What the library may take from the process: the C library and libm.
 ALLOWED_EXTERNAL = {"exp", "expf", "log", "logf", "tanh", "tanhf", "sqrt", "sqrtf", "pow", "powf", "memset", "memcpy",
-                    "memmove", "sched_yield"}
+                    "memmove", "sched_yield", "usleep"}
 
 
 class Unsupported(Exception):

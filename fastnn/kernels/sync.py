@@ -22,6 +22,9 @@ from .simd import _pointer
 SPINS_BEFORE_YIELD = 1000
 
 sched_yield = types.ExternalFunction("sched_yield", types.int32())
+usleep = types.ExternalFunction("usleep", types.int32(types.uint32))
+# How long a worker that waits for a while (sleep_until) sleeps between looks, in microseconds.
+SLEEP_MICROSECONDS = 20
 
 
 @intrinsic
@@ -79,6 +82,15 @@ def wait_until(sync, index, target):
             spins += 1
         else:
             sched_yield()
+
+
+@njit(inline="always")
+def sleep_until(sync, index, target):
+    """Sleep until sync[index] >= target: for a wait of many batches, during which a spinning
+    worker would take time from the others (a CPU of this VM may share its core with another).
+    Wakes within about SLEEP_MICROSECONDS plus the kernel's timer slack (50 us) of the change."""
+    while atomic_load(sync, index) < target:
+        usleep(SLEEP_MICROSECONDS)
 
 
 @njit(inline="always")

@@ -59,7 +59,7 @@ from .layers import (
 from .optim import update_segment
 from .simd import lanes, prefetch, vadd, vload, vstore
 from .sparse import prefetch_half, prefetch_row, transpose_batch
-from .sync import atomic_add, atomic_load, barrier, cycles, next_task, wait_until
+from .sync import atomic_add, atomic_load, barrier, cycles, next_task, sleep_until, wait_until
 
 
 # Phase 1 runs over blocks of BLOCK examples: the first layer tile by tile across the block
@@ -240,7 +240,7 @@ def join_worker_zero(sync, params, m, v, leader, last):
     batch to join at, and copy worker 0's parameters and optimizer state ``leader`` then (worker
     0 only reads them until that batch's barrier). Returns that batch (``last`` or later: none)."""
     atomic_add(sync, READY, 1)
-    wait_until(sync, JOIN, 1)
+    sleep_until(sync, JOIN, 1)
     batch = atomic_load(sync, JOIN) - 1
     if batch < last:
         for own, source in ((params, leader[0]), (m, leader[1]), (v, leader[2])):
@@ -399,13 +399,15 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
     leaving = False
     solo_cycles, solo_batches, team_cycles, team_batches, alone_from = 0, 0, 0, 0, 0
     passed, base = 0, 0
+    ready = False  # worker 0: the others wait to join (asleep), so a batch alone is timed fairly
     for batch in range(begin, last):
-        if joined_at < 0 and n_workers > 1 and solo_batches >= schedule[1]:
+        if joined_at < 0 and n_workers > 1 and not ready and batch > first:
             if schedule[0] != ADAPTIVE:
                 wait_until(sync, READY, n_workers - 1)
-            if atomic_load(sync, READY) == n_workers - 1:
-                atomic_add(sync, JOIN, batch + 1)
-                joined_at, team = batch, n_workers
+            ready = atomic_load(sync, READY) == n_workers - 1
+        if ready and joined_at < 0 and solo_batches >= schedule[1]:
+            atomic_add(sync, JOIN, batch + 1)
+            joined_at, team = batch, n_workers
         started = cycles()
         start = batch * batch_size
         n_batch = min(batch_size, n - start)
@@ -481,7 +483,7 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
         elif replica == 0:
             elapsed = cycles() - started
             if joined_at < 0:
-                if batch > first:  # the call's first batch starts with cold caches
+                if ready:  # not the call's first batch either, whose caches are cold
                     solo_cycles, solo_batches = solo_cycles + elapsed, solo_batches + 1
             elif team > 1 and batch > joined_at and team_batches < schedule[2]:
                 team_cycles, team_batches = team_cycles + elapsed, team_batches + 1
