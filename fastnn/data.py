@@ -18,7 +18,7 @@ class SparseRows:
     values: np.ndarray
     scale: np.floating
     n_features: int
-    halves: np.ndarray  # each row's first entry at column n_features // 2 or above (see kernels/train.py)
+    halves: np.ndarray  # each row's first entry at or past one column (prepared.balanced_column)
 
     @property
     def n_rows(self) -> int:

@@ -91,7 +91,8 @@ def test_row_filling_reads_a_strided_array_column_by_column():
     indptr = np.cumsum(counts)
     indices, values = np.empty(indptr[-1], np.uint16), np.empty(indptr[-1], np.uint8)
     halves = np.empty(n, np.int64)
-    fill_rows(np.zeros(16, np.int64), X, indptr, indices, values, halves, np.empty(d, np.uint16), np.empty(d, np.uint8))
+    fill_rows(np.zeros(16, np.int64), X, d // 2, indptr, indices, values, halves, np.empty(d, np.uint16),
+              np.empty(d, np.uint8))
     assert indices.tolist() == np.concatenate([np.nonzero(row)[0] for row in X]).tolist()
     assert halves.tolist() == [a + np.count_nonzero(row[:d // 2]) for a, row in zip(indptr[:-1], X)]
     assert values.tolist() == X[X != 0].tolist()
@@ -100,9 +101,27 @@ def test_row_filling_reads_a_strided_array_column_by_column():
 def test_subsets_of_rows_keep_where_each_row_splits():
     """SparseRows.subset (validation splits, sweeps) carries each row's split entry along:
     the kernels read the entries on either side of it unchecked."""
+    from fastnn.prepared import balanced_column
+
     X, _ = random_pixels(30, 60, seed=2)
     rows = fastnn.prepare(X).rows
     pick = np.array([5, 0, 29, 5, 12])
     sub = rows.subset(pick)
-    assert sub.halves.tolist() == [a + np.count_nonzero(X[i, :30]) for a, i in zip(sub.indptr[:-1], pick)]
+    split = balanced_column(X)
+    assert sub.halves.tolist() == [a + np.count_nonzero(X[i, :split]) for a, i in zip(sub.indptr[:-1], pick)]
     fastnn.PreparedInputs(sub, np.dtype(np.float32))  # passes its checks
+
+
+def test_the_split_column_halves_the_entries_of_the_first_rows():
+    """Two workers each own the first layer's weight rows on one side of balanced_column."""
+    from fastnn.prepared import SPLIT_SAMPLE_ROWS, balanced_column
+
+    X = np.zeros((4, 10), np.uint8)
+    X[:, [1, 5, 8, 9]] = 7
+    assert balanced_column(X) == 6  # 8 entries in columns 0-5, 8 in 6-9
+    late = np.zeros((SPLIT_SAMPLE_ROWS + 5, 10), np.uint8)
+    late[-5:, 0] = 1  # past the rows it looks at
+    assert balanced_column(late) == 5
+    assert balanced_column(np.ones((3, 2))) == 1
+    rows = fastnn.prepare(X).rows
+    assert rows.halves.tolist() == [2, 6, 10, 14]

@@ -92,7 +92,7 @@ def store_tile(z, t, width, L, v0, v1, v2, v3):
 @njit(inline="always")
 def half_sum(params, off, n_in, stride, t, width, indices, values, scale, lo, hi, half):
     """One half's share of a tile of the first layer's pre-activations (see
-    sparse_dense_forward_tile): the bias plus the sum over the inputs below n_in // 2 (half 0),
+    sparse_dense_forward_tile): the bias plus the sum over the inputs below the split (half 0),
     or the sum over the others (half 1); lo..hi-1: those inputs' entries."""
     L = lanes(params)
     a0, a1, a2, a3 = vzero(params), vzero(params), vzero(params), vzero(params)
@@ -109,11 +109,11 @@ def half_sum(params, off, n_in, stride, t, width, indices, values, scale, lo, hi
 @kernel
 def sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, values, scale, start, mid, stop, z):
     """z[t:t + width] = b + sum over the example's non-zero inputs k of
-    (scale * values[k]) * W[indices[k], t:t + width]; ``mid``: its first entry at input n_in // 2
-    or above.
+    (scale * values[k]) * W[indices[k], t:t + width]; ``mid``: its first entry at or past the
+    input where the sum splits (prepared.balanced_column).
 
     A tile of 8 vectors has 8 independent sums. Narrower tiles sum the two halves of the inputs
-    apart, (b + sum below n_in // 2) + (sum above), each as sparse_sum: then two workers that
+    apart, (b + sum below the split) + (sum above), each as sparse_sum: then two workers that
     own half of W's rows each (kernels/train.py) compute the same bits as one.
     """
     L = lanes(params)
@@ -141,7 +141,7 @@ def sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, valu
 def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, indptr, mids, rows, Z, col):
     """Z[b, col:col + stride] = b + sum over the non-zero inputs k of example b (sparse row
     rows[b]) of (scale * values[k]) * W[indices[k], :], for every row b of Z (mids: each row's
-    first entry at input n_in // 2 or above).
+    first entry at or past the split).
 
     Tile by tile across the examples: the tile's column of W (n_in x 1-8 vectors) stays in
     cache from one example to the next, where a wide layer's whole W does not fit.

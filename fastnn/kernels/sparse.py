@@ -32,9 +32,9 @@ def count_row_nonzeros(sync, X, counts):
 
 
 @kernel(nogil=True)
-def fill_rows(sync, X, indptr, indices, values, halves, row_indices, row_values):
+def fill_rows(sync, X, split, indptr, indices, values, halves, row_indices, row_values):
     """Row i's non-zero columns and values into indices and values from indptr[i], and in
-    halves[i] its first entry at column d // 2 or above, as one of the workers sharing ``sync``,
+    halves[i] its first entry at column ``split`` or above, as one of the workers sharing ``sync``,
     each taking the next chunk of rows in turn; row_indices and row_values (one row long) are
     this worker's scratch. Narrow indices (uint16 for up to 65,536 columns) halve the bytes the
     kernels read per input."""
@@ -66,7 +66,7 @@ def fill_rows(sync, X, indptr, indices, values, halves, row_indices, row_values)
             for m in range(k):
                 indices[start + m] = row_indices[m]
                 values[start + m] = row_values[m]
-                below += row_indices[m] < d // 2
+                below += row_indices[m] < split
             halves[i] = start + below
         chunk = next_task(sync, 0)
 

@@ -9,7 +9,7 @@ Arguments travel in small tuples:
   data  = (indptr, indices, values, scale, labels, targets, weights, halves): the inputs as sorted
           sparse rows (only the non-zero inputs; uint8 pixels scaled by ``scale`` on the fly),
           int32 class labels or float regression targets (n, k), per-example loss weights, and
-          each row's first entry at input n_in // 2 or above (where the first layer's sum splits);
+          each row's first entry at or past the input where the first layer's sum splits;
   bufs  = (Z, A, D, col_ptr, col_example, col_value, weights_t, t_offsets): pre-activations,
           activations and their gradients, one row per example of the batch; room for the batch's
           inputs grouped by input unit (sparse.transpose_batch), empty when the first layer's
