@@ -94,7 +94,7 @@ def balanced_column(X: np.ndarray) -> int:
     d = X.shape[1]
     below = np.cumsum(np.count_nonzero(X[:SPLIT_SAMPLE_ROWS], axis=0))
     if d < 2 or below[-1] == 0:
-        return max(d // 2, 0)
+        return d // 2
     return int(min(max(np.searchsorted(below, below[-1] / 2) + 1, 1), d - 1))
 
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .errors import TrainingDivergedError
-from .kernels.codes import (ADAPTIVE, ALONE_FROM, BLOCK, SGD as SGD_CODE, SOLO_BATCHES, SOLO_CYCLES, SYNC_SIZE, TEAM_BATCHES,
-                            TEAM_CYCLES)
+from .kernels.codes import (ADAPTIVE, ALONE_FROM, BLOCK, SGD as SGD_CODE, SOLO_BATCHES, SOLO_CYCLES, SYNC_SIZE,
+                            TEAM_BATCHES, TEAM_CYCLES)
 from .layout import aligned_zeros, batch_buffers, cache_aligned, gradient_plan
 from .optimizers import SGD, Optimizer
 from .schedules import Schedule
@@ -316,6 +316,8 @@ def train_on_workers(n_workers: int, params, grad, net, data, order, batch_size,
     ``by_inputs`` (two workers), the first layer's weight rows are split between them."""
     from .kernels.native import kernel
 
+    if by_inputs and (n_workers != 2 or len(replicas) != 1):  # by_inputs_batch is written for two
+        raise RuntimeError("splitting the first layer by inputs needs two workers, one of them with a replica")
     if replicas and worker_bufs[0][0].shape[0] < 2 * batch_size:  # the kernel indexes both halves unchecked
         raise RuntimeError("workers with replicas need Z, A and D of 2 x batch_size rows")
     if any((r.params.shape, r.m.shape, r.v.shape) != (params.shape, opt[1].shape, opt[2].shape) for r in replicas):

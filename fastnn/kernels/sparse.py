@@ -83,10 +83,10 @@ def prefetch_row(indptr, indices, values, row):
 
 
 @njit(inline="always")
-def prefetch_half(indptr, mids, indices, values, row, half):
-    """prefetch_row for one half of a sparse row's entries: those below its ``mids`` entry, or
-    the others."""
-    lo, hi = (indptr[row], mids[row]) if half == 0 else (mids[row], indptr[row + 1])
+def prefetch_half(indptr, halves, indices, values, row, half):
+    """prefetch_row for one half of a sparse row's entries: those before its ``halves`` entry,
+    or the others."""
+    lo, hi = (indptr[row], halves[row]) if half == 0 else (halves[row], indptr[row + 1])
     for k in range(lo, hi, 64 // indices.itemsize):
         prefetch(indices, k)
     for k in range(lo, hi, 64 // values.itemsize):
