@@ -155,7 +155,7 @@ def test_fused_steps_stay_within_rounding_of_the_summed_gradient(mnist):
 
 def test_workers_with_replicas_refuse_buffers_the_kernel_would_overrun():
     """The kernel indexes both halves of Z, A and D and copies the replicas unchecked: mismatched
-    buffers are refused before it runs."""
+    buffers, or a split by inputs on other than two workers, are refused before it runs."""
     from fastnn.training import Replica, train_on_workers
 
     params, state = np.zeros(64, np.float32), np.zeros(64, np.float32)
@@ -166,3 +166,6 @@ def test_workers_with_replicas_refuse_buffers_the_kernel_would_overrun():
         train_on_workers(2, params, None, None, None, None, 16, 0, 1, [bufs, bufs], None, opt, None, None, [short])
     with pytest.raises(RuntimeError, match="differ in shape"):
         train_on_workers(2, params, None, None, None, None, 8, 0, 1, [bufs, bufs], None, opt, None, None, [short])
+    with pytest.raises(RuntimeError, match="two workers"):  # by_inputs_batch's barriers count two
+        train_on_workers(3, params, None, None, None, None, 8, 0, 1, [bufs] * 3, None, opt, None, None, [short] * 2,
+                         by_inputs=True)
