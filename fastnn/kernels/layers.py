@@ -49,9 +49,17 @@ def tile_width(stride, t, L, most):
 
 
 @njit(inline="always")
+def narrow_tile_width(stride, t, L):
+    """Values in the tile that starts at t of a row of the first layer narrower than 8 vectors
+    from t on: the rest of the row when it is 4 vectors or fewer (one pass over the inputs
+    where tile_width would make two of 2 + 1 vectors), else 4 vectors."""
+    return min(stride - t, 4 * L)
+
+
+@njit(inline="always")
 def sparse_sum(params, off, stride, t, width, indices, values, scale, lo, hi, a0, a1, a2, a3):
     """(a0, a1, a2, a3) + sum over the non-zero inputs lo..hi-1 of (scale * values[k]) *
-    W[indices[k], t:t + width] (``width``: 1, 2 or 4 vectors; the unused sums pass through).
+    W[indices[k], t:t + width] (``width``: 1 to 4 vectors; the unused sums pass through).
 
     Inputs alternate between two sets of sums, added at the end, so that each FMA waits on the
     one two inputs back: a single chain would run at the FMA's latency.
@@ -67,6 +75,7 @@ def sparse_sum(params, off, stride, t, width, indices, values, scale, lo, hi, a0
             a1, b1 = vfma(x, vload(params, r + L), a1), vfma(y, vload(params, q + L), b1)
         if width > 2 * L:
             a2, b2 = vfma(x, vload(params, r + 2 * L), a2), vfma(y, vload(params, q + 2 * L), b2)
+        if width > 3 * L:
             a3, b3 = vfma(x, vload(params, r + 3 * L), a3), vfma(y, vload(params, q + 3 * L), b3)
         k += 2
     if k < hi:
@@ -75,18 +84,22 @@ def sparse_sum(params, off, stride, t, width, indices, values, scale, lo, hi, a0
         if width > L:
             a1 = vfma(x, vload(params, r + L), a1)
         if width > 2 * L:
-            a2, a3 = vfma(x, vload(params, r + 2 * L), a2), vfma(x, vload(params, r + 3 * L), a3)
+            a2 = vfma(x, vload(params, r + 2 * L), a2)
+        if width > 3 * L:
+            a3 = vfma(x, vload(params, r + 3 * L), a3)
     return vadd(a0, b0), vadd(a1, b1), vadd(a2, b2), vadd(a3, b3)
 
 
 @njit(inline="always")
 def store_tile(z, t, width, L, v0, v1, v2, v3):
-    """z[t:t + width] = the tile's 1, 2 or 4 vectors."""
+    """z[t:t + width] = the tile's 1 to 4 vectors."""
     vstore(z, t, v0)
     if width > L:
         vstore(z, t + L, v1)
     if width > 2 * L:
-        vstore(z, t + 2 * L, v2), vstore(z, t + 3 * L, v3)
+        vstore(z, t + 2 * L, v2)
+    if width > 3 * L:
+        vstore(z, t + 3 * L, v3)
 
 
 @njit(inline="always")
@@ -102,7 +115,9 @@ def half_sum(params, off, n_in, stride, t, width, indices, values, scale, lo, hi
         if width > L:
             a1 = vload(params, bias + L)
         if width > 2 * L:
-            a2, a3 = vload(params, bias + 2 * L), vload(params, bias + 3 * L)
+            a2 = vload(params, bias + 2 * L)
+        if width > 3 * L:
+            a3 = vload(params, bias + 3 * L)
     return sparse_sum(params, off, stride, t, width, indices, values, scale, lo, hi, a0, a1, a2, a3)
 
 
@@ -149,7 +164,7 @@ def sparse_dense_forward(params, off, n_in, stride, indices, values, scale, indp
     L = lanes(params)
     t = 0
     while t < stride:
-        width = tile_width(stride, t, L, 8)
+        width = tile_width(stride, t, L, 8) if stride - t >= 8 * L else narrow_tile_width(stride, t, L)
         for b in range(Z.shape[0]):
             row = rows[b]
             sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, values, scale, indptr[row],

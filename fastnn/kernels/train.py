@@ -52,8 +52,8 @@ from .layers import (
     sparse_columns_backward,
     sparse_dense_forward,
     sparse_rows_step,
+    narrow_tile_width,
     store_tile,
-    tile_width,
     transpose_weights,
 )
 from .optim import update_segment
@@ -267,7 +267,7 @@ def first_layer_half(params, net, data, rows, Z, half):
     L = lanes(params)
     t = 0
     while t < strides[0]:
-        width = tile_width(strides[0], t, L, 4)
+        width = narrow_tile_width(strides[0], t, L)
         for b in range(rows.size):
             row = rows[b]
             lo, hi = (indptr[row], halves[row]) if half == 0 else (halves[row], indptr[row + 1])
