@@ -112,16 +112,17 @@ def test_subsets_of_rows_keep_where_each_row_splits():
     fastnn.PreparedInputs(sub, np.dtype(np.float32))  # passes its checks
 
 
-def test_the_split_column_halves_the_entries_of_the_first_rows():
+def test_the_split_column_shares_the_entries_of_the_first_rows():
     """Two workers each own the first layer's weight rows on one side of balanced_column."""
-    from fastnn.prepared import SPLIT_SAMPLE_ROWS, balanced_column
+    from fastnn.prepared import SPLIT_SAMPLE_ROWS, SPLIT_SHARE, balanced_column
 
-    X = np.zeros((4, 10), np.uint8)
-    X[:, [1, 5, 8, 9]] = 7
-    assert balanced_column(X) == 6  # 8 entries in columns 0-5, 8 in 6-9
+    X = np.zeros((4, 100), np.uint8)
+    X[:, ::3] = 7  # 34 entries a row, columns 0, 3, ..., 99
+    split = balanced_column(X)
+    assert np.count_nonzero(X[:, :split]) >= SPLIT_SHARE * X.astype(bool).sum() > np.count_nonzero(X[:, :split - 1])
     late = np.zeros((SPLIT_SAMPLE_ROWS + 5, 10), np.uint8)
     late[-5:, 0] = 1  # past the rows it looks at
     assert balanced_column(late) == 5
     assert balanced_column(np.ones((3, 2))) == 1
     rows = fastnn.prepare(X).rows
-    assert rows.halves.tolist() == [2, 6, 10, 14]
+    assert rows.halves.tolist() == [34 * i + (split + 2) // 3 for i in range(4)]
