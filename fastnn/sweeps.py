@@ -389,13 +389,30 @@ def _local_results(todo_chunks, data):
         yield run_chunk(chunk, data, threads=None)
 
 
+# Scattering to every worker now and then never returns (dask/distributed#4907; seen once in this
+# project's CI, 2026-12-01, at the start of a sweep): each try gets this long, and one more follows.
+SCATTER_TIMEOUT_SECONDS = 120
+SCATTER_TRIES = 2
+
+
+def _scatter_to_all(client, data):
+    """client.scatter(data, broadcast=True), tried again if it does not return in time."""
+    for attempt in range(SCATTER_TRIES):
+        try:
+            return client.scatter(data, broadcast=True, timeout=SCATTER_TIMEOUT_SECONDS)
+        except TimeoutError as error:
+            if attempt == SCATTER_TRIES - 1:
+                raise SweepError(f"sending the data to the Dask workers did not finish in {SCATTER_TRIES} tries "
+                                 f"of {SCATTER_TIMEOUT_SECONDS} s") from error
+
+
 def _dask_results(todo_chunks, data, client):
     """Each chunk a task on the cluster, single-threaded; the data scattered to every worker.
     A task lost with its worker is run again by Dask elsewhere; the caller counts each run once."""
     from distributed import as_completed
 
     token = os.urandom(4).hex()
-    shared = client.scatter(data, broadcast=True)
+    shared = _scatter_to_all(client, data)
     futures = [client.submit(run_chunk, chunk, shared, 1, pure=False,
                              key=f"fastnn-sweep-{chunk[0]['id']}-{len(chunk)}-{token}")
                for chunk in todo_chunks]

@@ -184,3 +184,26 @@ def test_dask_worker_killed_mid_sweep(tmp_path, client):
         time.sleep(0.5)
     local = sweep(cfg, data=DATA, out=tmp_path / "local", progress=False)
     pd.testing.assert_frame_equal(metrics(remote), metrics(local))
+
+
+def test_scattering_the_data_is_tried_again_when_it_hangs(monkeypatch):
+    """A scatter to every worker that does not return in time (dask/distributed#4907) is tried
+    once more, then ends in a clear error rather than a hang."""
+    from fastnn import sweeps
+
+    class Client:
+        def __init__(self, hangs):
+            self.hangs, self.calls = hangs, []
+
+        def scatter(self, data, broadcast, timeout):
+            self.calls.append((broadcast, timeout))
+            if len(self.calls) <= self.hangs:
+                raise TimeoutError("scatter")
+            return {"X": "future"}
+
+    once = Client(hangs=1)
+    assert sweeps._scatter_to_all(once, {"X": 1}) == {"X": "future"}
+    assert once.calls == [(True, sweeps.SCATTER_TIMEOUT_SECONDS)] * 2
+    always = Client(hangs=sweeps.SCATTER_TRIES)
+    with pytest.raises(sweeps.SweepError, match="did not finish in 2 tries"):
+        sweeps._scatter_to_all(always, {"X": 1})
