@@ -204,6 +204,13 @@ def sparse_rows_step(out, step, off, stride, indices, values, scale, lo, hi, dz)
             vstore(out, r, vfma(vsplat(input_value(values, k, scale)), d0, vload(out, r)))
 
 
+@njit(inline="always")
+def add_bias_gradient(grad, bias, stride, dz):
+    """grad[bias:bias + stride] += dz: one example's term of a layer's bias gradient."""
+    for t in range(0, stride, lanes(grad)):
+        vstore(grad, bias + t, vadd(vload(grad, bias + t), vload(dz, t)))
+
+
 @kernel
 def sparse_dense_backward(grad, params, rate, off, n_in, stride, indices, values, scale, start, stop, dz, r0, r1):
     """grad[rows r0..r1) += x^T dz for one example: the rows of its non-zero inputs in range;
@@ -218,10 +225,7 @@ def sparse_dense_backward(grad, params, rate, off, n_in, stride, indices, values
     sparse_rows_step(out, grad.dtype.type(-rate) if rate != 0 else grad.dtype.type(1), off, stride, indices, values,
                      scale, lo, end, dz)
     if r1 == n_in + 1:
-        L = lanes(grad)
-        bias = off + n_in * stride
-        for t in range(0, stride, L):
-            vstore(grad, bias + t, vadd(vload(grad, bias + t), vload(dz, t)))
+        add_bias_gradient(grad, off + n_in * stride, stride, dz)
 
 
 @njit(inline="always")

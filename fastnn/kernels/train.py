@@ -39,6 +39,7 @@ from .jit import kernel
 from .layers import (
     activation_backward,
     activation_forward,
+    add_bias_gradient,
     dense_backward_input,
     dense_backward_rows,
     dense_forward,
@@ -58,7 +59,7 @@ from .layers import (
 )
 from .optim import update_segment
 from .simd import lanes, prefetch, vadd, vload, vstore
-from .sparse import prefetch_half, prefetch_row, transpose_batch
+from .sparse import half_range, prefetch_half, prefetch_row, transpose_batch
 from .sync import atomic_add, atomic_load, barrier, cycles, next_task, sleep_until, wait_until
 
 
@@ -270,7 +271,7 @@ def first_layer_half(params, net, data, rows, Z, half):
         width = narrow_tile_width(strides[0], t, L)
         for b in range(rows.size):
             row = rows[b]
-            lo, hi = (indptr[row], halves[row]) if half == 0 else (halves[row], indptr[row + 1])
+            lo, hi = half_range(indptr, halves, row, half)
             h0, h1, h2, h3 = half_sum(params, offsets[0], sizes[0], strides[0], t, width, indices, values, scale, lo,
                                       hi, half)
             store_tile(Z[b], t, width, L, h0, h1, h2, h3)
@@ -301,7 +302,7 @@ def first_layer_half_step(params, net, data, order, start, n_batch, batch_size, 
             later = order[start + 2 * batch_size + b]
             prefetch(indptr, later), prefetch(halves, later), prefetch(data[4], later), prefetch(data[6], later)
         row = order[start + b]
-        lo, hi = (indptr[row], halves[row]) if half == 0 else (halves[row], indptr[row + 1])
+        lo, hi = half_range(indptr, halves, row, half)
         sparse_rows_step(params, -rate, offsets[0], strides[0], indices, values, scale, lo, hi,
                          D[b, cols[0]:cols[1]])
 
@@ -314,9 +315,7 @@ def upper_units_step(grad, params, rate, net, data, order, start, n_batch, bufs,
     D = bufs[2]
     bias = offsets[0] + sizes[0] * strides[0]
     for b in range(n_batch):
-        dz = D[b, cols[0]:cols[1]]
-        for t in range(0, strides[0], lanes(grad)):
-            vstore(grad, bias + t, vadd(vload(grad, bias + t), vload(dz, t)))
+        add_bias_gradient(grad, bias, strides[0], D[b, cols[0]:cols[1]])
     for u in range(units.shape[0]):
         if units[u, 0] > 0:
             accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u, u + 1)
@@ -411,10 +410,6 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
         started = cycles()
         start = batch * batch_size
         n_batch = min(batch_size, n - start)
-        half = (batch % 2) * batch_size if replica >= 0 else 0
-        ahead = team * BLOCK if replica >= 0 else BLOCK  # this worker's next block (next_block)
-        bufs_now = (bufs[0][half:half + batch_size], bufs[1][half:half + batch_size],
-                    bufs[2][half:half + batch_size], bufs[3], bufs[4], bufs[5], bufs[6], bufs[7])
         if by_inputs and team > 1:
             passed = by_inputs_batch(sync, params, grad, net, data, order, start, n_batch, batch_size, bufs, units,
                                      opt, losses, hits, replica, leader[0], batch - first, leaving, passed)
@@ -423,6 +418,10 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
                     return
                 team, alone_from = 1, batch + 2
         else:
+            half = (batch % 2) * batch_size if replica >= 0 else 0
+            ahead = team * BLOCK if replica >= 0 else BLOCK  # this worker's next block (next_block)
+            bufs_now = (bufs[0][half:half + batch_size], bufs[1][half:half + batch_size],
+                        bufs[2][half:half + batch_size], bufs[3], bufs[4], bufs[5], bufs[6], bufs[7])
             transpose_layers(params, net, bufs)
             inverse = inverse_weight(params, data, order, start, n_batch)
             n_tasks = (n_batch + BLOCK - 1) // BLOCK + transposing
