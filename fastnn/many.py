@@ -19,7 +19,7 @@ from .model import MLP
 from .optimizers import Optimizer
 from .schedules import Schedule
 from .errors import TrainingDivergedError
-from .training import History, OptimizerState, Settings, dropout_key
+from .training import History, OptimizerState, Settings, dropout_key, epoch_order
 from .workers import max_threads, run_workers
 
 
@@ -80,7 +80,7 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     try:
         for _ in range(common.epochs):
             started = time.perf_counter()
-            orders = np.stack([m.rng.permutation(n) if shuffle else np.arange(n) for m in models])
+            orders = np.stack([epoch_order(m.rng, n) if shuffle else np.arange(n) for m in models])
             keys = np.array([dropout_key(m.seed, m.epochs_trained) for m in models], dtype=np.uint64)
             steps = [st.step + 1 + np.arange(n_batches) for st in states]
             hyper = np.stack([s.optimizer.hyper(st, dtype) for s, st in zip(settings, steps)])

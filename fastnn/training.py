@@ -149,6 +149,16 @@ def dropout_key(seed: int, epoch: int) -> int:
     return (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + 1) % 2**64
 
 
+def epoch_order(rng: np.random.Generator, n: int) -> np.ndarray:
+    """The order of an epoch's n examples: a permutation drawn from one 64-bit word of ``rng``
+    (see kernels/order.py)."""
+    from .kernels.native import kernel
+
+    order = np.empty(n, dtype=np.int64)
+    kernel("shuffle_order")(order, rng.integers(2**64, dtype=np.uint64))
+    return order
+
+
 def train(model: "MLP", examples: "Examples", validation: "Examples | None", settings: Settings,
           on_block: Callable | None, on_epoch: Callable | None) -> History:
     """Run settings.epochs epochs over examples; see MLP.fit."""
@@ -180,7 +190,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
         if resumed is not None:  # an epoch interrupted part-way: replay its order, skip its done batches
             model.rng.bit_generator.state = resumed["rng"]
         epoch_start_rng = model.rng.bit_generator.state
-        order = model.rng.permutation(n) if settings.shuffle else np.arange(n)
+        order = epoch_order(model.rng, n) if settings.shuffle else np.arange(n)
         net = model._net(dropout_key(model.seed, model.epochs_trained))
         skip = resumed["batches_done"] if resumed is not None else 0
         if skip >= n_batches or (resumed is not None and resumed.get("n_batches") != n_batches):

@@ -9,7 +9,7 @@ from scipy import stats
 import fastnn
 from fastnn import MLP
 from fastnn.kernels.layers import dropout_uniform
-from fastnn.training import dropout_key
+from fastnn.training import dropout_key, epoch_order
 from helpers import gaussian_problem
 from torch_reference import (
     dropout_key_numpy,
@@ -29,10 +29,10 @@ def problem(n, seed=0, sizes=SIZES, output="softmax"):
 
 
 def replay_orders(model, n, epochs):
-    """The example orders fit(shuffle=True) will draw: permutations from a copy of the model's generator."""
+    """The example orders fit(shuffle=True) will draw: epoch_order on a copy of the model's generator."""
     rng = np.random.default_rng()
     rng.bit_generator.state = model.rng.bit_generator.state
-    return [rng.permutation(n) for _ in range(epochs)]
+    return [epoch_order(rng, n) for _ in range(epochs)]
 
 
 # -- dropout ----------------------------------------------------------------------------------------
