@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+from ctypes import addressof, c_char
 from dataclasses import dataclass
 
 import numpy as np
@@ -132,8 +133,14 @@ def aligned_zeros(shape, dtype) -> np.ndarray:
     shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
     size = int(math.prod(shape)) * dtype.itemsize  # math.prod: 0.15 us, np.prod: 3.2 us
     raw = np.zeros(size + CACHE_LINE, dtype=np.uint8)
-    start = -raw.ctypes.data % CACHE_LINE
+    start = -address(raw) % CACHE_LINE
     return raw[start:start + size].view(dtype).reshape(shape)
+
+
+def address(array: np.ndarray) -> int:
+    """Where a writeable array's data starts: through the buffer protocol, three times faster
+    than array.ctypes.data (fit allocates a dozen buffers)."""
+    return addressof(c_char.from_buffer(array))
 
 
 def cache_aligned(array: np.ndarray) -> np.ndarray:

@@ -84,8 +84,8 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
             keys = np.array([dropout_key(m.seed, m.epochs_trained) for m in models], dtype=np.uint64)
             steps = [st.step + 1 + np.arange(n_batches) for st in states]
             hyper = np.stack([s.optimizer.hyper(st, dtype) for s, st in zip(settings, steps)])
-            lrs = np.array([[s.optimizer.lr * common.schedule.factor(m.epochs_trained, b, n_batches)
-                             for b in range(n_batches)] for m, s in zip(models, settings)], dtype=dtype)
+            lrs = np.array([s.optimizer.lr * common.schedule.factors(m.epochs_trained, 0, n_batches, n_batches)
+                            for m, s in zip(models, settings)], dtype=dtype)
             opt = (common.optimizer.code, m_state, v_state, hyper, lrs, common.clip_norm)
             good = (params.copy(), m_state.copy(), v_state.copy())
             net, data, tasks, syncs = first._net(), examples.kernel_tuple(), np.zeros(SYNC_SIZE, np.int64), \

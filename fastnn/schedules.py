@@ -11,12 +11,23 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 
 class Schedule:
     """Constant learning rate; the base class."""
 
+    # Whether the factor changes within an epoch (else it depends on the epoch alone).
+    per_step = False
+
     def factor(self, epoch: int, step: int, steps_per_epoch: int) -> float:
         return 1.0
+
+    def factors(self, epoch: int, first: int, last: int, steps_per_epoch: int) -> np.ndarray:
+        """The factors of steps first..last-1 of an epoch."""
+        if not self.per_step:
+            return np.full(last - first, self.factor(epoch, first, steps_per_epoch))
+        return np.array([self.factor(epoch, step, steps_per_epoch) for step in range(first, last)])
 
     def end_epoch(self, metric: float) -> None:
         """Called after each epoch with the monitored loss (validation loss if there is one)."""
@@ -66,6 +77,7 @@ class Warmup(Schedule):
 
     steps: int
     then: Schedule = field(default_factory=Schedule)
+    per_step = True
 
     def factor(self, epoch, step, steps_per_epoch):
         done = epoch * steps_per_epoch + step

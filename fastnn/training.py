@@ -181,7 +181,8 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     losses = aligned_zeros(n, model.dtype)
     hits = aligned_zeros(n, np.bool_)
     data = examples.kernel_tuple()
-    edges = np.linspace(0, n_batches, min(settings.blocks_per_epoch, n_batches) + 1).astype(np.int64)
+    n_blocks = min(settings.blocks_per_epoch, n_batches)
+    edges = np.arange(n_blocks + 1) * n_batches // n_blocks
     history = History()
     stopper = _Stopper(settings.early_stopping, model)
     for epoch in range(settings.epochs):
@@ -200,8 +201,8 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
                 continue
             first = max(first, skip)
             steps = state.step + 1 + np.arange(last - first)
-            lrs = np.array([settings.optimizer.lr * settings.schedule.factor(model.epochs_trained, b, n_batches)
-                            for b in range(first, last)], dtype=model.dtype)
+            lrs = (settings.optimizer.lr * settings.schedule.factors(model.epochs_trained, first, last, n_batches)
+                   ).astype(model.dtype)
             opt = (settings.optimizer.code, state.m, state.v, settings.optimizer.hyper(steps, model.dtype),
                    lrs, settings.clip_norm)
             good = (model._params.copy(), state.m.copy(), state.v.copy())
@@ -227,7 +228,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
         trained = slice(skip * batch_size, n)  # a resumed epoch reports the part it trained
         history.loss.append(float(losses[trained].mean(dtype=np.float64)))
         if model.output == "softmax":
-            history.accuracy.append(float(hits[trained].mean()))
+            history.accuracy.append(int(np.count_nonzero(hits[trained])) / hits[trained].size)
         history.lr.append(float(lrs[-1]))
         monitored = history.loss[-1]
         if validation is not None:

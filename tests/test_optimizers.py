@@ -143,6 +143,16 @@ def test_schedule_matches_torch(name, opt):
     np.testing.assert_allclose(history.lr, lrs, rtol=1e-12)  # the lr of each epoch's last step
 
 
+@pytest.mark.parametrize("schedule", [s for s, _, _ in SCHEDULES.values()]
+                         + [schedules.Warmup(steps=6, then=schedules.Cosine(t_max=3, per_step=True))])
+def test_schedule_factors_are_its_factor_at_each_step(schedule):
+    """The lr of a block of steps (fit's form, by the epoch for per-epoch schedules) is the
+    schedule's factor at each step."""
+    for epoch in range(3):
+        expected = [schedule.factor(epoch, step, 4) for step in range(1, 4)]
+        np.testing.assert_array_equal(schedule.factors(epoch, 1, 4, 4), expected)
+
+
 def test_reduce_on_plateau_matches_torch():
     """ReduceOnPlateau watches the training loss (no validation data): torch's ReduceLROnPlateau
     gets the same metric, the mean per-example loss of the epoch as it trained, computed by torch.
