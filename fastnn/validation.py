@@ -85,6 +85,8 @@ def check_targets(y, n_examples: int, n_outputs: int, dtype: np.dtype, name: str
 def check_weights(sample_weight, class_weight, labels, n_examples: int, n_classes: int,
                   dtype: np.dtype) -> np.ndarray:
     """Per-example loss weights: sample_weight times the weight of each example's class."""
+    if sample_weight is None and class_weight is None:  # every fit without weights: skip the checks
+        return np.ones(n_examples, dtype=dtype)
     weights = np.ones(n_examples, dtype=np.float64)
     if sample_weight is not None:
         w = np.asarray(sample_weight, dtype=np.float64) if _is_numeric(sample_weight) else None
