@@ -4,6 +4,7 @@ their work through fastnn/kernels/sync.py, so plain Python threads run them in p
 from __future__ import annotations
 
 import os
+import queue
 import sys
 import threading
 from typing import Callable
@@ -27,14 +28,49 @@ def default_threads() -> int:
     return numba.get_num_threads() if numba is not None else max_threads()
 
 
+class _Helper:
+    """A thread that stays, to run one work(w) after another: starting a thread for every kernel
+    call took 0.1 ms, and worker 0 waited half of it before starting its own work."""
+
+    def __init__(self):
+        self.tasks: queue.SimpleQueue = queue.SimpleQueue()
+        self.outcomes: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._serve, daemon=True, name="fastnn-helper").start()
+
+    def _serve(self) -> None:
+        while True:
+            work, w = self.tasks.get()
+            try:
+                work(w)
+                self.outcomes.put(None)
+            except BaseException as error:  # handed to the caller, which raises it
+                self.outcomes.put(error)
+
+
+# Helpers waiting for work. A caller takes the ones it needs and starts new ones when none waits
+# (callers on several threads at once never share one); a forked child has none of the threads.
+_idle: list[_Helper] = []
+os.register_at_fork(after_in_child=_idle.clear)
+
+
 def run_workers(n_workers: int, work: Callable[[int], None]) -> None:
     """Call work(w) for w = 0..n_workers-1 at once, each on its own thread (w = 0 on this one);
-    return when all have returned."""
-    helpers = [threading.Thread(target=work, args=(w,), daemon=True) for w in range(1, n_workers)]
-    for helper in helpers:
-        helper.start()
+    return when all have returned, raising what a helper thread raised."""
+    helpers = []
+    for w in range(1, n_workers):
+        try:
+            helper = _idle.pop()
+        except IndexError:
+            helper = _Helper()
+        helper.tasks.put((work, w))
+        helpers.append(helper)
+    error = None
     try:
         work(0)
     finally:
         for helper in helpers:
-            helper.join()
+            outcome = helper.outcomes.get()
+            _idle.append(helper)
+            error = error or outcome
+    if error is not None:
+        raise error
