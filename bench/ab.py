@@ -4,6 +4,7 @@
     python -m bench.ab . . --hidden 20 --threads 1 2 --min-work 0   # two workers against one
     python -m bench.ab . . --hidden 10 --threads 2 --min-work 0 --shared A   # shared weights against replicas
     python -m bench.ab . . --native 0 1   # the JIT kernels against the native library's
+    python -m bench.ab A B --whole   # whole fit(epochs=1) calls, setup included, as bench.compare
 
 Two warm processes, one per checkout (each with its own Numba cache in DIR/.numba_cache/ab),
 take turns: each round, both train 784-H-10 on MNIST for two epochs (batch 64, SGD, shuffled),
@@ -20,8 +21,11 @@ import sys
 import numpy as np
 
 
-def worker(hidden: int, threads: int, min_work: int | None, shared: bool) -> None:
-    """Warm up, then train for two epochs per line read from stdin; print their seconds."""
+def worker(hidden: int, threads: int, min_work: int | None, shared: bool, whole: bool) -> None:
+    """Warm up, then train for two epochs per line read from stdin; print their seconds (with
+    ``whole``, of two fit(epochs=1) calls from start to end, as bench.compare times them)."""
+    import time
+
     import fastnn
     import fastnn.training
 
@@ -36,7 +40,15 @@ def worker(hidden: int, threads: int, min_work: int | None, shared: bool) -> Non
 
     def epochs() -> list[float]:
         model = fastnn.MLP([784, hidden, 10], seed=0)
-        return model.fit(X, mnist.train_labels, epochs=2, batch_size=64, lr=0.1, threads=threads).seconds
+        options = dict(batch_size=64, lr=0.1, threads=threads)
+        if not whole:
+            return model.fit(X, mnist.train_labels, epochs=2, **options).seconds
+        seconds = []
+        for _ in range(2):
+            start = time.perf_counter()
+            model.fit(X, mnist.train_labels, epochs=1, **options)
+            seconds.append(time.perf_counter() - start)
+        return seconds
 
     epochs()
     print("ready", flush=True)
@@ -57,12 +69,14 @@ def main() -> None:
     parser.add_argument("--native", nargs=2, choices=("0", "1"), default=("1", "1"), metavar="0|1",
                         help="FASTNN_NATIVE of A's process, then of B's (default: 1 1, the native library "
                         "where it is built)")
+    parser.add_argument("--whole", action="store_true", help="time whole fit(epochs=1) calls, as bench.compare "
+                        "does, rather than the training loop alone (History.seconds)")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--shared-here", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.hidden, args.threads[0], args.min_work, args.shared_here)
+        return worker(args.hidden, args.threads[0], args.min_work, args.shared_here, args.whole)
     threads = (args.threads + args.threads)[:2]
     procs = []
     for name, d, t, native in zip("AB", args.dirs, threads, args.native):
@@ -75,7 +89,8 @@ def main() -> None:
         procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", *args.dirs,
                                        "--hidden", str(args.hidden), "--threads", str(t),
                                        *(["--min-work", str(args.min_work)] if args.min_work is not None else []),
-                                       *(["--shared-here"] if args.shared in (name, "both") else [])],
+                                       *(["--shared-here"] if args.shared in (name, "both") else []),
+                                       *(["--whole"] if args.whole else [])],
                                       cwd=d, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
     for p in procs:
         if p.stdout.readline().strip() != "ready":
