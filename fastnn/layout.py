@@ -18,8 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .kernels.codes import VECTOR_BYTES
 
-VECTOR_BYTES = 32  # one AVX register; see fastnn/kernels/simd.py
+
 CACHE_LINE = 64
 
 # From this many vectors of first-layer outputs, the first layer's gradient is summed over a
@@ -126,7 +127,7 @@ def batch_buffers(layout: Layout, rows, batch_size: int, models: tuple[int, ...]
 
 
 def aligned_zeros(shape, dtype) -> np.ndarray:
-    """Zeros whose data starts on a cache line. The kernels' 32-byte vector loads and stores
+    """Zeros whose data starts on a cache line. The kernels' vector loads and stores (32 or 64 bytes)
     then never straddle two lines; numpy's large arrays start 16 bytes into a page, and with
     the weights there a 784-512-10 epoch took 1.23x as long as with them on a line's start."""
     dtype = np.dtype(dtype)

@@ -4,6 +4,10 @@ import numpy as np
 import pytest
 
 from fastnn import MLP
+from fastnn.kernels.codes import VECTOR_BYTES
+from fastnn.layout import TRANSPOSE_MIN_VECTORS
+
+LANES = VECTOR_BYTES // 4  # float32 values per vector: 16 with AVX-512, 8 with AVX2
 
 
 def train(X, y, threads, seed=0, sizes=(784, 32, 10), clip_norm=None):
@@ -125,7 +129,8 @@ def test_two_workers_with_clipping_agree_with_one_on_every_run(force_parallel):
     assert differing == 0, f"{differing} of 200 two-worker runs differ from one worker"
 
 
-@pytest.mark.parametrize("hidden", [40, 56, 72, 200], ids=lambda h: f"784-{h}-10")
+@pytest.mark.parametrize("hidden", [5 * LANES, 7 * LANES - 3, 9 * LANES, 25 * LANES - 1],
+                         ids=lambda h: f"784-{h}-10")
 def test_transposed_batch_gives_the_per_example_gradient_bit_for_bit(mnist, monkeypatch, hidden):
     """Wide first layers sum their gradient over the batch grouped by input unit: the same
     additions in the same order as example by example (tiles of 4+1, 4+2+1, 8+1, 8+8+8+1 vectors).
@@ -145,7 +150,7 @@ def test_fused_steps_stay_within_rounding_of_the_summed_gradient(mnist):
     takes each weight row's whole sum, so the two agree bit for bit; example by example it takes
     each example's term in turn: the same math, other rounding (float32's)."""
     X, y = mnist.train_images[:1000], mnist.train_labels[:1000]
-    wide = (784, 40, 10)
+    wide = (784, TRANSPOSE_MIN_VECTORS * LANES + 3, 10)
     assert np.array_equal(train(X, y, threads=1, sizes=wide), train(X, y, threads=1, sizes=wide, clip_norm=1e30))
     narrow = (784, 10, 10)
     fused, summed = train(X, y, threads=1, sizes=narrow), train(X, y, threads=1, sizes=narrow, clip_norm=1e30)

@@ -1,8 +1,9 @@
-"""Explicit SIMD vectors for Numba: 32-byte (AVX) vectors of float32 or float64.
+"""Explicit SIMD vectors for Numba: vectors of float32 or float64 as wide as the CPU's
+(codes.VECTOR_BYTES: 64 bytes with AVX-512, else 32).
 
 LLVM's auto-vectoriser keeps the accumulators of a loop over a runtime-length row in memory;
 with these intrinsics a tile of outputs lives in registers across a whole loop of inputs.
-A vector is an SSA value of type <8 x float> (float32) or <4 x double> (float64): every
+A vector is an SSA value of type <16 x float> or <8 x double> (<8 x float> or <4 x double>): every
 operation here is one LLVM instruction or intrinsic call, inlined into the caller.
 Array indices are not checked: callers stay inside padded rows (see fastnn/layout.py).
 """
@@ -12,7 +13,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, overload, register_model
 
-VECTOR_BYTES = 32
+from .codes import VECTOR_BYTES
 
 
 class Vector(types.Type):
