@@ -86,11 +86,13 @@ def sparse_rows(X, n_features: int, dtype, name: str = "X") -> SparseRows:
 # balanced_column looks at this many rows (MNIST: their shares are the whole set's within 0.3%),
 # and puts this share of their non-zero entries before the split. Not half: on MNIST each entry
 # past the split cost the worker that owns those rows about an eighth more (the cause is not
-# known; swapping the workers' halves moved the wait with the half). At 50% worker 0 waited
-# 4,500 CPU cycles a batch for the other; at 56%, 1,200, and two threads took 0.955x and 0.970x
-# the time (bench.ab, paired, 2026-12-01).
+# known; swapping the workers' halves moved the wait with the half). With 32-byte vectors, at
+# 50% worker 0 waited 4,500 CPU cycles a batch for the other; at 56%, 1,200, and two threads
+# took 0.955x and 0.970x the time. With 64-byte vectors (AVX-512) 56% made worker 1 wait 2,500
+# cycles a batch: 52% took 0.96-0.99x the time of 56% at 784-10-10, the same at 784-20-10, and
+# 51-53% measured alike (bench.ab, paired, 2026-12-01).
 SPLIT_SAMPLE_ROWS = 1024
-SPLIT_SHARE = 0.56
+SPLIT_SHARE = 0.52
 
 
 def balanced_column(X: np.ndarray) -> int:
