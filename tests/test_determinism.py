@@ -94,6 +94,32 @@ def test_workers_with_replicas_agree_with_one_bit_for_bit(mnist, force_replicas,
     assert np.array_equal(replicated.get_params(), run(1).get_params())
 
 
+def test_a_fit_takes_the_batches_an_earlier_one_timed_alone(mnist, force_replicas, monkeypatch):
+    """Fits of one shape within SOLO_MEMORY_SECONDS: the later ones time no batch alone (their
+    report gives the first's timing, the very same numbers), and train the same weights."""
+    import fastnn.training
+    import fastnn.workers
+
+    if fastnn.workers.max_threads() < 2:
+        pytest.skip("one CPU: fit would run one worker whatever threads says")
+    X, y = mnist.train_images[:2000], mnist.train_labels[:2000]
+
+    def run(memory_seconds):
+        monkeypatch.setattr(fastnn.training, "SOLO_MEMORY_SECONDS", memory_seconds)
+        fastnn.training._solo_timings.clear()
+        model, reports = MLP([784, 10, 10], seed=5), []
+        for _ in range(3):
+            model.fit(X, y, epochs=1, batch_size=32, threads=2)
+            reports.append(fastnn.training.last_team_report.solo_batch_cycles)
+        return model.get_params(), reports
+
+    remembered, reports = run(60.0)
+    assert reports[0] > 0 and reports[1] == reports[0] == reports[2]
+    forgotten, reports = run(0.0)
+    assert len(set(reports)) == 3  # each call timed its own
+    assert np.array_equal(remembered, forgotten)
+
+
 def test_team_report_reads_what_worker_zero_left_in_sync():
     from fastnn.kernels import codes
     from fastnn.training import TeamReport

@@ -377,7 +377,8 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
     Worker 0 (whose replica is the model's, ``leader``: params, m and v) starts alone: it does
     not wait for the other threads to start. ``schedule`` = (rule, solo probe, team probe, by_inputs):
     once the others are ready and worker 0 has timed ``solo probe`` (>= 1) batches alone (not
-    the call's first, whose caches are cold), they copy its replica and join it
+    the call's first, whose caches are cold; those an earlier call timed count, when the caller
+    leaves them in sync's SOLO_CYCLES and SOLO_BATCHES), they copy its replica and join it
     (join_worker_zero). After timing ``team probe`` batches together (not the one they copied
     in), it keeps them only if those took less time per batch (rule ADAPTIVE; KEEP_TEAM and
     LEAVE_AFTER_PROBE, for tests, decide regardless, and wait for the others to join). A shared
@@ -397,6 +398,8 @@ def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, fi
     joined_at = -1 if replica == 0 else first  # worker 0: the batch the others joined at (-1: not yet)
     leaving = False
     solo_cycles, solo_batches, team_cycles, team_batches, alone_from = 0, 0, 0, 0, 0
+    if replica == 0:  # batches an earlier call timed alone, if the caller passes them on
+        solo_cycles, solo_batches = sync[SOLO_CYCLES], sync[SOLO_BATCHES]
     passed, base = 0, 0
     ready = False  # worker 0: the others wait to join (asleep), so a batch alone is timed fairly
     for batch in range(begin, last):
