@@ -123,7 +123,7 @@ def batch_buffers(layout: Layout, rows, batch_size: int, models: tuple[int, ...]
     return (*(aligned_zeros((*models, batch_size, width), layout.dtype) for _ in range(3)),
             aligned_zeros((*models, n_units), np.int32), aligned_zeros((*models, entries), np.int32),
             aligned_zeros((*models, entries), layout.dtype), aligned_zeros((*models, sum(blocks)), layout.dtype),
-            np.broadcast_to(t_offsets, (*models, t_offsets.size)).copy())
+            np.broadcast_to(t_offsets, (*models, t_offsets.size)).copy() if models else t_offsets)
 
 
 def aligned_zeros(shape, dtype) -> np.ndarray:
@@ -146,7 +146,7 @@ def address(array: np.ndarray) -> int:
 
 def cache_aligned(array: np.ndarray) -> np.ndarray:
     """``array`` itself when it is C-contiguous and starts on a cache line, else such a copy."""
-    if array.flags.c_contiguous and array.ctypes.data % CACHE_LINE == 0:
+    if array.flags.c_contiguous and (array.size == 0 or array.ctypes.data % CACHE_LINE == 0):
         return array
     copy = aligned_zeros(array.shape, array.dtype)
     copy[...] = array
@@ -154,6 +154,18 @@ def cache_aligned(array: np.ndarray) -> np.ndarray:
 
 
 def gradient_plan(layout: Layout, workers: int, first_row_costs: np.ndarray | None = None) -> np.ndarray:
+    """See _gradient_plan; without row costs, made once per layout and worker count."""
+    if first_row_costs is None:
+        return _even_gradient_plan(layout, workers)
+    return _gradient_plan(layout, workers, first_row_costs)
+
+
+@functools.lru_cache(maxsize=64)
+def _even_gradient_plan(layout: Layout, workers: int) -> np.ndarray:
+    return _gradient_plan(layout, workers, None)
+
+
+def _gradient_plan(layout: Layout, workers: int, first_row_costs: np.ndarray | None) -> np.ndarray:
     """The gradient rows cut into disjoint ranges ("units") for ``workers`` workers to take in turn.
 
     A range costs about (non-zero inputs of its rows) x n_out. ``first_row_costs`` weighs the

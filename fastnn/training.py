@@ -182,7 +182,7 @@ def train(model: "MLP", examples: "Examples", validation: "Examples | None", set
     hits = aligned_zeros(n, np.bool_)
     data = examples.kernel_tuple()
     n_blocks = min(settings.blocks_per_epoch, n_batches)
-    edges = np.arange(n_blocks + 1) * n_batches // n_blocks
+    edges = [n_batches * i // n_blocks for i in range(n_blocks + 1)]
     history = History()
     stopper = _Stopper(settings.early_stopping, model)
     for epoch in range(settings.epochs):
