@@ -47,17 +47,21 @@ class _Helper:
     def _serve(self) -> None:
         while True:
             work, w = self.tasks.get()
+            outcome = None
             try:
                 work(w)
-                self.outcomes.put(None)
             except BaseException as error:  # handed to the caller, which raises it
-                self.outcomes.put(error)
+                outcome = error
+            del work  # an idle helper keeps no call's arrays alive
+            self.outcomes.put(outcome)
+            del outcome
 
 
 # Helpers waiting for work. A caller takes the ones it needs and starts new ones when none waits
 # (callers on several threads at once never share one); a forked child has none of the threads.
 _idle: list[_Helper] = []
-os.register_at_fork(after_in_child=_idle.clear)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_idle.clear)
 
 
 def run_workers(n_workers: int, work: Callable[[int], None]) -> None:

@@ -1,8 +1,11 @@
 """run_workers: every w once, each on its own thread, helpers kept for the next call, their
 errors raised to the caller."""
 
+import gc
 import threading
+import weakref
 
+import numpy as np
 import pytest
 
 from fastnn import workers
@@ -57,3 +60,12 @@ def test_callers_on_several_threads_never_share_a_helper():
     for t in callers:
         t.join(timeout=20)
     assert results == [[0, 1], [0, 1]]
+
+
+def test_an_idle_helper_keeps_nothing_of_the_last_call_alive():
+    data = np.zeros(1000)
+    workers.run_workers(2, lambda w, held=data: held.sum())  # the work itself holds the array
+    gone = weakref.ref(data)
+    del data
+    gc.collect()
+    assert gone() is None

@@ -2,7 +2,6 @@
 Numba, so the Python side can use them without loading it)."""
 
 
-
 def _vector_bytes() -> int:
     """The kernels' SIMD vector: 64 bytes (AVX-512) on a CPU with AVX-512F, else 32 (AVX2). On
     this project's AMD EPYC (Zen 4), 64 against 32, two threads (bench.ab): 784-10-10 0.94x the
