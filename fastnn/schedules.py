@@ -17,8 +17,14 @@ import numpy as np
 class Schedule:
     """Constant learning rate; the base class."""
 
-    # Whether the factor changes within an epoch (else it depends on the epoch alone).
+    # Whether the factor changes within an epoch (else it depends on the epoch alone). A subclass
+    # that does not say is taken to change (factors then asks factor for every step).
     per_step = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "per_step" not in cls.__dict__:
+            cls.per_step = True
 
     def factor(self, epoch: int, step: int, steps_per_epoch: int) -> float:
         return 1.0
@@ -40,6 +46,8 @@ Constant = Schedule
 class StepDecay(Schedule):
     """lr * gamma ** (epoch // step_size), as torch's StepLR."""
 
+    per_step = False
+
     step_size: int
     gamma: float = 0.1
 
@@ -50,6 +58,8 @@ class StepDecay(Schedule):
 @dataclass
 class Exponential(Schedule):
     """lr * gamma ** epoch, as torch's ExponentialLR."""
+
+    per_step = False
 
     gamma: float
 
@@ -92,6 +102,8 @@ class Warmup(Schedule):
 class ReduceOnPlateau(Schedule):
     """Multiply the lr by ``factor_`` when the loss has not improved by ``threshold`` (relative)
     for ``patience`` epochs, as torch's ReduceLROnPlateau (mode 'min', threshold_mode 'rel')."""
+
+    per_step = False
 
     reduce_by: float = 0.1
     patience: int = 10

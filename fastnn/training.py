@@ -154,6 +154,8 @@ def epoch_order(rng: np.random.Generator, n: int) -> np.ndarray:
     (see kernels/order.py)."""
     from .kernels.native import kernel
 
+    if n > 2**32:  # draw_below's bound: past it the kernel's swaps would land out of bounds
+        raise ValueError(f"cannot shuffle {n} examples: at most 2**32")
     order = np.empty(n, dtype=np.int64)
     kernel("shuffle_order")(order, rng.integers(2**64, dtype=np.uint64))
     return order

@@ -143,8 +143,15 @@ def test_schedule_matches_torch(name, opt):
     np.testing.assert_allclose(history.lr, lrs, rtol=1e-12)  # the lr of each epoch's last step
 
 
+class _StepCount(schedules.Schedule):
+    """A user's schedule that changes within the epoch and does not say so (per_step)."""
+
+    def factor(self, epoch, step, steps_per_epoch):
+        return 1.0 / (1 + epoch * steps_per_epoch + step)
+
+
 @pytest.mark.parametrize("schedule", [s for s, _, _ in SCHEDULES.values()]
-                         + [schedules.Warmup(steps=6, then=schedules.Cosine(t_max=3, per_step=True))])
+                         + [schedules.Warmup(steps=6, then=schedules.Cosine(t_max=3, per_step=True)), _StepCount()])
 def test_schedule_factors_are_its_factor_at_each_step(schedule):
     """The lr of a block of steps (fit's form, by the epoch for per-epoch schedules) is the
     schedule's factor at each step."""

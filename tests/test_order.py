@@ -4,6 +4,7 @@ distribution."""
 import itertools
 
 import numpy as np
+import pytest
 from scipy import stats
 
 from fastnn.kernels.order import draw_below, shuffle_order
@@ -83,3 +84,8 @@ def test_epoch_order_takes_one_word_of_the_generator():
     assert np.array_equal(first, epoch_order(twin, 60_000))
     twin.integers(2**64, dtype=np.uint64)
     assert rng.bit_generator.state == twin.bit_generator.state
+
+
+def test_epoch_order_refuses_more_examples_than_its_draws_can_bound():
+    with pytest.raises(ValueError, match="at most 2\\*\\*32"):
+        epoch_order(np.random.default_rng(0), 2**32 + 1)
