@@ -17,6 +17,8 @@ import numpy as np
 
 from . import config as options
 from .errors import DataError, FastnnError, TrainingDivergedError
+from .kernels import native
+
 
 def data_checksum(X: np.ndarray, y: np.ndarray) -> str:
     """SHA-256 of the training arrays (dtype, shape and bytes of X, then of y)."""
@@ -78,6 +80,10 @@ def run(args) -> int:
         model = None
 
     X, y, X_test, y_test = load_training_data(config["data"])
+    jit_reason = native.missing()
+    if jit_reason is not None:  # else a first run's silent 20 s of compiling looks like a hang
+        print(f"note: {jit_reason}; until then the kernels compile on first use (about 20 s, then cached)",
+              file=sys.stderr, flush=True)
     checksum = data_checksum(X, y)
     if model is not None:
         before = model.metadata.get("data", {}).get("sha256")

@@ -126,6 +126,23 @@ def test_fastnn_native_0_turns_the_library_off(monkeypatch, fresh_library):
     monkeypatch.setenv("FASTNN_NATIVE", "0")
     assert native._library() == {}
     assert native.status() == "JIT only: FASTNN_NATIVE=0"
+    assert native.missing() is None  # asked for: nothing to tell
+
+
+def test_train_says_why_it_compiles_when_there_is_no_library(monkeypatch, fresh_library, tmp_path, shared_data,
+                                                             capsys):
+    from fastnn.cli import main
+
+    monkeypatch.setattr(native, "DIRECTORY", tmp_path)  # no library there
+    assert native.missing() == "no native library (build it with: fastnn build)"
+    monkeypatch.setenv("FASTNN_DATA", str(shared_data))
+    assert main(["train", "--epochs", "1", "-q"]) == 0
+    assert capsys.readouterr().err.startswith("note: no native library (build it with: fastnn build); until then "
+                                              "the kernels compile on first use")
+    monkeypatch.setenv("FASTNN_NATIVE", "0")
+    native._library.cache_clear()
+    assert main(["train", "--epochs", "1", "-q"]) == 0
+    assert "note:" not in capsys.readouterr().err
 
 
 def test_fastnn_build_status_says_which_kernels_run(monkeypatch, capsys):

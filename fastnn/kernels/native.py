@@ -158,12 +158,21 @@ def _library() -> dict[str, dict[tuple, tuple]]:
         return {}
 
 
+def missing() -> str | None:
+    """Why this process runs the entry kernels on the JIT though the user did not ask for it
+    (FASTNN_NATIVE=0); None when the native library serves them."""
+    if _library() or os.environ.get("FASTNN_NATIVE", "1") == "0":
+        return None
+    if not (DIRECTORY / MANIFEST).exists():
+        return "no native library (build it with: fastnn build)"
+    return "the native library was built from other sources or for another CPU (rebuild it: fastnn build)"
+
+
 def status() -> str:
     """A line saying whether this process runs the entry kernels natively, and why not."""
     if os.environ.get("FASTNN_NATIVE", "1") == "0":
         return "JIT only: FASTNN_NATIVE=0"
-    if not (DIRECTORY / MANIFEST).exists():
-        return "JIT only: no native library (build it with: fastnn build)"
-    if not _library():
-        return "JIT only: the native library was built from other sources or for another CPU (rebuild it)"
+    reason = missing()
+    if reason is not None:
+        return f"JIT only: {reason}"
     return "native: " + ", ".join(f"{name} ({len(builds)} type sets)" for name, builds in _library().items())
