@@ -254,9 +254,11 @@ def join_worker_zero(sync, params, m, v, leader, last):
 # the rows of W for one half of the inputs, in the model's parameters, and is the only one to read
 # or write them. Per batch: each sums its half of every example's first layer (A); past a
 # barrier, each finishes the forward and backward passes of its blocks of examples from the two
-# halves (B, in its own replica of the other layers); past another, each steps its half of W's
-# rows for every example, and its replica of the rest (C). Replicas of the whole model, instead,
-# would both step all of W's rows: at 784-10-10 that step is a third of a batch.
+# halves (B, with the model's other layers); past another, each steps its half of W's rows for
+# every example, and worker 0 the rest of the model (C). Replicas of the whole model, instead,
+# would both step all of W's rows: at 784-10-10 that step is a third of a batch. Worker 1 steps
+# no replica of the other layers either: that took it 2,000 of a batch's 48,000 cycles, and it
+# read every example's rows of A and D from the other core for it.
 
 @kernel
 def first_layer_half(params, net, data, rows, Z, half):
@@ -330,10 +332,12 @@ def by_inputs_batch(sync, params, grad, net, data, order, start, n_batch, batch_
     (worker 0), it tells the other to stop after this batch. Returns the barriers passed."""
     Z = bufs[0]
     here = (Z[:batch_size], bufs[1][:batch_size], bufs[2][:batch_size], bufs[3], bufs[4], bufs[5], bufs[6], bufs[7])
-    transpose_layers(params, net, bufs)
+    if half == 1:  # the other layers are worker 0's (the model's): it alone steps them, in C
+        params = model_params
     inverse = inverse_weight(params, data, order, start, n_batch)
     first_layer_half(model_params, net, data, order[start:start + n_batch], Z[half * batch_size:], half)
     passed = barrier(sync, 2, passed)
+    transpose_layers(params, net, bufs)  # past the barrier: worker 0's step of the last batch is done
     for task in range(half, (n_batch + BLOCK - 1) // BLOCK, 2):
         b0, b1 = task * BLOCK, min(n_batch, (task + 1) * BLOCK)
         add_halves(Z, batch_size, b0, b1, net[1][0])
@@ -343,12 +347,10 @@ def by_inputs_batch(sync, params, grad, net, data, order, start, n_batch, batch_
     passed = barrier(sync, 2, passed)
     rate = opt[4][batch]
     first_layer_half_step(model_params, net, data, order, start, n_batch, batch_size, bufs[2], rate, half)
-    if atomic_load(sync, ALONE) > 0:  # worker 0 goes on alone once the other's rows have taken their step
-        if half == 0:
-            upper_units_step(grad, params, rate, net, data, order, start, n_batch, here, units, opt, batch)
-        passed = barrier(sync, 2, passed)
-    else:
+    if half == 0:
         upper_units_step(grad, params, rate, net, data, order, start, n_batch, here, units, opt, batch)
+    if atomic_load(sync, ALONE) > 0:  # worker 0 goes on alone once the other's rows have taken their step
+        passed = barrier(sync, 2, passed)
     return passed
 
 
