@@ -299,15 +299,23 @@ def vexp(typingctx, x):
     return x(x), codegen
 
 
-@intrinsic
-def prefetch(typingctx, array, index):
-    """Ask the CPU to bring array[index]'s cache line closer (a hint; never faults)."""
-    def codegen(context, builder, sig, args):
-        ptr = _pointer(context, builder, array, args[0], args[1])
-        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
-                                            "llvm.prefetch.p0")
-        builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, 0), ir.Constant(i32, 3), ir.Constant(i32, 1)])
-        return context.get_dummy_value()
+def _prefetch(name: str, write: int, doc: str):
+    def typer(typingctx, array, index):
+        def codegen(context, builder, sig, args):
+            ptr = _pointer(context, builder, array, args[0], args[1])
+            i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                                "llvm.prefetch.p0")
+            builder.call(fn, [builder.bitcast(ptr, i8p), ir.Constant(i32, write), ir.Constant(i32, 3),
+                              ir.Constant(i32, 1)])
+            return context.get_dummy_value()
 
-    return types.none(array, index), codegen
+        return types.none(array, index), codegen
+
+    typer.__name__, typer.__doc__ = name, doc
+    return intrinsic(typer)
+
+
+prefetch = _prefetch("prefetch", 0, "Ask the CPU to bring array[index]'s cache line closer (a hint; never faults).")
+prefetch_write = _prefetch("prefetch_write", 1, "prefetch, for a line this core is about to write: it comes "
+                                               "owned, and the other cores' copies go (PREFETCHW).")

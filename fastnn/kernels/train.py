@@ -58,7 +58,7 @@ from .layers import (
     transpose_weights,
 )
 from .optim import update_segment
-from .simd import lanes, prefetch, vadd, vload, vstore
+from .simd import lanes, prefetch, prefetch_write, vadd, vload, vstore
 from .sparse import half_range, prefetch_half, prefetch_row, transpose_batch
 from .sync import atomic_add, atomic_load, barrier, cycles, next_task, sleep_until, wait_until
 
@@ -325,6 +325,19 @@ def upper_units_step(grad, params, rate, net, data, order, start, n_batch, bufs,
 
 
 @njit(inline="always")
+def own_rows_ahead(Z, A, D, batch_size, half, n_batch):
+    """B: ask at once for the rows of Z, A and D of this worker's examples, which the other
+    worker read in the last batch, and for the other half's sums of them: their trips from the
+    other core then overlap, instead of each store waiting for its line in turn."""
+    row, step = Z.shape[1], 64 // Z.itemsize
+    for task in range(half, (n_batch + BLOCK - 1) // BLOCK, 2):
+        for b in range(task * BLOCK, min(n_batch, (task + 1) * BLOCK)):
+            prefetch(Z, (batch_size + b) * row)
+            for j in range(0, row, step):
+                prefetch_write(Z, b * row + j), prefetch_write(A, b * row + j), prefetch_write(D, b * row + j)
+
+
+@njit(inline="always")
 def by_inputs_batch(sync, params, grad, net, data, order, start, n_batch, batch_size, bufs, units, opt, losses, hits,
                     half, model_params, batch, leaving, passed):
     """One batch of two workers that split the first layer by input units (see first_layer_half),
@@ -337,6 +350,7 @@ def by_inputs_batch(sync, params, grad, net, data, order, start, n_batch, batch_
     inverse = inverse_weight(params, data, order, start, n_batch)
     first_layer_half(model_params, net, data, order[start:start + n_batch], Z[half * batch_size:], half)
     passed = barrier(sync, 2, passed)
+    own_rows_ahead(Z, bufs[1], bufs[2], batch_size, half, n_batch)
     transpose_layers(params, net, bufs)  # past the barrier: worker 0's step of the last batch is done
     for task in range(half, (n_batch + BLOCK - 1) // BLOCK, 2):
         b0, b1 = task * BLOCK, min(n_batch, (task + 1) * BLOCK)
