@@ -324,11 +324,22 @@ def upper_units_step(grad, params, rate, net, data, order, start, n_batch, bufs,
     update_units(params, grad, net, units, opt, batch, params.dtype.type(1), 0, units.shape[0], True)
 
 
+# The two workers' rows of Z, A and D cross between their cores twice a batch. Asked for all at
+# once when a phase starts, their trips overlap, instead of each store waiting for its line in
+# turn (paired epochs at 784-10-10, two threads: 0.98-0.99x the time for each of the two).
+
+@njit(inline="always")
+def half_sums_ahead(Z, batch_size, half, n_batch):
+    """A: ask for the lines of this worker's half sums, which the other read in the last batch."""
+    row = Z.shape[1]
+    for b in range(n_batch):
+        prefetch_write(Z, (half * batch_size + b) * row)
+
+
 @njit(inline="always")
 def own_rows_ahead(Z, A, D, batch_size, half, n_batch):
-    """B: ask at once for the rows of Z, A and D of this worker's examples, which the other
-    worker read in the last batch, and for the other half's sums of them: their trips from the
-    other core then overlap, instead of each store waiting for its line in turn."""
+    """B: ask for the rows of Z, A and D of this worker's examples, which the other read in the
+    last batch, and for the other half's sums of them."""
     row, step = Z.shape[1], 64 // Z.itemsize
     for task in range(half, (n_batch + BLOCK - 1) // BLOCK, 2):
         for b in range(task * BLOCK, min(n_batch, (task + 1) * BLOCK)):
@@ -348,6 +359,7 @@ def by_inputs_batch(sync, params, grad, net, data, order, start, n_batch, batch_
     if half == 1:  # the other layers are worker 0's (the model's): it alone steps them, in C
         params = model_params
     inverse = inverse_weight(params, data, order, start, n_batch)
+    half_sums_ahead(Z, batch_size, half, n_batch)
     first_layer_half(model_params, net, data, order[start:start + n_batch], Z[half * batch_size:], half)
     passed = barrier(sync, 2, passed)
     own_rows_ahead(Z, bufs[1], bufs[2], batch_size, half, n_batch)
