@@ -339,7 +339,7 @@ def half_sums_ahead(Z, batch_size, half, n_batch):
 @njit(inline="always")
 def own_rows_ahead(Z, A, D, batch_size, half, n_batch):
     """B: ask for the rows of Z, A and D of this worker's examples, which the other read in the
-    last batch, and for the other half's sums of them."""
+    last batch, and for the second half's sums of them (add_halves adds them in)."""
     row, step = Z.shape[1], 64 // Z.itemsize
     for task in range(half, (n_batch + BLOCK - 1) // BLOCK, 2):
         for b in range(task * BLOCK, min(n_batch, (task + 1) * BLOCK)):
