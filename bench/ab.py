@@ -2,12 +2,12 @@
 
     python -m bench.ab DIR_A DIR_B [--hidden 10] [--threads 1 [THREADS_B]] [--rounds 12]
     python -m bench.ab . . --hidden 20 --threads 1 2 --min-work 0   # two workers against one
-    python -m bench.ab . . --hidden 10 --threads 2 --min-work 0 --shared A   # shared weights against replicas
+    python -m bench.ab . . --hidden 128 --threads 1 2 --optimizer adam   # two workers against one, Adam
     python -m bench.ab . . --native 0 1   # the JIT kernels against the native library's
     python -m bench.ab A B --whole   # whole fit(epochs=1) calls, setup included, as bench.compare
 
 Two warm processes, one per checkout (each with its own Numba cache in DIR/.numba_cache/ab),
-take turns: each round, both train 784-H-10 on MNIST for two epochs (batch 64, SGD, shuffled),
+take turns: each round, both train 784-H-10 on MNIST for two epochs (batch 64, shuffled),
 in alternating order. Rounds next to each other see the same machine, so the median of the
 per-epoch ratios B/A says more than two medians taken minutes apart (this VM's epoch times
 move by a third between runs; the ratio of pairs stays within a few percent).
@@ -21,7 +21,7 @@ import sys
 import numpy as np
 
 
-def worker(hidden: int, threads: int, min_work: int | None, shared: bool, whole: bool) -> None:
+def worker(hidden: int, threads: int, min_work: int | None, optimizer: str, whole: bool) -> None:
     """Warm up, then train for two epochs per line read from stdin; print their seconds (with
     ``whole``, of two fit(epochs=1) calls from start to end, as bench.compare times them)."""
     import time
@@ -31,8 +31,6 @@ def worker(hidden: int, threads: int, min_work: int | None, shared: bool, whole:
 
     if min_work is not None:
         fastnn.training.PARALLEL_MIN_WORK = min_work
-    if shared:
-        fastnn.training.REPLICATED_MIN_BATCHES = 10**12
     from fastnn.datasets import load_mnist
 
     mnist = load_mnist(os.path.join(os.environ.get("FASTNN_DATA", "../shared/data"), "mnist"))
@@ -40,7 +38,8 @@ def worker(hidden: int, threads: int, min_work: int | None, shared: bool, whole:
 
     def epochs() -> list[float]:
         model = fastnn.MLP([784, hidden, 10], seed=0)
-        options = dict(batch_size=64, lr=0.1, threads=threads)
+        options = dict(batch_size=64, threads=threads,
+                       optimizer=fastnn.Adam(lr=0.001) if optimizer == "adam" else fastnn.SGD(lr=0.1))
         if not whole:
             return model.fit(X, mnist.train_labels, epochs=2, **options).seconds
         seconds = []
@@ -64,8 +63,8 @@ def main() -> None:
                         help="threads of A's fits, then of B's (default: the same as A's)")
     parser.add_argument("--min-work", type=int, help="fastnn.training.PARALLEL_MIN_WORK for both (0: every "
                         "batch on all threads' workers, however small)")
-    parser.add_argument("--shared", choices=("A", "B", "both"), help="whose workers share the parameters even "
-                        "where each would have a replica (fastnn.training.parallel_plan)")
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
+                        help="SGD (lr 0.1) or Adam (lr 0.001) for both")
     parser.add_argument("--native", nargs=2, choices=("0", "1"), default=("1", "1"), metavar="0|1",
                         help="FASTNN_NATIVE of A's process, then of B's (default: 1 1, the native library "
                         "where it is built)")
@@ -73,10 +72,9 @@ def main() -> None:
                         "does, rather than the training loop alone (History.seconds)")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--shared-here", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.hidden, args.threads[0], args.min_work, args.shared_here, args.whole)
+        return worker(args.hidden, args.threads[0], args.min_work, args.optimizer, args.whole)
     threads = (args.threads + args.threads)[:2]
     procs = []
     for name, d, t, native in zip("AB", args.dirs, threads, args.native):
@@ -89,7 +87,7 @@ def main() -> None:
         procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", *args.dirs,
                                        "--hidden", str(args.hidden), "--threads", str(t),
                                        *(["--min-work", str(args.min_work)] if args.min_work is not None else []),
-                                       *(["--shared-here"] if args.shared in (name, "both") else []),
+                                       "--optimizer", args.optimizer,
                                        *(["--whole"] if args.whole else [])],
                                       cwd=d, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
     for p in procs:
@@ -105,7 +103,7 @@ def main() -> None:
         p.stdin.close()
         p.wait()
     a, b = np.array(seconds[0]), np.array(seconds[1])
-    print(f"784-{args.hidden}-10, {a.size} epochs each, seconds per epoch")
+    print(f"784-{args.hidden}-10, {args.optimizer}, {a.size} epochs each, seconds per epoch")
     for name, d, n, native, t in zip("AB", args.dirs, threads, args.native, (a, b)):
         print(f"  {name} {d}, {n} thread(s), FASTNN_NATIVE={native}: median {np.median(t):.4f}, "
               f"fastest {t.min():.4f}")

@@ -5,7 +5,7 @@ cache after the first run) when a model first trains or predicts.
 """
 
 from . import schedules
-from .errors import DataError, FastnnError, ModelFileError, TrainingDivergedError
+from .errors import DataError, FastnnError, ModelFileError, TrainingDivergedError, WorkerStalledError
 from .many import fit_many
 from .model import MLP
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
@@ -15,5 +15,6 @@ from .training import EarlyStopping, History
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "fit_many", "prepare", "PreparedInputs", "History", "EarlyStopping", "Optimizer", "SGD", "RMSprop", "Adam", "AdamW", "schedules", "sweep",
-           "FastnnError", "DataError", "ModelFileError", "TrainingDivergedError", "__version__"]
+__all__ = ["MLP", "fit_many", "prepare", "PreparedInputs", "History", "EarlyStopping", "Optimizer", "SGD", "RMSprop",
+           "Adam", "AdamW", "schedules", "sweep", "FastnnError", "DataError", "ModelFileError", "TrainingDivergedError",
+           "WorkerStalledError", "__version__"]

@@ -15,3 +15,8 @@ class ModelFileError(FastnnError, ValueError):
 
 class TrainingDivergedError(FastnnError, FloatingPointError):
     """The loss became NaN or infinite; the last good weights were kept."""
+
+
+class WorkerStalledError(FastnnError, RuntimeError):
+    """A training thread waited for the others with no progress for workers.PATIENCE_SECONDS;
+    the weights from before the kernel call were kept."""

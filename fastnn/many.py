@@ -18,9 +18,11 @@ from .layout import aligned_zeros, batch_buffers, cache_aligned, gradient_plan
 from .model import MLP
 from .optimizers import Optimizer
 from .schedules import Schedule
+from .signals import DeferredInterrupt
 from .errors import TrainingDivergedError
+from .kernels.codes import STOP
 from .training import History, OptimizerState, Settings, dropout_key, epoch_order
-from .workers import max_threads, run_workers
+from .workers import max_threads, new_sync, run_stoppable
 
 
 def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 64,
@@ -77,38 +79,55 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     histories = [History() for _ in models]
     workers = min(common.threads, max_threads(), K)
     train_many_worker = kernel("train_many_worker")
-    try:
-        for _ in range(common.epochs):
-            started = time.perf_counter()
-            orders = np.stack([epoch_order(m.rng, n) if shuffle else np.arange(n) for m in models])
-            keys = np.array([dropout_key(m.seed, m.epochs_trained) for m in models], dtype=np.uint64)
-            steps = [st.step + 1 + np.arange(n_batches) for st in states]
-            hyper = np.stack([s.optimizer.hyper(st, dtype) for s, st in zip(settings, steps)])
-            lrs = np.array([s.optimizer.lr * common.schedule.factors(m.epochs_trained, 0, n_batches, n_batches)
-                            for m, s in zip(models, settings)], dtype=dtype)
-            opt = (common.optimizer.code, m_state, v_state, hyper, lrs, common.clip_norm)
-            good = (params.copy(), m_state.copy(), v_state.copy())
-            net, data, tasks, syncs = first._net(), examples.kernel_tuple(), np.zeros(SYNC_SIZE, np.int64), \
-                np.zeros((K, SYNC_SIZE), np.int64)
-            run_workers(workers, lambda w: train_many_worker(tasks, params, grads, net, keys, data, orders, size, 0,
-                                                             n_batches, bufs, units, opt, losses, hits, syncs))
-            diverged = [k for k in range(K) if not (np.isfinite(losses[k]).all() and np.isfinite(params[k]).all())]
-            if diverged:
-                params[:], m_state[:], v_state[:] = good
-                raise TrainingDivergedError(f"the loss became NaN or infinite for models {diverged}; every model "
-                                            "keeps its weights from before this epoch")
-            seconds = time.perf_counter() - started
-            for k, (m, st, h) in enumerate(zip(models, states, histories)):
-                st.step += n_batches
-                m.epochs_trained += 1
-                h.seconds.append(seconds)
-                h.loss.append(float(losses[k].mean(dtype=np.float64)))
-                if m.output == "softmax":
-                    h.accuracy.append(float(hits[k].mean()))
-                h.lr.append(float(lrs[k, -1]))
-    finally:
-        for k, (m, st) in enumerate(zip(models, states)):
-            m._params = params[k].copy()
-            st.m, st.v = m_state[k].copy(), v_state[k].copy()
-            m.optimizer_state = st
+    with DeferredInterrupt() as ctrl_c:
+        try:
+            for _ in range(common.epochs):
+                started = time.perf_counter()
+                rng_states = [m.rng.bit_generator.state for m in models]
+                orders = np.stack([epoch_order(m.rng, n) if shuffle else np.arange(n) for m in models])
+                keys = np.array([dropout_key(m.seed, m.epochs_trained) for m in models], dtype=np.uint64)
+                steps = [st.step + 1 + np.arange(n_batches) for st in states]
+                hyper = np.stack([s.optimizer.hyper(st, dtype) for s, st in zip(settings, steps)])
+                lrs = np.array([s.optimizer.lr * common.schedule.factors(m.epochs_trained, 0, n_batches, n_batches)
+                                for m, s in zip(models, settings)], dtype=dtype)
+                opt = (common.optimizer.code, m_state, v_state, hyper, lrs, common.clip_norm)
+                good = (params.copy(), m_state.copy(), v_state.copy())
+                net, data, tasks = first._net(), examples.kernel_tuple(), new_sync()
+                syncs = np.stack([new_sync() for _ in models])  # each model's own: it runs as one worker
+                interrupted = run_stoppable(
+                    workers, lambda w: train_many_worker(tasks, params, grads, net, keys, data, orders, size, 0,
+                                                         n_batches, bufs, units, opt, losses, hits, syncs),
+                    stop=lambda: syncs.__setitem__((slice(None), STOP), 1), abort=lambda: None, together=False)
+                if syncs[:, STOP].any():  # some models stopped part-way: none keeps this epoch
+                    params[:], m_state[:], v_state[:] = good
+                    for m, rng_state in zip(models, rng_states):
+                        m.rng.bit_generator.state = rng_state
+                    ctrl_c.pending |= interrupted
+                    for h in histories:
+                        h.interrupted = True
+                    break
+                diverged = [k for k in range(K)
+                            if not (np.isfinite(losses[k]).all() and np.isfinite(params[k]).all())]
+                if diverged:
+                    params[:], m_state[:], v_state[:] = good
+                    raise TrainingDivergedError(f"the loss became NaN or infinite for models {diverged}; every model "
+                                                "keeps its weights from before this epoch")
+                seconds = time.perf_counter() - started
+                for k, (m, st, h) in enumerate(zip(models, states, histories)):
+                    st.step += n_batches
+                    m.epochs_trained += 1
+                    h.seconds.append(seconds)
+                    h.loss.append(float(losses[k].mean(dtype=np.float64)))
+                    if m.output == "softmax":
+                        h.accuracy.append(float(hits[k].mean()))
+                    h.lr.append(float(lrs[k, -1]))
+                if ctrl_c.pending:
+                    break
+        finally:
+            for k, (m, st) in enumerate(zip(models, states)):
+                m._params = params[k].copy()
+                st.m, st.v = m_state[k].copy(), v_state[k].copy()
+                m.optimizer_state = st
+    if ctrl_c.pending:
+        raise KeyboardInterrupt
     return histories

@@ -63,7 +63,7 @@ class PreparedInputs:
 
 def _halves_split_rows(r: SparseRows) -> bool:
     """Whether r.halves splits every row at one column: the kernels read the entries on either
-    side unchecked, and two workers each write the weight rows of one side."""
+    side unchecked."""
     h = r.halves
     if not (isinstance(h, np.ndarray) and h.dtype == np.int64 and h.shape == (r.n_rows,)
             and (r.indptr[:-1] <= h).all() and (h <= r.indptr[1:]).all()):
@@ -83,22 +83,15 @@ def sparse_rows(X, n_features: int, dtype, name: str = "X") -> SparseRows:
     return SparseRows(indptr, indices, values, scale, n_features, halves)
 
 
-# balanced_column looks at this many rows (MNIST: their shares are the whole set's within 0.3%),
-# and puts this share of their non-zero entries before the split. Not half: on MNIST each entry
-# past the split cost the worker that owns those rows about an eighth more (the cause is not
-# known; swapping the workers' halves moved the wait with the half). With 32-byte vectors, at
-# 50% worker 0 waited 4,500 CPU cycles a batch for the other; at 56%, 1,200, and two threads
-# took 0.955x and 0.970x the time. With 64-byte vectors (AVX-512) 56% made worker 1 wait 2,500
-# cycles a batch: 52% took 0.96-0.99x the time of 56% at 784-10-10, the same at 784-20-10, and
-# 51-53% measured alike (bench.ab, paired, 2026-12-01).
+# balanced_column looks at this many rows (MNIST: their shares are the whole set's within 0.3%).
 SPLIT_SAMPLE_ROWS = 1024
-SPLIT_SHARE = 0.52
+SPLIT_SHARE = 0.5  # two sums of equal length: neither chain waits for the other
 
 
 def balanced_column(X: np.ndarray) -> int:
     """The first column at which SPLIT_SHARE of the non-zero entries of X's first rows lie
-    before it (at least 1, at most d - 1; d // 2 if those rows are all zero): two workers each
-    own the first layer's weight rows of one side (kernels/train.py, by_inputs_batch)."""
+    before it (at least 1, at most d - 1; d // 2 if those rows are all zero): the first layer's
+    narrow tiles sum each side apart (layers.sparse_dense_forward_tile)."""
     d = X.shape[1]
     below = np.cumsum(np.count_nonzero(X[:SPLIT_SAMPLE_ROWS], axis=0))
     if d < 2 or below[-1] == 0:

@@ -4,14 +4,18 @@
         model.fit(..., on_block=lambda *_: stop.requested)
     if stop.signal: ...save a checkpoint, exit with stop.exit_status...
 
-The first signal only sets a flag (training finishes its current block of batches, so the
-model is consistent and can be saved); a second Ctrl-C raises KeyboardInterrupt at once.
+The first signal sets a flag (training finishes its current batch, so the model is consistent
+and can be saved: the running kernel call sees it through workers.stop_requested); a second
+Ctrl-C raises KeyboardInterrupt at once.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+import threading
+
+from .workers import stop_requested
 
 
 class StopRequest:
@@ -19,7 +23,7 @@ class StopRequest:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, message: str = "stopping after the current block of batches "
+    def __init__(self, message: str = "stopping after the current batch "
                                       "(Ctrl-C again to abort without a checkpoint)"):
         self.message = message
         self.signal: int | None = None
@@ -38,9 +42,11 @@ class StopRequest:
         if self.signal is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal = signum
+        stop_requested.set()
         print(f"fastnn: {signal.Signals(signum).name}: {self.message}", file=sys.stderr, flush=True)
 
     def __enter__(self) -> "StopRequest":
+        stop_requested.clear()
         for s in self.SIGNALS:
             self._previous[s] = signal.signal(s, self._handle)
         return self
@@ -48,3 +54,29 @@ class StopRequest:
     def __exit__(self, *exc) -> None:
         for s, handler in self._previous.items():
             signal.signal(s, handler)
+        stop_requested.clear()
+
+
+class DeferredInterrupt:
+    """Ctrl-C inside the ``with`` block sets ``pending`` (and workers.stop_requested, so that a
+    running kernel call ends after its current batch) instead of raising KeyboardInterrupt
+    wherever Python happens to be: the caller raises it where its state is consistent. Does
+    nothing off the main thread, or where another handler than Python's default is installed
+    (StopRequest's, whose owner decides)."""
+
+    def __enter__(self) -> "DeferredInterrupt":
+        self.pending = False
+        self._installed = (threading.current_thread() is threading.main_thread()
+                           and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if self._installed:
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.pending = True
+        stop_requested.set()
+
+    def __exit__(self, *exc) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            stop_requested.clear()

@@ -48,18 +48,17 @@ def mnist(shared_data):
 
 @pytest.fixture
 def force_parallel(monkeypatch):
-    """Make fit run all its threads as workers that share the parameters, whatever the batch's
-    size and the first layer's width, to test that path."""
+    """Make fit run all its threads as workers, whatever the batch's size and the layers' widths,
+    to test that path. Tests check History.workers: on a one-CPU machine fit runs one."""
     import fastnn.training
 
     monkeypatch.setattr(fastnn.training, "PARALLEL_MIN_WORK", 0)
-    monkeypatch.setattr(fastnn.training, "REPLICATED_MIN_BATCHES", 10**12)
 
 
 @pytest.fixture
-def force_replicas(monkeypatch):
-    """Make fit run its threads as workers with replicas of their own wherever they apply (first
-    layers narrow enough, batches of several blocks), however few the batches."""
-    import fastnn.training
+def two_cpus():
+    """Skip where fit would run one worker whatever ``threads`` says."""
+    import fastnn.workers
 
-    monkeypatch.setattr(fastnn.training, "REPLICATED_MIN_BATCHES", 0)
+    if fastnn.workers.max_threads() < 2:
+        pytest.skip("one CPU: fit would run one worker whatever threads says")

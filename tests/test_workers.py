@@ -3,6 +3,7 @@ errors raised to the caller."""
 
 import gc
 import threading
+import time
 import weakref
 
 import numpy as np
@@ -69,3 +70,72 @@ def test_an_idle_helper_keeps_nothing_of_the_last_call_alive():
     del data
     gc.collect()
     assert gone() is None
+
+
+def test_stoppable_workers_all_run_on_helpers_and_report_no_interrupt():
+    seen = {}
+    barrier = threading.Barrier(2, timeout=10)
+
+    def work(w):
+        barrier.wait()
+        seen[w] = threading.get_ident()
+
+    assert workers.run_stoppable(2, work, stop=lambda: None, abort=lambda: None) is False
+    assert sorted(seen) == [0, 1] and threading.get_ident() not in seen.values()
+
+
+def test_a_stop_request_reaches_running_workers():
+    """The waiting thread passes stop_requested on to the kernels (here: an event they poll)."""
+    stop = threading.Event()
+
+    def work(w):
+        if w == 0:
+            workers.stop_requested.set()
+        assert stop.wait(timeout=10)
+
+    try:
+        assert workers.run_stoppable(2, work, stop=stop.set, abort=lambda: None) is False
+    finally:
+        workers.stop_requested.clear()
+
+
+def test_ctrl_c_while_waiting_stops_the_workers_and_is_reported():
+    """SIGINT arrives while the main thread waits: stop() is called, the workers end, and the
+    caller learns of the interrupt instead of losing the threads' work."""
+    import signal
+
+    main = threading.get_ident()
+    stop = threading.Event()
+
+    def work(w):
+        if w == 0:
+            signal.pthread_kill(main, signal.SIGINT)
+        assert stop.wait(timeout=10)
+
+    assert workers.run_stoppable(2, work, stop=stop.set, abort=lambda: None) is True
+
+
+def test_a_worker_that_never_ends_is_aborted_then_given_up(monkeypatch):
+    monkeypatch.setattr(workers, "PATIENCE_SECONDS", 0.2)
+    release, aborted = threading.Event(), []
+
+    def work(w):
+        if w == 1:
+            release.wait(timeout=30)  # deaf to abort(): lost until released
+
+    started = time.monotonic()
+    with pytest.raises(workers.WorkerStalledError, match="1 of 2 training threads did not end"):
+        workers.run_stoppable(2, work, stop=lambda: None, abort=lambda: aborted.append(1))
+    assert aborted == [1] and time.monotonic() - started < 10
+    release.set()
+
+
+def test_an_aborted_worker_that_ends_is_no_error(monkeypatch):
+    monkeypatch.setattr(workers, "PATIENCE_SECONDS", 0.2)
+    release = threading.Event()
+
+    def work(w):
+        if w == 1:
+            assert release.wait(timeout=30)
+
+    assert workers.run_stoppable(2, work, stop=lambda: None, abort=release.set) is False

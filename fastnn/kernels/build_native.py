@@ -39,7 +39,7 @@ from .native import DIRECTORY, ENTRY_POINTS, MANIFEST, _library, fingerprint
 
 # What the library may take from the process: the C library and libm.
 ALLOWED_EXTERNAL = {"exp", "expf", "log", "logf", "tanh", "tanhf", "sqrt", "sqrtf", "pow", "powf", "memset", "memcpy",
-                    "memmove", "sched_yield", "usleep"}
+                    "memmove", "sched_yield", "usleep", "clock_gettime"}
 
 
 class Unsupported(Exception):
@@ -96,7 +96,7 @@ _SCALAR_FROM_SLOT = {"int64": "{}", "uint64": "np.uint64({})", "float64": "as_fl
 def c_wrapper(kernel, signature) -> tuple:
     """(a cfunc ``void f(const int64 *slots)`` that calls ``kernel`` with the arguments unpacked
     from the slots as native.Kernel packs them, the leaf type names of its arguments as
-    native.leaf_type spells them)."""
+    native.key_of reads them)."""
     leaf_types, n_slots = [], 0
 
     def rebuild(t) -> str:

@@ -3,11 +3,9 @@ Numba, so the Python side can use them without loading it)."""
 
 
 def _vector_bytes() -> int:
-    """The kernels' SIMD vector: 64 bytes (AVX-512) on a CPU with AVX-512F, else 32 (AVX2). On
-    this project's AMD EPYC (Zen 4), 64 against 32, two threads (bench.ab): 784-10-10 0.94x the
-    time of an epoch, 784-128-10 and 784-512-10 0.90x, 784-48-10 0.67x (its first layer now takes
-    its gradient example by example). A function of the CPU alone, as the compiled kernels'
-    caches are keyed by it."""
+    """The kernels' SIMD vector: 64 bytes (AVX-512) on a CPU with AVX-512F, else 32 (AVX2); the
+    wider vectors measured faster at every width (docs/performance.md). A function of the CPU
+    alone, as the compiled kernels' caches are keyed by it."""
     try:
         with open("/proc/cpuinfo") as info:
             for line in info:
@@ -35,17 +33,18 @@ LEAKY_SLOPE = 0.01
 BLOCK = 16
 # Rows per task of count_row_nonzeros and fill_rows (kernels/sparse.py).
 CHUNK = 512
-# Slots of a ``sync`` array shared by workers (kernels/sync.py), each group on a 64-byte cache
-# line of its own so that workers taking tasks do not slow the barrier: the task and arrival
-# counters; how workers with replicas meet (kernels/train.py, train_worker): the followers ready
-# to join, the batch they join at + 1, whether worker 0 goes on alone; and what worker 0
-# measured to choose (CPU cycles of the batches it timed alone and with the others, their
-# counts, the batch from which it went on alone + 1).
+# Slots of a ``sync`` array shared by workers (the protocol: kernels/sync.py). The two counters
+# that workers write all the time each have a 64-byte cache line of their own, so that workers
+# taking tasks do not slow the barrier. The rest: set by the caller (PATIENCE: microseconds a
+# wait may see no progress; STOP: stop after the current batch); and by the workers (STOP_AT:
+# the batch they stop after + 1; ABORT: the batch + 1 of a wait that gave up, WHERE: which
+# wait, WHO: whose, the worker's number + 1).
 TASKS, ARRIVALS = 0, 8
-READY, JOIN, ALONE = 16, 17, 18
-SOLO_CYCLES, SOLO_BATCHES, TEAM_CYCLES, TEAM_BATCHES, ALONE_FROM = 24, 25, 26, 27, 28
-SYNC_SIZE = 32
-# How worker 0 of workers with replicas decides whether the others stay (train_worker): by
-# timing batches alone and with them; or, to test each path, keep them, or let them go as soon
-# as they have been timed.
-ADAPTIVE, KEEP_TEAM, LEAVE_AFTER_PROBE = 0, 1, 2
+PATIENCE, STOP, STOP_AT, ABORT, WHERE, WHO = 16, 17, 18, 19, 20, 21
+SYNC_SIZE = 24
+# The waits of kernels/train.py, for WHERE: the barriers after phase 1 and phase 2 of a batch,
+# and the two of a clipped batch around its gradient's norm.
+AFTER_EXAMPLES, AFTER_UPDATE, BEFORE_NORM, AFTER_NORM = 1, 2, 3, 4
+WAIT_NAMES = {AFTER_EXAMPLES: "the barrier after the forward and backward passes",
+              AFTER_UPDATE: "the barrier after the update", BEFORE_NORM: "the barrier before the gradient's norm",
+              AFTER_NORM: "the barrier after the gradient's norm"}

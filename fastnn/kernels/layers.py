@@ -128,8 +128,8 @@ def sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, valu
     input where the sum splits (prepared.balanced_column).
 
     A tile of 8 vectors has 8 independent sums. Narrower tiles sum the two halves of the inputs
-    apart, (b + sum below the split) + (sum above), each as sparse_sum: then two workers that
-    own half of W's rows each (kernels/train.py) compute the same bits as one.
+    apart, (b + sum below the split) + (sum above), each as sparse_sum: two independent chains
+    of multiply-adds, where one would wait on each add's latency.
     """
     L = lanes(params)
     if width == 8 * L:

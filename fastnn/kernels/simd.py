@@ -317,5 +317,3 @@ def _prefetch(name: str, write: int, doc: str):
 
 
 prefetch = _prefetch("prefetch", 0, "Ask the CPU to bring array[index]'s cache line closer (a hint; never faults).")
-prefetch_write = _prefetch("prefetch_write", 1, "prefetch, for a line this core is about to write: it comes "
-                                               "owned, and the other cores' copies go (PREFETCHW).")

@@ -33,18 +33,15 @@ who takes which task, so results are bit-identical for any number of threads.
 import numpy as np
 from numba import njit
 
-from .codes import (ADAPTIVE, ALONE, ALONE_FROM, BLOCK, JOIN, LEAVE_AFTER_PROBE, READY, SGD, SOFTMAX, SOLO_BATCHES,
-                    SOLO_CYCLES, TEAM_BATCHES, TEAM_CYCLES)
+from .codes import AFTER_EXAMPLES, AFTER_UPDATE, AFTER_NORM, BEFORE_NORM, BLOCK, SGD, SOFTMAX, STOP, STOP_AT
 from .jit import kernel
 from .layers import (
     activation_backward,
     activation_forward,
-    add_bias_gradient,
     dense_backward_input,
     dense_backward_rows,
     dense_forward,
     dropout_apply,
-    half_sum,
     mse_backward,
     mse_forward,
     softmax_forward,
@@ -52,15 +49,12 @@ from .layers import (
     sparse_dense_backward,
     sparse_columns_backward,
     sparse_dense_forward,
-    sparse_rows_step,
-    narrow_tile_width,
-    store_tile,
     transpose_weights,
 )
 from .optim import update_segment
-from .simd import lanes, prefetch, prefetch_write, vadd, vload, vstore
-from .sparse import half_range, prefetch_half, prefetch_row, transpose_batch
-from .sync import atomic_add, atomic_load, barrier, cycles, next_task, sleep_until, wait_until
+from .simd import prefetch
+from .sparse import prefetch_row, transpose_batch
+from .sync import atomic_add, atomic_load, barrier, next_task
 
 
 # Phase 1 runs over blocks of BLOCK examples: the first layer tile by tile across the block
@@ -146,15 +140,9 @@ def forward_backward_block(params, net, data, order, start, b0, b1, bufs, invers
     """Phase 1 for the batch's examples b0..b1-1: the first layer tile by tile across them, then
     each one's other layers, loss and error signals (``inverse``: 1 / the batch's total weight).
     ``ahead``: how far in ``order`` the next block this worker will do lies, for prefetching."""
-    first_layer_forward(params, net, data, order[start + b0:start + b1], bufs[0][b0:b1])
-    upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits, ahead)
-
-
-@njit(inline="always")
-def upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits, ahead):
-    """forward_backward_block from the first layer's pre-activations on."""
     Z, A, D = bufs[0], bufs[1], bufs[2]
     weights = data[6]
+    first_layer_forward(params, net, data, order[start + b0:start + b1], Z[b0:b1])
     for b in range(b0, b1):
         e = order[start + b]
         if start + b + 2 * ahead < order.size:  # where the block after next lies, its label, weight
@@ -218,313 +206,83 @@ def update_units(params, grad, net, units, opt, batch, grad_scale, u0, u1, stepp
                        lrs[batch], hyper[batch], grad_scale)
 
 
-@njit(inline="always")
-def next_unit(sync, base, previous, replica):
-    """The next unit of phase 2 for this worker: every unit in turn when it updates a replica of
-    its own, else whichever one no other worker has taken yet."""
-    return previous + 1 if replica >= 0 else next_task(sync, base)
-
-
-@njit(inline="always")
-def next_block(sync, base, previous, replica, team):
-    """The next task of phase 1 for this worker: with replicas, worker w of the ``team`` workers
-    on this batch takes tasks w, w + team, ... (its rows of Z, A and D stay in its own cache,
-    and it knows which block it will do next); else whichever one no other worker has taken yet."""
-    if replica >= 0:
-        return replica if previous < 0 else previous + team
-    return next_task(sync, base)
-
-
-@njit(inline="always")
-def join_worker_zero(sync, params, m, v, leader, last):
-    """For a worker with a replica, on starting: say it is ready, wait for worker 0 to name the
-    batch to join at, and copy worker 0's parameters and optimizer state ``leader`` then (worker
-    0 only reads them until that batch's barrier). Returns that batch (``last`` or later: none)."""
-    atomic_add(sync, READY, 1)
-    sleep_until(sync, JOIN, 1)
-    batch = atomic_load(sync, JOIN) - 1
-    if batch < last:
-        for own, source in ((params, leader[0]), (m, leader[1]), (v, leader[2])):
-            for i in range(own.size):
-                own[i] = source[i]
-    return batch
-
-
-# Two workers that split the first layer by input units (train_worker's ``by_inputs``): each owns
-# the rows of W for one half of the inputs, in the model's parameters, and is the only one to read
-# or write them. Per batch: each sums its half of every example's first layer (A); past a
-# barrier, each finishes the forward and backward passes of its blocks of examples from the two
-# halves (B, with the model's other layers); past another, each steps its half of W's rows for
-# every example, and worker 0 the rest of the model (C). Replicas of the whole model, instead,
-# would both step all of W's rows: at 784-10-10 that step is a third of a batch. Worker 1 steps
-# no replica of the other layers either: that took it 2,000 of a batch's 48,000 cycles, and it
-# read every example's rows of A and D from the other core for it.
-
-@kernel
-def first_layer_half(params, net, data, rows, Z, half):
-    """A: half ``half`` of the first layer's pre-activations (layers.half_sum) of the examples
-    whose inputs are sparse rows ``rows``, into the rows of Z (a first layer of tiles narrower
-    than 8 vectors)."""
-    sizes, strides, offsets = net[0], net[1], net[2]
-    indptr, indices, values, scale, halves = data[0], data[1], data[2], data[3], data[7]
-    L = lanes(params)
-    t = 0
-    while t < strides[0]:
-        width = narrow_tile_width(strides[0], t, L)
-        for b in range(rows.size):
-            row = rows[b]
-            lo, hi = half_range(indptr, halves, row, half)
-            h0, h1, h2, h3 = half_sum(params, offsets[0], sizes[0], strides[0], t, width, indices, values, scale, lo,
-                                      hi, half)
-            store_tile(Z[b], t, width, L, h0, h1, h2, h3)
-        t += width
-
-
-@njit(inline="always")
-def add_halves(Z, other, b0, b1, stride):
-    """B: the first layer's pre-activations of examples b0..b1-1, Z[b] + Z[other + b] (the two
-    halves' sums, in the order sparse_dense_forward_tile adds them)."""
-    for b in range(b0, b1):
-        z, partner = Z[b], Z[other + b]
-        for t in range(0, stride, lanes(Z)):
-            vstore(z, t, vadd(vload(z, t), vload(partner, t)))
-
-
-@kernel
-def first_layer_half_step(params, net, data, order, start, n_batch, batch_size, D, rate, half):
-    """C: the SGD step of half ``half`` of the first layer's weight rows, example after example
-    (as sparse_dense_backward); meanwhile, the next batch's inputs come towards the cache (this
-    half of them), and the labels and weights of the one after."""
-    sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
-    indptr, indices, values, scale, halves = data[0], data[1], data[2], data[3], data[7]
-    for b in range(n_batch):
-        if start + batch_size + b < order.size:
-            prefetch_half(indptr, halves, indices, values, order[start + batch_size + b], half)
-        if start + 2 * batch_size + b < order.size:
-            later = order[start + 2 * batch_size + b]
-            prefetch(indptr, later), prefetch(halves, later), prefetch(data[4], later), prefetch(data[6], later)
-        row = order[start + b]
-        lo, hi = half_range(indptr, halves, row, half)
-        sparse_rows_step(params, -rate, offsets[0], strides[0], indices, values, scale, lo, hi,
-                         D[b, cols[0]:cols[1]])
-
-
-@kernel
-def upper_units_step(grad, params, rate, net, data, order, start, n_batch, bufs, units, opt, batch):
-    """C: the rest of the SGD step, in this worker's replica: the first layer's bias, then the
-    other layers' units (one per layer, as gradient_plan makes them for a single worker)."""
-    sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
-    D = bufs[2]
-    bias = offsets[0] + sizes[0] * strides[0]
-    for b in range(n_batch):
-        add_bias_gradient(grad, bias, strides[0], D[b, cols[0]:cols[1]])
-    for u in range(units.shape[0]):
-        if units[u, 0] > 0:
-            accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u, u + 1)
-    update_units(params, grad, net, units, opt, batch, params.dtype.type(1), 0, units.shape[0], True)
-
-
-# The two workers' rows of Z, A and D cross between their cores twice a batch. Asked for all at
-# once when a phase starts, their trips overlap, instead of each store waiting for its line in
-# turn (paired epochs at 784-10-10, two threads: 0.98-0.99x the time for each of the two).
-
-@njit(inline="always")
-def half_sums_ahead(Z, batch_size, half, n_batch):
-    """A: ask for the lines of this worker's half sums, which the other read in the last batch."""
-    row = Z.shape[1]
-    for b in range(n_batch):
-        prefetch_write(Z, (half * batch_size + b) * row)
-
-
-@njit(inline="always")
-def own_rows_ahead(Z, A, D, batch_size, half, n_batch):
-    """B: ask for the rows of Z, A and D of this worker's examples, which the other read in the
-    last batch, and for the second half's sums of them (add_halves adds them in)."""
-    row, step = Z.shape[1], 64 // Z.itemsize
-    for task in range(half, (n_batch + BLOCK - 1) // BLOCK, 2):
-        for b in range(task * BLOCK, min(n_batch, (task + 1) * BLOCK)):
-            prefetch(Z, (batch_size + b) * row)
-            for j in range(0, row, step):
-                prefetch_write(Z, b * row + j), prefetch_write(A, b * row + j), prefetch_write(D, b * row + j)
-
-
-@njit(inline="always")
-def by_inputs_batch(sync, params, grad, net, data, order, start, n_batch, batch_size, bufs, units, opt, losses, hits,
-                    half, model_params, batch, leaving, passed):
-    """One batch of two workers that split the first layer by input units (see first_layer_half),
-    as worker ``half``; ``model_params`` holds the first layer's weight rows. With ``leaving``
-    (worker 0), it tells the other to stop after this batch. Returns the barriers passed."""
-    Z = bufs[0]
-    here = (Z[:batch_size], bufs[1][:batch_size], bufs[2][:batch_size], bufs[3], bufs[4], bufs[5], bufs[6], bufs[7])
-    if half == 1:  # the other layers are worker 0's (the model's): it alone steps them, in C
-        params = model_params
-    inverse = inverse_weight(params, data, order, start, n_batch)
-    half_sums_ahead(Z, batch_size, half, n_batch)
-    first_layer_half(model_params, net, data, order[start:start + n_batch], Z[half * batch_size:], half)
-    passed = barrier(sync, 2, passed)
-    own_rows_ahead(Z, bufs[1], bufs[2], batch_size, half, n_batch)
-    transpose_layers(params, net, bufs)  # past the barrier: worker 0's step of the last batch is done
-    for task in range(half, (n_batch + BLOCK - 1) // BLOCK, 2):
-        b0, b1 = task * BLOCK, min(n_batch, (task + 1) * BLOCK)
-        add_halves(Z, batch_size, b0, b1, net[1][0])
-        upper_layers_block(params, net, data, order, start, b0, b1, here, inverse, losses, hits, order.size)
-    if leaving:  # the other sees it past the next barrier: it finishes its half of this batch, and stops
-        atomic_add(sync, ALONE, 1)
-    passed = barrier(sync, 2, passed)
-    rate = opt[4][batch]
-    first_layer_half_step(model_params, net, data, order, start, n_batch, batch_size, bufs[2], rate, half)
-    if half == 0:
-        upper_units_step(grad, params, rate, net, data, order, start, n_batch, here, units, opt, batch)
-    if atomic_load(sync, ALONE) > 0:  # worker 0 goes on alone once the other's rows have taken their step
-        passed = barrier(sync, 2, passed)
-    return passed
-
-
 @kernel(nogil=True)
-def train_worker(n_workers, sync, params, grad, net, data, order, batch_size, first, last, bufs, units,
-                 opt, losses, hits, replica, leader, schedule):
-    """Batches first..last-1 of an epoch that visits examples order[0], order[1], ..., as one of
-    ``n_workers`` workers that run this at once, each in its own thread, sharing ``sync`` (see
-    sync.py) and everything else but bufs[6] (each transposes the weights for itself).
+def train_worker(worker, n_workers, sync, params, grad, net, data, order, batch_size, first, last, bufs, units, opt,
+                 losses, hits):
+    """Batches first..last-1 of an epoch that visits examples order[0], order[1], ..., as worker
+    ``worker`` of the ``n_workers`` that run this at once, each in its own thread, sharing
+    ``sync`` (the protocol: sync.py) and everything else but bufs[6] (each transposes the
+    weights for itself).
 
     Per batch, phase 1's tasks (blocks of examples, and transposing the batch by input unit when
     the first layer's gradient needs it), then phase 2's (the units), go to whichever worker asks
-    next. The sparse rows are read where they lie, the next block's prefetched: copying them
-    into visiting order each epoch measured no faster.
-
-    ``replica`` >= 0 (this worker's index): each worker has its own params, grad and optimizer
-    state, which it updates whole in phase 2 (the same steps in the same order: the replicas
-    stay identical), and only phase 1 is shared, by fixed blocks (next_block). Then no weight
-    moves between cores, and a worker needs no barrier after phase 2: it goes on to the next
-    batch's phase 1, in the other half of Z, A and D (2 x batch_size rows), while the other may
-    still read this batch's half. With ``by_inputs`` (schedule[3]; two workers, plain SGD, a
-    first layer of tiles narrower than 8 vectors), the two instead split the first layer's
-    weight rows, which stay in the model's params, and run by_inputs_batch: the first layer's
-    step, a third of a 784-10-10 batch, is then shared too (0.85x the time of whole replicas).
-
-    Worker 0 (whose replica is the model's, ``leader``: params, m and v) starts alone: it does
-    not wait for the other threads to start. ``schedule`` = (rule, solo probe, team probe, by_inputs):
-    once the others are ready and worker 0 has timed ``solo probe`` (>= 1) batches alone (not
-    the call's first, whose caches are cold; those an earlier call timed count, when the caller
-    leaves them in sync's SOLO_CYCLES and SOLO_BATCHES), they copy its replica and join it
-    (join_worker_zero). After timing ``team probe`` batches together (not the one they copied
-    in), it keeps them only if those took less time per batch (rule ADAPTIVE; KEEP_TEAM and
-    LEAVE_AFTER_PROBE, for tests, decide regardless, and wait for the others to join). A shared
-    batch costs its rows' trips between the cores, which vary with where the host places them:
-    on this VM two workers took 0.8x the time of one, or 1.45x. No result depends on who did
-    which block. What worker 0 measured is left in sync (codes.SOLO_CYCLES ...)."""
+    next, with a barrier after each phase. The sparse rows are read where they lie, the next
+    block's prefetched. The call ends early, after a batch, when the caller asks (sync's STOP),
+    or when a wait gives up (ABORT)."""
     n = order.size
     clip_norm = opt[5]
-    by_inputs = schedule[3]
     n_units = units.shape[0]
     transposing = 1 if bufs[3].size > 0 else 0
-    team = n_workers if replica < 0 else 1  # the workers sharing this batch's phase 1
-    begin = first
-    if replica > 0:
-        begin = join_worker_zero(sync, params, opt[1], opt[2], leader, last)
-        team = n_workers
-    joined_at = -1 if replica == 0 else first  # worker 0: the batch the others joined at (-1: not yet)
-    leaving = False
-    solo_cycles, solo_batches, team_cycles, team_batches, alone_from = 0, 0, 0, 0, 0
-    if replica == 0:  # batches an earlier call timed alone, if the caller passes them on
-        solo_cycles, solo_batches = sync[SOLO_CYCLES], sync[SOLO_BATCHES]
     passed, base = 0, 0
-    ready = False  # worker 0: the others wait to join (asleep), so a batch alone is timed fairly
-    for batch in range(begin, last):
-        if joined_at < 0 and n_workers > 1 and not ready and batch > first:
-            if schedule[0] != ADAPTIVE:
-                wait_until(sync, READY, n_workers - 1)
-            ready = atomic_load(sync, READY) == n_workers - 1
-        if ready and joined_at < 0 and solo_batches >= schedule[1]:
-            atomic_add(sync, JOIN, batch + 1)
-            joined_at, team = batch, n_workers
-        started = cycles()
+    for batch in range(first, last):
         start = batch * batch_size
         n_batch = min(batch_size, n - start)
-        if by_inputs and team > 1:
-            passed = by_inputs_batch(sync, params, grad, net, data, order, start, n_batch, batch_size, bufs, units,
-                                     opt, losses, hits, replica, leader[0], batch - first, leaving, passed)
-            if atomic_load(sync, ALONE) > 0:
-                if replica > 0:
-                    return
-                team, alone_from = 1, batch + 2
-        else:
-            half = (batch % 2) * batch_size if replica >= 0 else 0
-            ahead = team * BLOCK if replica >= 0 else BLOCK  # this worker's next block (next_block)
-            bufs_now = (bufs[0][half:half + batch_size], bufs[1][half:half + batch_size],
-                        bufs[2][half:half + batch_size], bufs[3], bufs[4], bufs[5], bufs[6], bufs[7])
-            transpose_layers(params, net, bufs)
-            inverse = inverse_weight(params, data, order, start, n_batch)
-            n_tasks = (n_batch + BLOCK - 1) // BLOCK + transposing
-            task = next_block(sync, base, -1, replica, team)
-            while task < n_tasks:
-                if task < transposing:  # first, as the longest task
-                    transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4],
-                                    bufs[5])
-                else:
-                    b0 = (task - transposing) * BLOCK
-                    forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), bufs_now,
-                                           inverse, losses, hits, ahead)
-                task = next_block(sync, base, task, replica, team)
-            base += n_tasks + n_workers
-            if team > 1:
-                if leaving:  # the others see it past this barrier, and stop
-                    atomic_add(sync, ALONE, 1)
-                passed = barrier(sync, team, passed)
-                if replica > 0 and atomic_load(sync, ALONE) > 0:
-                    return
-                if leaving:
-                    team, alone_from = 1, batch + 2
-            if clip_norm <= 0:
-                # Plain SGD steps the first layer's weight rows inside the gradient's loop: p - lr * (g +
-                # 0 * p) is p - lr * g, so that gradient (most of the parameters) is never stored. A
-                # transposed batch steps by each row's whole sum (the same bits as summing first); the
-                # per-example loop by each example's term (the same math, float rounding apart).
-                plain = opt[0] == SGD and opt[3][batch - first, 3] == 0
-                rate = opt[4][batch - first] if plain else params.dtype.type(0)
-                u = next_unit(sync, base, -1, replica)
-                while u < n_units:
-                    accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs_now, units, u, u + 1)
-                    update_units(params, grad, net, units, opt, batch - first, params.dtype.type(1), u, u + 1,
-                                 rate != 0)
-                    u = next_unit(sync, base, u, replica)
-            else:  # clipping needs the whole gradient's norm before any update
-                u = next_unit(sync, base, -1, replica)
-                while u < n_units:
-                    accumulate_units(grad, params, params.dtype.type(0), net, data, order, start, n_batch, bufs_now,
-                                     units, u, u + 1)
-                    u = next_unit(sync, base, u, replica)
-                if replica < 0:
-                    base += n_units + n_workers
-                    passed = barrier(sync, n_workers, passed)
-                squares = 0.0
-                for i in range(grad.size):  # every worker sums it, in the same order
-                    squares += np.float64(grad[i]) * np.float64(grad[i])
-                scale = params.dtype.type(min(1.0, clip_norm / (np.sqrt(squares) + 1e-6)))
-                if replica < 0:  # the updates clear the gradient's rows: none may start while a worker sums them
-                    passed = barrier(sync, n_workers, passed)
-                u = next_unit(sync, base, -1, replica)
-                while u < n_units:
-                    update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1, False)
-                    u = next_unit(sync, base, u, replica)
-        if replica < 0:
+        transpose_layers(params, net, bufs)
+        inverse = inverse_weight(params, data, order, start, n_batch)
+        n_tasks = (n_batch + BLOCK - 1) // BLOCK + transposing
+        task = next_task(sync, base)
+        while task < n_tasks:
+            if task < transposing:  # first, as the longest task
+                transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4], bufs[5])
+            else:
+                b0 = (task - transposing) * BLOCK
+                forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), bufs, inverse,
+                                       losses, hits, BLOCK)
+            task = next_task(sync, base)
+        base += n_tasks + n_workers
+        passed = barrier(sync, n_workers, passed, batch, AFTER_EXAMPLES, worker)
+        if passed < 0:
+            return
+        if clip_norm <= 0:
+            # Plain SGD steps the first layer's weight rows inside the gradient's loop: p - lr * (g +
+            # 0 * p) is p - lr * g, so that gradient (most of the parameters) is never stored. A
+            # transposed batch steps by each row's whole sum (the same bits as summing first); the
+            # per-example loop by each example's term (the same math, float rounding apart).
+            plain = opt[0] == SGD and opt[3][batch - first, 3] == 0
+            rate = opt[4][batch - first] if plain else params.dtype.type(0)
+            u = next_task(sync, base)
+            while u < n_units:
+                accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u, u + 1)
+                update_units(params, grad, net, units, opt, batch - first, params.dtype.type(1), u, u + 1, rate != 0)
+                u = next_task(sync, base)
+        else:  # clipping needs the whole gradient's norm before any update
+            u = next_task(sync, base)
+            while u < n_units:
+                accumulate_units(grad, params, params.dtype.type(0), net, data, order, start, n_batch, bufs, units,
+                                 u, u + 1)
+                u = next_task(sync, base)
             base += n_units + n_workers
-            passed = barrier(sync, n_workers, passed)
-        elif replica == 0:
-            elapsed = cycles() - started
-            if joined_at < 0:
-                if ready:  # not the call's first batch either, whose caches are cold
-                    solo_cycles, solo_batches = solo_cycles + elapsed, solo_batches + 1
-            elif team > 1 and batch > joined_at and team_batches < schedule[2]:
-                team_cycles, team_batches = team_cycles + elapsed, team_batches + 1
-                if team_batches == schedule[2]:
-                    leaving = schedule[0] == LEAVE_AFTER_PROBE or (
-                        schedule[0] == ADAPTIVE and team_cycles * solo_batches >= solo_cycles * team_batches)
-    if replica == 0:
-        if joined_at < 0:  # the others have nothing left to join
-            atomic_add(sync, JOIN, last + 1)
-        sync[SOLO_CYCLES], sync[SOLO_BATCHES], sync[TEAM_CYCLES] = solo_cycles, solo_batches, team_cycles
-        sync[TEAM_BATCHES], sync[ALONE_FROM] = team_batches, alone_from
+            passed = barrier(sync, n_workers, passed, batch, BEFORE_NORM, worker)
+            if passed < 0:
+                return
+            squares = 0.0
+            for i in range(grad.size):  # every worker sums it, in the same order
+                squares += np.float64(grad[i]) * np.float64(grad[i])
+            scale = params.dtype.type(min(1.0, clip_norm / (np.sqrt(squares) + 1e-6)))
+            # The updates clear the gradient's rows: none may start while a worker sums them.
+            passed = barrier(sync, n_workers, passed, batch, AFTER_NORM, worker)
+            if passed < 0:
+                return
+            u = next_task(sync, base)
+            while u < n_units:
+                update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1, False)
+                u = next_task(sync, base)
+        base += n_units + n_workers
+        if worker == 0 and atomic_load(sync, STOP) > 0:
+            atomic_add(sync, STOP_AT, batch + 1)
+        passed = barrier(sync, n_workers, passed, batch, AFTER_UPDATE, worker)
+        if passed < 0 or atomic_load(sync, STOP_AT) == batch + 1:
+            return
 
 
 @kernel
@@ -586,9 +344,10 @@ def train_many_worker(tasks, params, grads, net, keys, data, orders, batch_size,
     kind, m, v, hyper, lrs, clip_norm = opt
     k = next_task(tasks, 0)
     while k < params.shape[0]:
-        train_worker(1, syncs[k], params[k], grads[k], (sizes, strides, offsets, cols, acts, dropout, keys[k]), data,
-                     orders[k], batch_size, first, last,
+        train_worker(0, 1, syncs[k], params[k], grads[k], (sizes, strides, offsets, cols, acts, dropout, keys[k]),
+                     data, orders[k], batch_size, first, last,
                      (bufs[0][k], bufs[1][k], bufs[2][k], bufs[3][k], bufs[4][k], bufs[5][k], bufs[6][k], bufs[7][k]),
-                     units, (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k], -1,
-                     (params[k], m[k], v[k]), (ADAPTIVE, 0, 0, 0))
+                     units, (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k])
+        if atomic_load(syncs[k], STOP_AT) > 0:  # stopped: no model starts after this one
+            return
         k = next_task(tasks, 0)
