@@ -1,7 +1,7 @@
 """Paired A/B timing of two checkouts of fastnn, for a machine too noisy for separate runs.
 
     python -m bench.ab DIR_A DIR_B [--hidden 10] [--threads 1 [THREADS_B]] [--rounds 12]
-    python -m bench.ab . . --hidden 20 --threads 1 2 --min-work 0   # two workers against one
+    python -m bench.ab . . --hidden 20 --threads 1 2 --no-probe   # the plan's two workers against one
     python -m bench.ab . . --hidden 128 --threads 1 2 --optimizer adam   # two workers against one, Adam
     python -m bench.ab . . --native 0 1   # the JIT kernels against the native library's
     python -m bench.ab A B --whole   # whole fit(epochs=1) calls, setup included, as bench.compare
@@ -21,16 +21,24 @@ import sys
 import numpy as np
 
 
-def worker(hidden: int, threads: int, min_work: int | None, optimizer: str, whole: bool) -> None:
+def worker(hidden: int, threads: int, min_work: int | None, no_probe: bool, optimizer: str, whole: bool) -> None:
     """Warm up, then train for two epochs per line read from stdin; print their seconds (with
     ``whole``, of two fit(epochs=1) calls from start to end, as bench.compare times them)."""
     import time
 
-    import fastnn
-    import fastnn.training
+    import importlib
 
-    if min_work is not None:
-        fastnn.training.PARALLEL_MIN_WORK = min_work
+    import fastnn
+
+    for name in ("fastnn.parallel", "fastnn.training"):  # where the checkout keeps its plan's settings
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if min_work is not None and hasattr(module, "PARALLEL_MIN_WORK"):
+            module.PARALLEL_MIN_WORK = min_work
+        if no_probe and hasattr(module, "PROBE"):
+            module.PROBE = False
     from fastnn.datasets import load_mnist
 
     mnist = load_mnist(os.path.join(os.environ.get("FASTNN_DATA", "../shared/data"), "mnist"))
@@ -61,8 +69,10 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=10)
     parser.add_argument("--threads", type=int, nargs="+", default=[1], metavar="N",
                         help="threads of A's fits, then of B's (default: the same as A's)")
-    parser.add_argument("--min-work", type=int, help="fastnn.training.PARALLEL_MIN_WORK for both (0: every "
+    parser.add_argument("--min-work", type=int, help="fastnn.parallel.PARALLEL_MIN_WORK for both (0: every "
                         "batch on all threads' workers, however small)")
+    parser.add_argument("--no-probe", action="store_true", help="run the plan's workers without timing them "
+                        "against one (fastnn.parallel.PROBE = False) in both")
     parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd",
                         help="SGD (lr 0.1) or Adam (lr 0.001) for both")
     parser.add_argument("--native", nargs=2, choices=("0", "1"), default=("1", "1"), metavar="0|1",
@@ -74,7 +84,7 @@ def main() -> None:
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        return worker(args.hidden, args.threads[0], args.min_work, args.optimizer, args.whole)
+        return worker(args.hidden, args.threads[0], args.min_work, args.no_probe, args.optimizer, args.whole)
     threads = (args.threads + args.threads)[:2]
     procs = []
     for name, d, t, native in zip("AB", args.dirs, threads, args.native):
@@ -87,7 +97,7 @@ def main() -> None:
         procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", *args.dirs,
                                        "--hidden", str(args.hidden), "--threads", str(t),
                                        *(["--min-work", str(args.min_work)] if args.min_work is not None else []),
-                                       "--optimizer", args.optimizer,
+                                       "--optimizer", args.optimizer, *(["--no-probe"] if args.no_probe else []),
                                        *(["--whole"] if args.whole else [])],
                                       cwd=d, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
     for p in procs:

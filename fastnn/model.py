@@ -20,9 +20,8 @@ from .validation import check_labels, check_targets, check_weights
 INITS = ("uniform", "he", "glorot")
 DTYPES = {"float32": np.float32, "float64": np.float64}
 OUTPUTS = ("softmax", "linear")
-# Predictions with less work than this (multiply-adds, as training.work_per_batch counts them)
-# run on one thread (evaluate, 1 and 2 threads: 784-10-10 on 1,000 images 0.68 and 1.06 ms, on
-# 10,000 4.14 and 2.75 ms; 784-128-10 on 1,000 2.26 and 1.42 ms).
+# Predictions with less work than this (multiply-adds, as parallel.work_per_batch counts them)
+# run on one thread: below it, handing a share to a second thread costs more than it saves.
 PREDICT_MIN_WORK = 10_000_000
 
 
@@ -97,7 +96,7 @@ class MLP:
 
     @_params.setter
     def _params(self, params: np.ndarray) -> None:
-        self._param_buffer = cache_aligned(params)  # the kernels' vector loads run faster on whole lines
+        self._param_buffer = cache_aligned(params)  # the kernels' vector loads never straddle two lines
 
     def _initialize(self) -> None:
         """Draw every layer's weights from the seed, W before b, layer by layer.
@@ -255,14 +254,14 @@ class MLP:
         """Outputs (probabilities or regression values), per-example losses and hits."""
         from .kernels.codes import BLOCK, SYNC_SIZE
         from .kernels.native import kernel
-        from .training import work_per_batch
+        from .parallel import work_per_batch
         from .workers import default_threads, run_workers
 
         n = examples.rows.n_rows
         outputs = np.empty((n, self.n_classes), dtype=self.dtype)
-        losses = aligned_zeros(n, self.dtype)  # a block's losses on one line (see training.train)
+        losses = aligned_zeros(n, self.dtype)  # a block's losses on lines of its own, as in training
         hits = aligned_zeros(n, np.bool_)
-        # Starting a thread costs ~0.1 ms: below PREDICT_MIN_WORK, one worker does it all.
+        # Below PREDICT_MIN_WORK one worker does it all: a second would cost more than it saves.
         workers = max(1, min(default_threads(), -(-n // BLOCK))) if work_per_batch(self, examples, n) >= \
             PREDICT_MIN_WORK else 1
         sync, rows, net, data = np.zeros(SYNC_SIZE, dtype=np.int64), np.arange(n), self._net(), examples.kernel_tuple()

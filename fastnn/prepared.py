@@ -1,8 +1,8 @@
 """Inputs converted once, for many fits: the sparse rows the kernels read.
 
-Every fit, predict and evaluate on a NumPy array first finds its non-zero inputs (about 50 ms
-for MNIST's 60,000 images). ``prepare`` does it once; a sweep over seeds or learning rates
-then passes the result wherever it would pass X.
+Every fit, predict and evaluate on a NumPy array first finds its non-zero inputs, a pass over
+the whole array. ``prepare`` does it once; a sweep over seeds or learning rates then passes the
+result wherever it would pass X.
 """
 
 from __future__ import annotations
@@ -85,13 +85,13 @@ def sparse_rows(X, n_features: int, dtype, name: str = "X") -> SparseRows:
 
 # balanced_column looks at this many rows (MNIST: their shares are the whole set's within 0.3%).
 SPLIT_SAMPLE_ROWS = 1024
-SPLIT_SHARE = 0.5  # two sums of equal length: neither chain waits for the other
+SPLIT_SHARE = 0.5  # two workers that each own one side's weight rows (kernels/train.py) do equal work
 
 
 def balanced_column(X: np.ndarray) -> int:
     """The first column at which SPLIT_SHARE of the non-zero entries of X's first rows lie
-    before it (at least 1, at most d - 1; d // 2 if those rows are all zero): the first layer's
-    narrow tiles sum each side apart (layers.sparse_dense_forward_tile)."""
+    before it (at least 1, at most d - 1; d // 2 if those rows are all zero): two workers may
+    each own the first layer's weight rows of one side (kernels/train.py, split_batch)."""
     d = X.shape[1]
     below = np.cumsum(np.count_nonzero(X[:SPLIT_SAMPLE_ROWS], axis=0))
     if d < 2 or below[-1] == 0:

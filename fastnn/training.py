@@ -16,22 +16,17 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .errors import TrainingDivergedError, WorkerStalledError
-from .kernels.codes import ABORT, STOP, STOP_AT
-from .layout import aligned_zeros, batch_buffers, cache_aligned, gradient_plan
+from .layout import aligned_zeros, cache_aligned
 from .optimizers import SGD, Optimizer
+from .parallel import Team, parallel_plan
 from .schedules import Schedule
 from .signals import DeferredInterrupt
 from .validation import check_positive_float, check_positive_int
-from .workers import default_threads, max_threads, new_sync, run_stoppable, stall_message
+from .workers import default_threads, max_threads
 
 if TYPE_CHECKING:
     from .data import Examples
     from .model import MLP
-
-# Workers share a batch from this many multiply-adds per batch (work_per_batch): below, the two
-# barriers and the rows that cross between the cores each batch cost more than a second core saves.
-PARALLEL_MIN_WORK = 500_000
-
 
 @dataclass
 class History:
@@ -128,14 +123,6 @@ class Settings:
         )
 
 
-def work_per_batch(model: "MLP", examples: "Examples", batch_size: int) -> float:
-    """Multiply-adds of one batch's forward and backward passes (sparse first layer)."""
-    rows = examples.rows
-    nnz_per_row = rows.values.size / max(rows.n_rows, 1)
-    dense = sum(a * b for a, b in zip(model.sizes[1:-1], model.sizes[2:]))
-    return batch_size * 2 * (nnz_per_row * model.sizes[1] + 1.5 * dense)
-
-
 def dropout_key(seed: int, epoch: int) -> int:
     """The key of one epoch's dropout stream: a function of the seed and the epoch count only."""
     return (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + 1) % 2**64
@@ -170,18 +157,16 @@ def _train(model: "MLP", examples: "Examples", validation: "Examples | None", se
     n = examples.rows.n_rows
     batch_size = min(settings.batch_size, n)
     n_batches = -(-n // batch_size)
-    workers = parallel_plan(model, examples, batch_size, min(settings.threads, max_threads()))
-    units = gradient_plan(model.layout, workers, np.append(examples.rows.column_counts, n) if workers > 1 else None)
     state = OptimizerState.continued(model.optimizer_state, settings.optimizer, model.layout.n_params, model.dtype)
-    bufs = batch_buffers(model.layout, examples.rows, batch_size)
-    worker_bufs = [bufs] + [(*bufs[:6], aligned_zeros(bufs[6].shape, model.dtype), bufs[7]) for _ in range(1, workers)]
-    grad = aligned_zeros(model.layout.n_params, model.dtype)
+    plan = parallel_plan(model, examples, batch_size, min(settings.threads, max_threads()), settings.optimizer,
+                         settings.clip_norm)
+    team = Team(model, examples, batch_size, plan, settings.optimizer.code, settings.clip_norm > 0)
     losses = aligned_zeros(n, model.dtype)
     hits = aligned_zeros(n, np.bool_)
     data = examples.kernel_tuple()
     n_blocks = min(settings.blocks_per_epoch, n_batches)
     edges = [n_batches * i // n_blocks for i in range(n_blocks + 1)]
-    history = History(workers=workers)
+    history = History()
     stopper = _Stopper(settings.early_stopping, model)
     for epoch in range(settings.epochs):
         started = time.perf_counter()
@@ -205,8 +190,8 @@ def _train(model: "MLP", examples: "Examples", validation: "Examples | None", se
                    lrs, settings.clip_norm)
             good = (model._params.copy(), state.m.copy(), state.v.copy())
             try:
-                stopped_at, interrupted = train_on_workers(workers, model._params, grad, net, data, order, batch_size,
-                                                           first, last, worker_bufs, units, opt, losses, hits)
+                stopped_at, interrupted = team.train(model._params, net, data, order, first, last, opt, losses, hits)
+                history.workers = team.last_plan.workers
                 done = slice(first * batch_size, min(n, stopped_at * batch_size))
                 if not (np.isfinite(losses[done]).all() and np.isfinite(model._params).all()):
                     raise TrainingDivergedError(
@@ -252,30 +237,6 @@ def _train(model: "MLP", examples: "Examples", validation: "Examples | None", se
             break
     stopper.finish(history)
     return history
-
-
-def parallel_plan(model: "MLP", examples: "Examples", batch_size: int, threads: int) -> int:
-    """How many workers train: ``threads``, or one where a batch is too little work to share."""
-    return threads if threads > 1 and work_per_batch(model, examples, batch_size) >= PARALLEL_MIN_WORK else 1
-
-
-def train_on_workers(n_workers: int, params, grad, net, data, order, batch_size, first, last, worker_bufs, units,
-                     opt, losses, hits) -> tuple[int, bool]:
-    """Batches first..last-1 on n_workers threads, each running kernels.train.train_worker with
-    its own buffers worker_bufs[w]. Returns the batch after the last one done (``last`` unless a
-    stop was asked for) and whether a KeyboardInterrupt arrived meanwhile. Raises
-    WorkerStalledError when a worker gave up waiting for the others."""
-    from .kernels.native import kernel
-
-    train_worker = kernel("train_worker")
-    sync = new_sync()
-    interrupted = run_stoppable(
-        n_workers, lambda w: train_worker(w, n_workers, sync, params, grad, net, data, order, batch_size, first, last,
-                                          worker_bufs[w], units, opt, losses, hits),
-        stop=lambda: sync.__setitem__(STOP, 1), abort=lambda: sync.__setitem__(ABORT, first + 1))
-    if sync[ABORT]:
-        raise WorkerStalledError(stall_message(sync, n_workers))
-    return (int(sync[STOP_AT]) if sync[STOP_AT] else last), interrupted
 
 
 class _Stopper:

@@ -48,11 +48,12 @@ def mnist(shared_data):
 
 @pytest.fixture
 def force_parallel(monkeypatch):
-    """Make fit run all its threads as workers, whatever the batch's size and the layers' widths,
-    to test that path. Tests check History.workers: on a one-CPU machine fit runs one."""
-    import fastnn.training
+    """Make fit run its plan's workers, whatever the batch's size and the layers' widths and
+    without timing them against one, to test those paths. Tests check History.workers: on a one-CPU machine fit runs one."""
+    import fastnn.parallel
 
-    monkeypatch.setattr(fastnn.training, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(fastnn.parallel, "PARALLEL_MIN_WORK", 0)
+    monkeypatch.setattr(fastnn.parallel, "PROBE", False)
 
 
 @pytest.fixture

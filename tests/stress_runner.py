@@ -5,8 +5,8 @@ synchronisation point), so that a hang fails a test instead of stalling it.
 
     python tests/stress_runner.py --cases quick --threads 2 3 [--repeat N]
 
-Prints a line per fit and exits 1 if any differs from one worker or ran on fewer workers than
-asked for.
+Prints a line per fit and exits 1 if any differs from one worker or ran on one worker though
+given more threads.
 """
 
 import argparse
@@ -33,8 +33,11 @@ CASES = {
     "sgd, transposed batch": dict(sizes=(64, 80, 10), n=500, fit=dict(batch_size=64)),
     "adamw, dropout, three layers": dict(sizes=(64, 40, 20, 10), n=600, dropout=0.1,
                                          fit=dict(batch_size=32, optimizer="adamw", blocks_per_epoch=3)),
+    "adam, batch 128": dict(sizes=(64, 20, 10), n=1100, fit=dict(batch_size=128, optimizer="adam")),
 }
-QUICK = ["sgd, 20 calls", "momentum, dropout", "adam, 20 calls", "rmsprop, 20 calls", "adam, clipping, float64"]
+# Replicas (narrow first layers) and shared weights (the transposed batch), each update rule.
+QUICK = ["sgd, 20 calls", "momentum, dropout", "adam, 20 calls", "rmsprop, 20 calls", "adam, clipping, float64",
+         "sgd, transposed batch"]
 
 
 def data(n: int, d: int):
@@ -64,9 +67,10 @@ def main() -> int:
     parser.add_argument("--threads", type=int, nargs="+", default=[2])
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
-    import fastnn.training
+    import fastnn.parallel
 
-    fastnn.training.PARALLEL_MIN_WORK = 0  # every fit on all its threads, however small
+    fastnn.parallel.PARALLEL_MIN_WORK = 0  # every fit on its plan's workers, however small, untimed
+    fastnn.parallel.PROBE = False
     names = {"quick": QUICK, "all": list(CASES)}.get(args.cases) or args.cases.split(";")
     failures = 0
     for _ in range(args.repeat):
@@ -75,7 +79,7 @@ def main() -> int:
             for threads in args.threads:
                 got, workers = train(CASES[name], threads)
                 same = np.array_equal(got, expected)
-                failures += not (same and workers == threads)
+                failures += not (same and workers > 1)
                 print(f"{name}: {workers} workers of {threads} threads, "
                       f"{'bit-identical to one' if same else 'DIFFERS from one'}", flush=True)
     return 1 if failures else 0

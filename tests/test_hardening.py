@@ -101,9 +101,10 @@ def test_kernels_stay_in_bounds_under_numba_boundscheck():
             y = rng.integers(0, sizes[-1], 37)
             for dtype in ("float64",):
                 for threads in (1, 2):
-                    fastnn.training.PARALLEL_MIN_WORK = 0 if threads == 2 else 10**12
+                    fastnn.parallel.PARALLEL_MIN_WORK = 0 if threads == 2 else 10**12
+                    fastnn.parallel.PROBE = False
                     m = fastnn.MLP(sizes, dtype=dtype, dropout=0.3, activation="tanh", seed=1)
-                    m.fit(X.astype(np.uint8), y, epochs=2, batch_size=8, threads=threads,
+                    m.fit(X.astype(np.uint8), y, epochs=2, batch_size=32, threads=threads,
                           optimizer=fastnn.Adam(lr=0.01), clip_norm=1.0, sample_weight=np.ones(37))
                     m.fit(X / 255.0, y, epochs=1, batch_size=64, threads=threads)
                     m.predict_proba(X.astype(np.uint8)); m.gradient(X.astype(np.uint8), y)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastnn
-import fastnn.training
+import fastnn.parallel
 import fastnn.workers
 from fastnn import MLP
 
@@ -88,15 +88,15 @@ def test_a_worker_that_stops_answering_ends_fit_with_the_last_good_weights(mnist
     reference.fit(X, y, epochs=1, **options)
     before = model.get_params()
 
-    real = fastnn.training.run_stoppable
+    real = fastnn.parallel.run_stoppable
     monkeypatch.setattr(fastnn.workers, "PATIENCE_SECONDS", 0.3)
-    monkeypatch.setattr(fastnn.training, "run_stoppable", lambda n, work, stop, abort: real(1, work, stop, abort))
+    monkeypatch.setattr(fastnn.parallel, "run_stoppable", lambda n, work, stop, abort: real(1, work, stop, abort))
     with pytest.raises(fastnn.WorkerStalledError, match="worker 0 of 2 waited 0.3 s at the barrier after the forward "
                                                          "and backward passes of batch 1 with no progress"):
         model.fit(X, y, epochs=1, **options)
     assert np.array_equal(model.get_params(), before)
 
-    monkeypatch.setattr(fastnn.training, "run_stoppable", real)
+    monkeypatch.setattr(fastnn.parallel, "run_stoppable", real)
     model.fit(X, y, epochs=1, **options)
     reference.fit(X, y, epochs=1, **options)
     assert np.array_equal(model.get_params(), reference.get_params())

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import fastnn
-import fastnn.training
+import fastnn.parallel
+import fastnn.workers
 from fastnn.kernels import native
 
 REQUIRED = os.environ.get("FASTNN_REQUIRE_NATIVE") == "1"  # .ci/run builds the library first
@@ -29,9 +30,19 @@ def data(kind: str, dtype):
     return (pixels if kind == "uint8" else pixels.astype(dtype) / 255), rng.integers(0, 4, 200)
 
 
-def train_and_predict(dtype, X, y, threads: int):
-    model = fastnn.MLP([X.shape[1], 40, 4], dtype=dtype, seed=1, dropout=0.1)
-    history = model.fit(X, y, epochs=2, batch_size=16, threads=threads)
+# Each way to share a batch (fastnn.parallel.parallel_plan): batches of one block share the
+# model's weights; narrow layers with batches of several blocks split the first layer (plain SGD)
+# or take replicas.
+PLANS = {"shared weights": dict(hidden=40, batch_size=16, momentum=0.0),
+         "split by inputs": dict(hidden=12, batch_size=48, momentum=0.0),
+         "replicas": dict(hidden=12, batch_size=48, momentum=0.9)}
+
+
+def train_and_predict(dtype, X, y, threads: int, hidden: int, batch_size: int, momentum: float):
+    model = fastnn.MLP([X.shape[1], hidden, 4], dtype=dtype, seed=1, dropout=0.1)
+    history = model.fit(X, y, epochs=2, batch_size=batch_size, threads=threads,
+                        optimizer=fastnn.SGD(lr=0.1, momentum=momentum))
+    assert history.workers == threads
     return model.get_params(), model.predict_proba(X), history.loss, fastnn.prepare(X, dtype).rows_for(30, dtype, "X")
 
 
@@ -39,18 +50,22 @@ def train_and_predict(dtype, X, y, threads: int):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("kind", ["uint8", "real"])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_native_kernels_give_the_jit_results_bit_for_bit(monkeypatch, dtype, kind, threads):
-    monkeypatch.setattr(fastnn.training, "PARALLEL_MIN_WORK", 0)  # two threads: two workers, however small
+@pytest.mark.parametrize("plan", PLANS.values(), ids=PLANS.keys())
+def test_native_kernels_give_the_jit_results_bit_for_bit(monkeypatch, dtype, kind, threads, plan):
+    if threads > fastnn.workers.max_threads():
+        pytest.skip("one CPU: fit would run one worker whatever threads says")
+    monkeypatch.setattr(fastnn.parallel, "PARALLEL_MIN_WORK", 0)  # two threads: two workers, however small
+    monkeypatch.setattr(fastnn.parallel, "PROBE", False)
     X, y = data(kind, dtype)
     with monkeypatch.context() as jit_only:
         jit_only.setattr(native, "_library", lambda: {})
-        expected = train_and_predict(dtype, X, y, threads)
+        expected = train_and_predict(dtype, X, y, threads, **plan)
 
     def no_jit(self):
         raise AssertionError(f"{self.name} fell back to the JIT")
 
     monkeypatch.setattr(native.Kernel, "jit", no_jit)
-    got = train_and_predict(dtype, X, y, threads)
+    got = train_and_predict(dtype, X, y, threads, **plan)
     for e, g in zip(expected[:3], got[:3]):
         np.testing.assert_array_equal(g, e)
     for name in ("indptr", "indices", "values"):
@@ -76,14 +91,19 @@ def test_native_fit_many_gives_the_jit_weights_bit_for_bit(monkeypatch):
 
 @needs_library
 def test_a_process_with_the_library_never_imports_numba():
+    """It trains, fits many and evaluates, with the same results as this process (which may
+    have run the JIT), and never loads Numba."""
     code = ("import sys, numpy as np, fastnn\n"
             "X = (np.arange(64 * 20).reshape(64, 20) % 7 == 0).astype(np.uint8) * 200\n"
             "model = fastnn.MLP([20, 10, 2])\n"
             "model.fit(X, np.arange(64) % 2, epochs=1)\n"
             "fastnn.fit_many([fastnn.MLP([20, 10, 2], seed=s) for s in range(2)], X, np.arange(64) % 2)\n"
-            "print(model.evaluate(X, np.arange(64) % 2)['accuracy'] >= 0, 'numba' in sys.modules)\n")
+            "print(repr(model.evaluate(X, np.arange(64) % 2)['loss']), 'numba' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert done.stdout.split() == ["True", "False"], done.stderr
+    X = (np.arange(64 * 20).reshape(64, 20) % 7 == 0).astype(np.uint8) * 200
+    model = fastnn.MLP([20, 10, 2])
+    model.fit(X, np.arange(64) % 2, epochs=1)
+    assert done.stdout.split() == [repr(model.evaluate(X, np.arange(64) % 2)["loss"]), "False"], done.stderr
 
 
 def test_types_the_library_lacks_run_on_the_jit():

@@ -43,8 +43,13 @@ TASKS, ARRIVALS = 0, 8
 PATIENCE, STOP, STOP_AT, ABORT, WHERE, WHO = 16, 17, 18, 19, 20, 21
 SYNC_SIZE = 24
 # The waits of kernels/train.py, for WHERE: the barriers after phase 1 and phase 2 of a batch,
-# and the two of a clipped batch around its gradient's norm.
-AFTER_EXAMPLES, AFTER_UPDATE, BEFORE_NORM, AFTER_NORM = 1, 2, 3, 4
+# the two of a clipped batch around its gradient's norm, and the one after the first layer's
+# half sums of workers that split it.
+AFTER_EXAMPLES, AFTER_UPDATE, BEFORE_NORM, AFTER_NORM, AFTER_HALVES = 1, 2, 3, 4, 5
 WAIT_NAMES = {AFTER_EXAMPLES: "the barrier after the forward and backward passes",
               AFTER_UPDATE: "the barrier after the update", BEFORE_NORM: "the barrier before the gradient's norm",
-              AFTER_NORM: "the barrier after the gradient's norm"}
+              AFTER_NORM: "the barrier after the gradient's norm",
+              AFTER_HALVES: "the barrier after the first layer's half sums"}
+# How workers share a batch (kernels/train.py, train_worker; fastnn/parallel.py chooses): on
+# the model's weights; each on a replica of its own; two that split the first layer by inputs.
+SHARED, REPLICAS, SPLIT = 0, 1, 2

@@ -4,9 +4,11 @@ Layout (see fastnn/layout.py): layer l keeps its parameters as one (n_in + 1) x 
 block of the flat parameter buffer starting at ``off``: rows 0..n_in-1 are the weights leaving
 each input unit, row n_in is the bias; ``stride`` is n_out padded to whole SIMD vectors. One
 input's contribution is a contiguous row, which lets the first layer visit only the non-zero
-pixels; a tile of up to four vectors of outputs stays in registers while the inputs stream by.
-Every function is inlined into the training and inference kernels; none allocates, and all
-arithmetic stays in the dtype of the buffers.
+pixels; a tile of outputs (up to eight vectors in the first layer's forward pass and gradient,
+up to four in the other layers) stays in registers while the inputs stream by. The helpers
+marked @njit(inline="always") are inlined into their callers; the @kernel functions (see jit.py)
+are compiled functions of their own, called from the training and inference kernels. None
+allocates, and all arithmetic stays in the dtype of the buffers.
 """
 
 import numpy as np
@@ -128,8 +130,8 @@ def sparse_dense_forward_tile(params, off, n_in, stride, t, width, indices, valu
     input where the sum splits (prepared.balanced_column).
 
     A tile of 8 vectors has 8 independent sums. Narrower tiles sum the two halves of the inputs
-    apart, (b + sum below the split) + (sum above), each as sparse_sum: two independent chains
-    of multiply-adds, where one would wait on each add's latency.
+    apart, (b + sum below the split) + (sum above), each as sparse_sum: then two workers that
+    own half of W's rows each (kernels/train.py, split_batch) compute the same bits as one.
     """
     L = lanes(params)
     if width == 8 * L:
@@ -305,7 +307,7 @@ def sparse_columns_backward(out, off, stride, col_ptr, col_example, col_value, D
 
 @kernel
 def dense_forward(params, off, n_in, stride, a, z):
-    """z = b + a W. Inputs alternate between two sets of accumulators, as in sparse_dense_forward.
+    """z = b + a W. Inputs alternate between two sets of accumulators, as in sparse_sum.
 
     Zero inputs are multiplied, not skipped: half of a ReLU layer's outputs are zero, in no
     predictable pattern, and a mispredicted branch costs more than the FMAs it would save
@@ -486,7 +488,8 @@ def softmax_forward(z, p, n):
     """p = softmax(z); returns log(sum(exp(z - max))) + max, the log-partition, for the loss.
 
     A whole vector at a time (rows are padded to whole vectors; the padding of p comes out
-    zero): libm's exp, one call per class, took a tenth of a 784-10-10 epoch.
+    zero): simd.vexp, since libm's exp, called once per class, is a noticeable part of a narrow
+    network's epoch.
     """
     L = lanes(z)
     ninf = z.dtype.type(-np.inf)

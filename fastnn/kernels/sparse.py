@@ -82,6 +82,23 @@ def prefetch_row(indptr, indices, values, row):
         prefetch(values, k)
 
 
+@njit(inline="always")
+def half_range(indptr, halves, row, half):
+    """The entries lo..hi-1 of one half of a sparse row: those before its ``halves`` entry
+    (half 0), or the others (half 1)."""
+    return (indptr[row], halves[row]) if half == 0 else (halves[row], indptr[row + 1])
+
+
+@njit(inline="always")
+def prefetch_half(indptr, halves, indices, values, row, half):
+    """prefetch_row for one half of a sparse row's entries (half_range)."""
+    lo, hi = half_range(indptr, halves, row, half)
+    for k in range(lo, hi, 64 // indices.itemsize):
+        prefetch(indices, k)
+    for k in range(lo, hi, 64 // values.itemsize):
+        prefetch(values, k)
+
+
 @kernel
 def transpose_batch(indptr, indices, values, scale, rows, start, n_batch, col_ptr, col_example, col_value):
     """The batch's non-zero inputs grouped by input unit (its CSC form, by a counting sort).

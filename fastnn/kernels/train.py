@@ -22,26 +22,29 @@ Arguments travel in small tuples:
           one row of hyper-parameters and one learning rate per batch, and the gradient-norm
           limit (0: none).
 
-Each batch runs in two phases, each a list of tasks that the workers (train_worker, one per
-thread) take in turn, with a barrier after each. Phase 1, over blocks of examples: forward pass,
-loss, and the error signal of every layer (it needs only the weights). Phase 2, over row ranges
-of the parameters: each range sums its gradient over the batch's examples in a fixed order and
-applies the update to its own rows. No two threads write the same value and no sum depends on
+Each batch runs in two phases. Phase 1, over blocks of examples: forward pass, loss, and the
+error signal of every layer (it needs only the weights). Phase 2, over row ranges of the
+parameters: each range sums its gradient over the batch's examples in a fixed order and applies
+the update to its own rows. Workers (train_worker, one per thread) share the phases' tasks in
+one of three ways (see train_worker). No two threads write the same value and no sum depends on
 who takes which task, so results are bit-identical for any number of threads.
 """
 
 import numpy as np
 from numba import njit
 
-from .codes import AFTER_EXAMPLES, AFTER_UPDATE, AFTER_NORM, BEFORE_NORM, BLOCK, SGD, SOFTMAX, STOP, STOP_AT
+from .codes import (AFTER_EXAMPLES, AFTER_HALVES, AFTER_NORM, AFTER_UPDATE, BEFORE_NORM, BLOCK, REPLICAS, SGD,
+                    SHARED, SOFTMAX, SPLIT, STOP, STOP_AT)
 from .jit import kernel
 from .layers import (
     activation_backward,
     activation_forward,
+    add_bias_gradient,
     dense_backward_input,
     dense_backward_rows,
     dense_forward,
     dropout_apply,
+    half_sum,
     mse_backward,
     mse_forward,
     softmax_forward,
@@ -49,11 +52,14 @@ from .layers import (
     sparse_dense_backward,
     sparse_columns_backward,
     sparse_dense_forward,
+    sparse_rows_step,
+    narrow_tile_width,
+    store_tile,
     transpose_weights,
 )
 from .optim import update_segment
-from .simd import prefetch
-from .sparse import prefetch_row, transpose_batch
+from .simd import lanes, prefetch, vadd, vload, vstore
+from .sparse import half_range, prefetch_half, prefetch_row, transpose_batch
 from .sync import atomic_add, atomic_load, barrier, next_task
 
 
@@ -140,9 +146,15 @@ def forward_backward_block(params, net, data, order, start, b0, b1, bufs, invers
     """Phase 1 for the batch's examples b0..b1-1: the first layer tile by tile across them, then
     each one's other layers, loss and error signals (``inverse``: 1 / the batch's total weight).
     ``ahead``: how far in ``order`` the next block this worker will do lies, for prefetching."""
+    first_layer_forward(params, net, data, order[start + b0:start + b1], bufs[0][b0:b1])
+    upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits, ahead)
+
+
+@njit(inline="always")
+def upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits, ahead):
+    """forward_backward_block from the first layer's pre-activations on."""
     Z, A, D = bufs[0], bufs[1], bufs[2]
     weights = data[6]
-    first_layer_forward(params, net, data, order[start + b0:start + b1], Z[b0:b1])
     for b in range(b0, b1):
         e = order[start + b]
         if start + b + 2 * ahead < order.size:  # where the block after next lies, its label, weight
@@ -207,39 +219,59 @@ def update_units(params, grad, net, units, opt, batch, grad_scale, u0, u1, stepp
 
 
 @kernel(nogil=True)
-def train_worker(worker, n_workers, sync, params, grad, net, data, order, batch_size, first, last, bufs, units, opt,
-                 losses, hits):
+def train_worker(worker, n_workers, plan, sync, params, grad, net, data, order, batch_size, first, last, bufs, units,
+                 opt, losses, hits):
     """Batches first..last-1 of an epoch that visits examples order[0], order[1], ..., as worker
     ``worker`` of the ``n_workers`` that run this at once, each in its own thread, sharing
-    ``sync`` (the protocol: sync.py) and everything else but bufs[6] (each transposes the
-    weights for itself).
+    ``sync`` (the protocol: sync.py), the data, and Z, A and D; bufs[6] is each worker's own
+    (it transposes the weights for itself).
 
-    Per batch, phase 1's tasks (blocks of examples, and transposing the batch by input unit when
-    the first layer's gradient needs it), then phase 2's (the units), go to whichever worker asks
-    next, with a barrier after each phase. The sparse rows are read where they lie, the next
-    block's prefetched. The call ends early, after a batch, when the caller asks (sync's STOP),
-    or when a wait gives up (ABORT)."""
+    Per batch, phase 1 (forward and backward passes of blocks of examples, and transposing the
+    batch by input unit when the first layer's gradient needs it), a barrier, then phase 2 (the
+    gradient and update of each unit of rows). ``plan`` says how the workers share a batch:
+    - SHARED: params, grad and the optimizer's state are the model's. Each task of either phase
+      goes to whichever worker asks next, and a second barrier ends phase 2.
+    - REPLICAS (first layers narrow enough to take their gradient example by example): each
+      worker has its own copy of params, grad and optimizer state, identical at the start, and
+      does all of phase 2 on it, so the copies stay identical and no weight moves between
+      cores. Worker w does phase 1's blocks w, w + n_workers, ... (its rows stay in its cache).
+      No barrier ends phase 2: the next batch's phase 1 writes the other half of Z, A and D
+      (2 x batch_size rows), while another worker may still read this batch's half.
+    - SPLIT: two workers, plain SGD, a narrow first layer; see split_batch.
+    The call ends early, after a batch, when the caller asks (sync's STOP) or a wait gives up."""
     n = order.size
     clip_norm = opt[5]
     n_units = units.shape[0]
     transposing = 1 if bufs[3].size > 0 else 0
+    replicas = plan == REPLICAS
     passed, base = 0, 0
     for batch in range(first, last):
         start = batch * batch_size
         n_batch = min(batch_size, n - start)
-        transpose_layers(params, net, bufs)
+        if plan == SPLIT:
+            passed = split_batch(sync, worker, params, grad, net, data, order, start, n_batch, batch_size, bufs, units,
+                                 opt, losses, hits, batch, batch - first, passed)
+            if passed < 0 or atomic_load(sync, STOP_AT) == batch + 1:
+                return
+            continue
+        rows = (batch % 2) * batch_size if replicas else 0
+        here = (bufs[0][rows:rows + batch_size], bufs[1][rows:rows + batch_size], bufs[2][rows:rows + batch_size],
+                bufs[3], bufs[4], bufs[5], bufs[6], bufs[7])
+        transpose_layers(params, net, here)
         inverse = inverse_weight(params, data, order, start, n_batch)
         n_tasks = (n_batch + BLOCK - 1) // BLOCK + transposing
-        task = next_task(sync, base)
+        task = worker if replicas else next_task(sync, base)
         while task < n_tasks:
             if task < transposing:  # first, as the longest task
                 transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4], bufs[5])
             else:
                 b0 = (task - transposing) * BLOCK
-                forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), bufs, inverse,
-                                       losses, hits, BLOCK)
-            task = next_task(sync, base)
+                forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), here, inverse,
+                                       losses, hits, n_workers * BLOCK if replicas else BLOCK)
+            task = task + n_workers if replicas else next_task(sync, base)
         base += n_tasks + n_workers
+        if replicas:
+            ask_to_stop(sync, worker, batch)
         passed = barrier(sync, n_workers, passed, batch, AFTER_EXAMPLES, worker)
         if passed < 0:
             return
@@ -250,39 +282,150 @@ def train_worker(worker, n_workers, sync, params, grad, net, data, order, batch_
             # per-example loop by each example's term (the same math, float rounding apart).
             plain = opt[0] == SGD and opt[3][batch - first, 3] == 0
             rate = opt[4][batch - first] if plain else params.dtype.type(0)
-            u = next_task(sync, base)
+            u = 0 if replicas else next_task(sync, base)
             while u < n_units:
-                accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u, u + 1)
+                accumulate_units(grad, params, rate, net, data, order, start, n_batch, here, units, u, u + 1)
                 update_units(params, grad, net, units, opt, batch - first, params.dtype.type(1), u, u + 1, rate != 0)
-                u = next_task(sync, base)
+                u = u + 1 if replicas else next_task(sync, base)
         else:  # clipping needs the whole gradient's norm before any update
-            u = next_task(sync, base)
+            u = 0 if replicas else next_task(sync, base)
             while u < n_units:
-                accumulate_units(grad, params, params.dtype.type(0), net, data, order, start, n_batch, bufs, units,
+                accumulate_units(grad, params, params.dtype.type(0), net, data, order, start, n_batch, here, units,
                                  u, u + 1)
-                u = next_task(sync, base)
-            base += n_units + n_workers
-            passed = barrier(sync, n_workers, passed, batch, BEFORE_NORM, worker)
-            if passed < 0:
-                return
+                u = u + 1 if replicas else next_task(sync, base)
+            if not replicas:
+                base += n_units + n_workers
+                passed = barrier(sync, n_workers, passed, batch, BEFORE_NORM, worker)
+                if passed < 0:
+                    return
             squares = 0.0
             for i in range(grad.size):  # every worker sums it, in the same order
                 squares += np.float64(grad[i]) * np.float64(grad[i])
             scale = params.dtype.type(min(1.0, clip_norm / (np.sqrt(squares) + 1e-6)))
-            # The updates clear the gradient's rows: none may start while a worker sums them.
-            passed = barrier(sync, n_workers, passed, batch, AFTER_NORM, worker)
-            if passed < 0:
-                return
-            u = next_task(sync, base)
+            if not replicas:  # the updates clear the gradient's rows: none may start while a worker sums them
+                passed = barrier(sync, n_workers, passed, batch, AFTER_NORM, worker)
+                if passed < 0:
+                    return
+            u = 0 if replicas else next_task(sync, base)
             while u < n_units:
                 update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1, False)
-                u = next_task(sync, base)
-        base += n_units + n_workers
-        if worker == 0 and atomic_load(sync, STOP) > 0:
-            atomic_add(sync, STOP_AT, batch + 1)
-        passed = barrier(sync, n_workers, passed, batch, AFTER_UPDATE, worker)
-        if passed < 0 or atomic_load(sync, STOP_AT) == batch + 1:
+                u = u + 1 if replicas else next_task(sync, base)
+        if not replicas:
+            base += n_units + n_workers
+            ask_to_stop(sync, worker, batch)
+            passed = barrier(sync, n_workers, passed, batch, AFTER_UPDATE, worker)
+            if passed < 0:
+                return
+        if atomic_load(sync, STOP_AT) == batch + 1:
             return
+
+
+# Two workers that split the first layer by input units (plan SPLIT): each owns the weight rows
+# of one half of the inputs (prepared.balanced_column), and is the only one to read or write
+# them; both use the model's parameters, and worker 0 alone steps the rest of them. Per batch:
+# A, each sums its half of every example's first layer (into its own half of Z); past a barrier,
+# B, each finishes the forward and backward passes of its blocks of examples from the two halves;
+# past another, C, each steps its half of W's rows for every example, and worker 0 the rest of
+# the model. The next batch's B reads what worker 0 stepped in C, past the next batch's first
+# barrier. Replicas of the whole model would both step all of W's rows: at 784-10-10 that step
+# is a third of a batch.
+
+@njit(inline="always")
+def split_batch(sync, half, params, grad, net, data, order, start, n_batch, batch_size, bufs, units, opt, losses, hits,
+                batch, step, passed):
+    """One batch as worker ``half`` of two that split the first layer (see above); ``step``:
+    the batch's row in opt's learning rates. Returns the barriers passed (-1: the call ends)."""
+    Z = bufs[0]
+    here = (Z[:batch_size], bufs[1][:batch_size], bufs[2][:batch_size], bufs[3], bufs[4], bufs[5], bufs[6], bufs[7])
+    inverse = inverse_weight(params, data, order, start, n_batch)
+    first_layer_half(params, net, data, order[start:start + n_batch], Z[half * batch_size:], half)
+    passed = barrier(sync, 2, passed, batch, AFTER_HALVES, half)
+    if passed < 0:
+        return passed
+    transpose_layers(params, net, here)  # past the barrier: worker 0's step of the last batch is done
+    for task in range(half, (n_batch + BLOCK - 1) // BLOCK, 2):
+        b0, b1 = task * BLOCK, min(n_batch, (task + 1) * BLOCK)
+        add_halves(Z, batch_size, b0, b1, net[1][0])
+        upper_layers_block(params, net, data, order, start, b0, b1, here, inverse, losses, hits, order.size)
+    ask_to_stop(sync, half, batch)
+    passed = barrier(sync, 2, passed, batch, AFTER_EXAMPLES, half)
+    if passed < 0:
+        return passed
+    rate = opt[4][step]
+    first_layer_half_step(params, net, data, order, start, n_batch, batch_size, bufs[2], rate, half)
+    if half == 0:
+        upper_units_step(grad, params, rate, net, data, order, start, n_batch, here, units, opt, step)
+    return passed
+
+
+@kernel
+def first_layer_half(params, net, data, rows, Z, half):
+    """A: half ``half`` of the first layer's pre-activations (layers.half_sum) of the examples
+    whose inputs are sparse rows ``rows``, into the rows of Z."""
+    sizes, strides, offsets = net[0], net[1], net[2]
+    indptr, indices, values, scale, halves = data[0], data[1], data[2], data[3], data[7]
+    L = lanes(params)
+    t = 0
+    while t < strides[0]:
+        width = narrow_tile_width(strides[0], t, L)
+        for b in range(rows.size):
+            row = rows[b]
+            lo, hi = half_range(indptr, halves, row, half)
+            h0, h1, h2, h3 = half_sum(params, offsets[0], sizes[0], strides[0], t, width, indices, values, scale, lo,
+                                      hi, half)
+            store_tile(Z[b], t, width, L, h0, h1, h2, h3)
+        t += width
+
+
+@njit(inline="always")
+def add_halves(Z, other, b0, b1, stride):
+    """B: the first layer's pre-activations of examples b0..b1-1, Z[b] + Z[other + b] (the two
+    halves' sums, in the order sparse_dense_forward_tile adds them)."""
+    for b in range(b0, b1):
+        z, partner = Z[b], Z[other + b]
+        for t in range(0, stride, lanes(Z)):
+            vstore(z, t, vadd(vload(z, t), vload(partner, t)))
+
+
+@kernel
+def first_layer_half_step(params, net, data, order, start, n_batch, batch_size, D, rate, half):
+    """C: the SGD step of half ``half`` of the first layer's weight rows, example after example
+    (as sparse_dense_backward); meanwhile, the next batch's inputs come towards the cache (this
+    half of them), and the labels and weights of the one after."""
+    offsets, strides, cols = net[2], net[1], net[3]
+    indptr, indices, values, scale, halves = data[0], data[1], data[2], data[3], data[7]
+    for b in range(n_batch):
+        if start + batch_size + b < order.size:
+            prefetch_half(indptr, halves, indices, values, order[start + batch_size + b], half)
+        if start + 2 * batch_size + b < order.size:
+            later = order[start + 2 * batch_size + b]
+            prefetch(indptr, later), prefetch(halves, later), prefetch(data[4], later), prefetch(data[6], later)
+        row = order[start + b]
+        lo, hi = half_range(indptr, halves, row, half)
+        sparse_rows_step(params, -rate, offsets[0], strides[0], indices, values, scale, lo, hi, D[b, cols[0]:cols[1]])
+
+
+@kernel
+def upper_units_step(grad, params, rate, net, data, order, start, n_batch, bufs, units, opt, step):
+    """C: the rest of the SGD step: the first layer's bias, then the other layers' units (one
+    per layer, as gradient_plan makes them for a single worker)."""
+    sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
+    D = bufs[2]
+    bias = offsets[0] + sizes[0] * strides[0]
+    for b in range(n_batch):
+        add_bias_gradient(grad, bias, strides[0], D[b, cols[0]:cols[1]])
+    for u in range(units.shape[0]):
+        if units[u, 0] > 0:
+            accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u, u + 1)
+    update_units(params, grad, net, units, opt, step, params.dtype.type(1), 0, units.shape[0], True)
+
+
+@njit(inline="always")
+def ask_to_stop(sync, worker, batch):
+    """Worker 0, before the batch's last barrier: when the caller asked to stop, name this batch
+    as the last (sync.py)."""
+    if worker == 0 and atomic_load(sync, STOP) > 0:
+        atomic_add(sync, STOP_AT, batch + 1)
 
 
 @kernel
@@ -344,8 +487,8 @@ def train_many_worker(tasks, params, grads, net, keys, data, orders, batch_size,
     kind, m, v, hyper, lrs, clip_norm = opt
     k = next_task(tasks, 0)
     while k < params.shape[0]:
-        train_worker(0, 1, syncs[k], params[k], grads[k], (sizes, strides, offsets, cols, acts, dropout, keys[k]),
-                     data, orders[k], batch_size, first, last,
+        train_worker(0, 1, SHARED, syncs[k], params[k], grads[k],
+                     (sizes, strides, offsets, cols, acts, dropout, keys[k]), data, orders[k], batch_size, first, last,
                      (bufs[0][k], bufs[1][k], bufs[2][k], bufs[3][k], bufs[4][k], bufs[5][k], bufs[6][k], bufs[7][k]),
                      units, (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k])
         if atomic_load(syncs[k], STOP_AT) > 0:  # stopped: no model starts after this one

@@ -1,0 +1,173 @@
+"""How a fit's batches are shared between threads: the plan, the kernel calls, and the choice
+between one worker and several, made by timing both on this host.
+
+A batch is shared in one of three ways (kernels/train.py, train_worker): workers on the model's
+shared weights take the batch's tasks in turn and each updates some of its rows; each worker
+keeps a replica of the weights that it updates whole, and only the examples' passes are shared;
+or, for plain SGD, two workers split the first layer's weight rows by input units. Whether a
+second worker pays depends on the host as much as on the shape: at 784-10-10 two workers that
+split the first layer took 0.65x the time of one on an AMD EPYC, and 1.5-2.8x on an Intel Xeon;
+on the AMD host, now and then for a second or more, 2.5x (a vCPU that the hypervisor takes away
+stalls the other at every barrier). So where sharing may not pay, a fit runs its batches in
+calls of CHUNK_BATCHES and times each: one worker and the plan's each have a time per batch,
+kept for CHOICE_SECONDS; a side with none is timed on PROBE_BATCHES batches, and each call goes
+to the faster. A slow spell then costs one call. Every way gives the same weights, bit for bit.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .errors import WorkerStalledError
+from .kernels.codes import ABORT, BLOCK, REPLICAS, SGD, SHARED, SPLIT, STOP, STOP_AT
+from .layout import aligned_zeros, batch_buffers, gradient_plan
+from .workers import new_sync, run_stoppable, stall_message
+
+if TYPE_CHECKING:
+    from .data import Examples
+    from .model import MLP
+    from .optimizers import Optimizer
+
+# Workers share the weights from this many multiply-adds per batch (work_per_batch): below,
+# the two barriers and the rows that cross between the cores each batch cost more than a
+# second core saves.
+PARALLEL_MIN_WORK = 500_000
+# From this much work per batch sharing always pays, by far: no probe.
+SURE_WORK = 20 * PARALLEL_MIN_WORK
+# Batches per timed call (at 784-10-10 about 4 ms: the call's own cost is about 1% of it), per
+# first timing of a side (a probe), how much faster the plan's workers must be to be chosen (a
+# tie goes to one worker, which leaves a core free), and how long a time per batch is trusted:
+# what pays moves with where the host places the threads.
+CHUNK_BATCHES = 128
+PROBE_BATCHES = 32
+TEAM_MARGIN = 0.95
+CHOICE_SECONDS = 10.0
+# False: run the plan's workers without timing them (tests of the parallel paths).
+PROBE = True
+
+
+@dataclass(frozen=True)
+class Plan:
+    """``workers`` threads sharing batches the ``way`` kernels/codes.py names (SHARED, ...)."""
+
+    workers: int = 1
+    way: int = SHARED
+
+    @property
+    def replicas(self) -> bool:
+        return self.way == REPLICAS
+
+
+def work_per_batch(model: "MLP", examples: "Examples", batch_size: int) -> float:
+    """Multiply-adds of one batch's forward and backward passes (sparse first layer)."""
+    rows = examples.rows
+    nnz_per_row = rows.values.size / max(rows.n_rows, 1)
+    dense = sum(a * b for a, b in zip(model.sizes[1:-1], model.sizes[2:]))
+    return batch_size * 2 * (nnz_per_row * model.sizes[1] + 1.5 * dense)
+
+
+def parallel_plan(model: "MLP", examples: "Examples", batch_size: int, threads: int, optimizer: "Optimizer",
+                  clip_norm: float) -> Plan:
+    """The way for ``threads`` workers to share a batch, where more than one may pay. Where the
+    first layer is narrow enough to take its gradient example by example (its rows, shared,
+    would cross between the cores twice a batch): two workers that split it, for plain SGD, whose
+    first layer's step is a large part of a batch; else replicas. Elsewhere shared weights, where
+    a batch is work enough."""
+    if threads > 1 and batch_size > BLOCK and not model.layout.transposes_batch:
+        if optimizer.code == SGD and optimizer.weight_decay == 0 and clip_norm == 0:
+            return Plan(2, SPLIT)
+        return Plan(min(threads, -(-batch_size // BLOCK)), REPLICAS)
+    if threads > 1 and work_per_batch(model, examples, batch_size) >= PARALLEL_MIN_WORK:
+        return Plan(threads)
+    return Plan()
+
+
+# Seconds per batch of one worker and of the plan's, and when each was timed, by shape and plan.
+_timings: dict[tuple, dict[Plan, tuple[float, float]]] = {}
+
+
+def next_call(timings: dict[Plan, tuple[float, float]], plan: Plan, remaining: int, now: float) -> tuple[Plan, int]:
+    """The plan and number of batches of the next timed call, from the times per batch known
+    (``timings``: plan -> (seconds, when)): a side not timed for CHOICE_SECONDS first, on
+    PROBE_BATCHES batches, if that many remain; else the faster (``plan`` only by TEAM_MARGIN;
+    one worker when neither is known) for up to CHUNK_BATCHES."""
+    known = {p: seconds for p, (seconds, when) in timings.items() if now - when < CHOICE_SECONDS}
+    untimed = [p for p in (Plan(), plan) if p not in known]
+    if untimed and remaining >= PROBE_BATCHES:
+        return untimed[0], PROBE_BATCHES
+    team = known.get(plan, np.inf) < TEAM_MARGIN * known.get(Plan(), np.inf)
+    return (plan if team else Plan()), min(remaining, CHUNK_BATCHES)
+
+
+class Team:
+    """The threads of one fit and their buffers: trains blocks of batches on its plan, or on one
+    worker where the probe found that faster."""
+
+    def __init__(self, model: "MLP", examples: "Examples", batch_size: int, plan: Plan, optimizer_code: int,
+                 clipped: bool):
+        layout, dtype = model.layout, model.dtype
+        self.plan, self.batch_size = plan, batch_size
+        self.bufs = batch_buffers(layout, examples.rows, batch_size if plan.way == SHARED else 2 * batch_size)
+        self.transposed = [self.bufs[6]] + [aligned_zeros(self.bufs[6].shape, dtype) for _ in range(1, plan.workers)]
+        self.grads = [aligned_zeros(layout.n_params, dtype) for _ in range(plan.workers if plan.replicas else 1)]
+        self.replicas: list[list[np.ndarray]] = [[] for _ in range(1, plan.workers)] if plan.replicas else []
+        self.units = {Plan(): gradient_plan(layout, 1)}
+        if plan.way == SHARED and plan.workers > 1:  # ranges of rows that balance their non-zero inputs
+            costs = np.append(examples.rows.column_counts, examples.rows.n_rows)
+            self.units[plan] = gradient_plan(layout, plan.workers, costs)
+        else:
+            self.units[plan] = self.units[Plan()]
+        self.probing = (plan.workers > 1 and PROBE
+                        and work_per_batch(model, examples, batch_size) < SURE_WORK)
+        self.key = (model.sizes, np.dtype(dtype).name, examples.rows.values.dtype.name, batch_size, optimizer_code,
+                    clipped, plan)
+        self.last_plan = plan if not self.probing else Plan()
+
+    def train(self, params: np.ndarray, net, data, order, first: int, last: int, opt, losses, hits) -> tuple[int, bool]:
+        """Batches first..last-1 (opt's hyper-parameters and learning rates start at ``first``).
+        Returns the batch after the last one done (``last`` unless a stop was asked for) and
+        whether a KeyboardInterrupt arrived meanwhile. Raises WorkerStalledError when a worker
+        gave up waiting for the others."""
+        if not self.probing:
+            return self._call(self.plan, params, net, data, order, first, last, opt, losses, hits)
+        timings = _timings.setdefault(self.key, {})
+        while first < last:
+            plan, n_batches = next_call(timings, self.plan, last - first, time.monotonic())
+            end = first + n_batches
+            started = time.perf_counter()
+            stopped_at, interrupted = self._call(plan, params, net, data, order, first, end, opt, losses, hits)
+            timings[plan] = ((time.perf_counter() - started) / max(stopped_at - first, 1), time.monotonic())
+            if stopped_at < end or interrupted:
+                return stopped_at, interrupted
+            done = end - first
+            first, opt = end, (*opt[:3], opt[3][done:], opt[4][done:], opt[5])
+        return last, False
+
+    def _call(self, plan: Plan, params, net, data, order, first, last, opt, losses, hits) -> tuple[int, bool]:
+        """One kernel call: batches first..last-1 on ``plan``."""
+        from .kernels.native import kernel
+
+        train_worker = kernel("train_worker")
+        own = [(params, self.grads[0], opt)] * plan.workers
+        if plan.replicas:  # each a copy of the model's weights and optimizer state, as they are now
+            for w, replica in enumerate(self.replicas[:plan.workers - 1], 1):
+                if [a.shape for a in replica] != [params.shape, opt[1].shape, opt[2].shape]:
+                    replica[:] = [aligned_zeros(a.shape, a.dtype) for a in (params, opt[1], opt[2])]
+                for copy, source in zip(replica, (params, opt[1], opt[2])):
+                    copy[...] = source
+                own[w] = (replica[0], self.grads[w], (opt[0], replica[1], replica[2], *opt[3:]))
+        bufs = [(*self.bufs[:6], self.transposed[w], self.bufs[7]) for w in range(plan.workers)]
+        units, sync = self.units[plan], new_sync()
+        self.last_plan = plan
+        interrupted = run_stoppable(
+            plan.workers,
+            lambda w: train_worker(w, plan.workers, plan.way, sync, own[w][0], own[w][1], net, data, order,
+                                   self.batch_size, first, last, bufs[w], units, own[w][2], losses, hits),
+            stop=lambda: sync.__setitem__(STOP, 1), abort=lambda: sync.__setitem__(ABORT, first + 1))
+        if sync[ABORT]:
+            raise WorkerStalledError(stall_message(sync, plan.workers))
+        return (int(sync[STOP_AT]) if sync[STOP_AT] else last), interrupted

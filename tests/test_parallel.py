@@ -1,0 +1,107 @@
+"""The parallel plans (fastnn/parallel.py): which way a batch is shared, and the probe that
+times the plan's workers against one and keeps the faster, with the same weights either way."""
+
+import time
+
+import numpy as np
+import pytest
+
+import fastnn
+import fastnn.parallel as parallel
+from fastnn import MLP
+from fastnn.kernels.codes import REPLICAS, SHARED, SPLIT
+from fastnn.parallel import Plan
+
+
+def test_how_each_shape_shares_a_batch(mnist):
+    model = MLP([784, 10, 10])
+    examples = model._examples(mnist.train_images[:640], mnist.train_labels[:640])
+    sgd, adam = fastnn.SGD(lr=0.1), fastnn.Adam()
+
+    def plan(model, batch_size, threads, optimizer=adam, clip_norm=0.0):
+        return parallel.parallel_plan(model, examples, batch_size, threads, optimizer, clip_norm)
+
+    assert plan(model, 64, 2) == Plan(2, REPLICAS)  # narrow first layer
+    assert plan(model, 64, 8) == Plan(4, REPLICAS)  # one block each at most
+    assert plan(model, 64, 2, sgd) == plan(model, 64, 8, sgd) == Plan(2, SPLIT)  # plain SGD: its step split too
+    assert plan(model, 64, 2, fastnn.SGD(lr=0.1, momentum=0.9)) == Plan(2, REPLICAS)
+    assert plan(model, 64, 2, fastnn.SGD(lr=0.1, weight_decay=1e-4)) == Plan(2, REPLICAS)
+    assert plan(model, 64, 2, sgd, clip_norm=1.0) == Plan(2, REPLICAS)
+    assert plan(model, 16, 2) == Plan()  # one block: nothing to share
+    assert plan(model, 64, 1) == Plan()
+    assert plan(MLP([784, 512, 10]), 64, 2) == Plan(2, SHARED)  # wide: transposed batch
+    assert plan(MLP([784, 100, 10]), 2, 2) == Plan()  # wide enough to transpose, too little work to share
+
+
+def run(mnist, threads, sizes=(784, 10, 10), n=6000, optimizer="adam"):
+    model = MLP(list(sizes), seed=6)
+    history = model.fit(mnist.train_images[:n], mnist.train_labels[:n], epochs=2, batch_size=32, threads=threads,
+                        optimizer=fastnn.Adam(lr=0.002) if optimizer == "adam" else fastnn.SGD(lr=0.1))
+    return model.get_params(), history
+
+
+TEAM = Plan(2, REPLICAS)
+
+
+def test_each_side_is_timed_first_then_the_faster_runs():
+    assert parallel.next_call({}, TEAM, 1000, now=100.0) == (Plan(), 32)
+    assert parallel.next_call({Plan(): (1e-4, 99.0)}, TEAM, 1000, now=100.0) == (TEAM, 32)
+    timed = {Plan(): (1e-4, 99.0), TEAM: (0.9e-4, 99.5)}
+    assert parallel.next_call(timed, TEAM, 1000, now=100.0) == (TEAM, 128)
+    assert parallel.next_call(timed, TEAM, 50, now=100.0) == (TEAM, 50)
+    closer = {Plan(): (1e-4, 99.0), TEAM: (0.96e-4, 99.5)}  # within the margin: one worker
+    assert parallel.next_call(closer, TEAM, 1000, now=100.0) == (Plan(), 128)
+    assert parallel.next_call(timed, TEAM, 1000, now=109.2) == (Plan(), 32)  # one worker's time is too old
+    assert parallel.next_call({}, TEAM, 20, now=100.0) == (Plan(), 20)  # too few to time: one worker
+
+
+@pytest.mark.parametrize("optimizer, way", [("adam", REPLICAS), ("sgd", SPLIT)])
+@pytest.mark.parametrize("margin, workers", [(1e9, 2), (0.0, 1)], ids=["team kept", "team dropped"])
+def test_timed_calls_give_the_weights_of_one_worker(mnist, two_cpus, monkeypatch, margin, workers, optimizer,
+                                                    way):
+    """32 batches on one worker, 32 on the plan's, then calls of 128 on the faster (here forced
+    by the margin), each with the steps and learning rates of its own batches: the same weights
+    as one worker, bit for bit. A later fit of that shape times nothing anew."""
+    monkeypatch.setattr(parallel, "TEAM_MARGIN", margin)
+    monkeypatch.setattr(parallel, "_timings", {})
+    calls = []
+    real = parallel.Team._call
+    monkeypatch.setattr(parallel.Team, "_call", lambda self, plan, *args: (calls.append((plan, args[4], args[5])),
+                                                                           real(self, plan, *args))[1])
+    expected, _ = run(mnist, threads=1, optimizer=optimizer)
+    assert calls == [(Plan(), 0, 188), (Plan(), 0, 188)]  # 6,000 examples: 188 batches an epoch
+    calls.clear()
+    params, history = run(mnist, threads=2, optimizer=optimizer)
+    assert np.array_equal(params, expected)
+    assert history.workers == workers
+    chosen = Plan(2, way) if workers == 2 else Plan()
+    assert calls == [(Plan(), 0, 32), (Plan(2, way), 32, 64), (chosen, 64, 188), (chosen, 0, 128), (chosen, 128, 188)]
+    calls.clear()
+    assert np.array_equal(run(mnist, threads=2, optimizer=optimizer)[0], expected)
+    assert {plan for plan, _, _ in calls} == {chosen}
+
+
+def test_a_slow_spell_of_the_team_sends_the_next_call_to_one_worker(mnist, two_cpus, monkeypatch):
+    monkeypatch.setattr(parallel, "TEAM_MARGIN", 1e9)
+    monkeypatch.setattr(parallel, "_timings", {})
+    calls = []
+    real = parallel.Team._call
+
+    def slow_second_team_call(self, plan, *args):
+        calls.append(plan)
+        if calls.count(TEAM) == 2:
+            monkeypatch.setattr(parallel, "TEAM_MARGIN", 0.95)  # from here on, as shipped
+            time.sleep(1.0)  # the hypervisor took a vCPU away
+        return real(self, plan, *args)
+
+    monkeypatch.setattr(parallel.Team, "_call", slow_second_team_call)
+    params, _ = run(mnist, threads=2)
+    assert calls[:4] == [Plan(), TEAM, TEAM, Plan()]
+    assert np.array_equal(params, run(mnist, threads=1)[0])
+
+
+def test_much_work_a_batch_shares_without_timing(mnist, two_cpus, monkeypatch):
+    monkeypatch.setattr(parallel, "_timings", {})
+    params, history = run(mnist, threads=2, sizes=(784, 2048, 10), n=1000)
+    assert history.workers == 2 and parallel._timings == {}
+    assert np.array_equal(params, run(mnist, threads=1, sizes=(784, 2048, 10), n=1000)[0])
