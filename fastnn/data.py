@@ -58,3 +58,19 @@ class Examples:
     def kernel_tuple(self):
         r = self.rows
         return (r.indptr, r.indices, r.values, r.scale, self.labels, self.targets, self.weights, r.halves)
+
+
+def validation_rows(n: int, fraction: float, seed: int, option: str = "validation_split") -> tuple[np.ndarray,
+                                                                                                      np.ndarray]:
+    """(training rows, held-out rows) of n examples, each sorted: round(n * fraction) held out,
+    drawn from ``seed`` alone, so that the API, the command line and a resumed run hold out the
+    same examples for the same seed and fraction. ``option`` names the setting in errors."""
+    from .errors import DataError
+
+    if not 0 < fraction < 1:
+        raise DataError(f"{option} must be in (0, 1), got {fraction!r}")
+    held = int(round(n * fraction))
+    if held < 1 or held >= n:
+        raise DataError(f"{option} {fraction} leaves no examples on one side of {n}")
+    order = np.random.default_rng([seed, 0x5EED]).permutation(n)
+    return np.sort(order[held:]), np.sort(order[:held])

@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .data import Examples, SparseRows
+from .data import Examples, SparseRows, validation_rows
 from .prepared import sparse_rows
 from .errors import DataError
 from .kernels.codes import ACTIVATION_CODES, IDENTITY, SOFTMAX
@@ -238,15 +238,8 @@ class MLP:
         self.optimizer_state = None
 
     def _split(self, examples: Examples, fraction: float) -> tuple[Examples, Examples]:
-        if not 0 < fraction < 1:
-            raise ValueError(f"validation_split must be in (0, 1), got {fraction!r}")
-        n = examples.rows.n_rows
-        held = int(round(n * fraction))
-        if held < 1 or held >= n:
-            raise DataError(f"validation_split={fraction} leaves no examples on one side of {n}")
-        # Drawn from the seed alone, not the training generator: a resumed fit holds out the same examples.
-        order = np.random.default_rng([self.seed, 1]).permutation(n)
-        return examples.subset(np.sort(order[held:])), examples.subset(np.sort(order[:held]))
+        train, held = validation_rows(examples.rows.n_rows, fraction, self.seed)
+        return examples.subset(train), examples.subset(held)
 
     # -- inference -----------------------------------------------------------------------------
 

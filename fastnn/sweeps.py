@@ -49,7 +49,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .errors import FastnnError
+from .data import validation_rows
+from .errors import DataError, FastnnError
 
 __all__ = ["sweep", "plan", "add_sweep_command", "run_sweep_command"]
 
@@ -259,11 +260,10 @@ def load_data(settings: dict, data=None) -> dict:
         X, y = X[:settings["limit"]], y[:settings["limit"]]
     out = {"X": X, "y": y, "X_val": None, "y_val": None, "X_test": X_test, "y_test": y_test}
     if settings["validation"]:
-        order = np.random.default_rng(settings["split-seed"]).permutation(len(y))
-        held = int(round(len(y) * settings["validation"]))
-        if not 1 <= held < len(y):
-            raise SweepError(f"validation = {settings['validation']} leaves no examples on one side of {len(y)}")
-        train, val = np.sort(order[held:]), np.sort(order[:held])
+        try:
+            train, val = validation_rows(len(y), settings["validation"], settings["split-seed"], "validation =")
+        except DataError as error:
+            raise SweepError(str(error)) from None
         out.update(X=X[train], y=y[train], X_val=X[val], y_val=y[val])
     return out
 
@@ -389,8 +389,8 @@ def _local_results(todo_chunks, data):
         yield run_chunk(chunk, data, threads=None)
 
 
-# Scattering to every worker now and then never returns (dask/distributed#4907; seen once in this
-# project's CI, 2026-12-01, at the start of a sweep): each try gets this long, and one more follows.
+# Scattering to every worker now and then never returns (dask/distributed#4907, also seen in this
+# project's CI at the start of a sweep): each try gets this long, and one more follows.
 SCATTER_TIMEOUT_SECONDS = 120
 SCATTER_TRIES = 2
 

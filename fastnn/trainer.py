@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import config as options
+from .data import validation_rows
 from .errors import DataError, FastnnError, TrainingDivergedError
 from .kernels import native
 
@@ -38,16 +39,6 @@ def load_training_data(path):
         mnist = datasets.load_mnist()
         return mnist.train_images, mnist.train_labels, mnist.test_images, mnist.test_labels
     return datasets.load_dataset(path)
-
-
-def validation_split(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, held-out rows), sorted, drawn from the seed alone (not the model's generator,
-    so that a resumed run holds out the same examples)."""
-    held = int(round(n * fraction))
-    if held < 1 or held >= n:
-        raise DataError(f"--validation-split {fraction} leaves no examples on one side of {n}")
-    order = np.random.default_rng([seed, 0x5EED]).permutation(n)
-    return np.sort(order[held:]), np.sort(order[:held])
 
 
 def checkpoint_path(config) -> str:
@@ -81,7 +72,7 @@ def run(args) -> int:
 
     X, y, X_test, y_test = load_training_data(config["data"])
     jit_reason = native.missing()
-    if jit_reason is not None:  # else a first run's silent 20 s of compiling looks like a hang
+    if jit_reason is not None:  # else a first run's silent compiling looks like a hang
         print(f"note: {jit_reason}; until then the kernels compile on first use (about 20 s, then cached)",
               file=sys.stderr, flush=True)
     checksum = data_checksum(X, y)
@@ -98,7 +89,7 @@ def run(args) -> int:
                           f"{'-'.join(map(str, config['layers']))}")
     validation = None
     if config["validation-split"]:
-        train_rows, held = validation_split(len(y), config["validation-split"], config["seed"])
+        train_rows, held = validation_rows(len(y), config["validation-split"], config["seed"], "--validation-split")
         validation = (X[held], y[held])
         X, y = X[train_rows], y[train_rows]
 

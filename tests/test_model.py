@@ -181,3 +181,19 @@ def test_optimizer_state_survives_a_new_learning_rate(small):
     assert not np.array_equal(model.optimizer_state.m, moments)
     model.partial_fit(X, y, batch_size=30, optimizer=fastnn.SGD(lr=0.1, momentum=0.9))
     assert model.optimizer_state.step == 4
+
+
+def test_validation_split_holds_out_the_rows_the_command_line_and_sweeps_hold_out():
+    """One split (fastnn.data.validation_rows) for the API, `fastnn train --validation-split`
+    and sweeps: the same seed and fraction hold out the same examples."""
+    from fastnn.data import validation_rows
+
+    rng = np.random.default_rng(8)
+    X, y = rng.normal(size=(200, 20)), rng.integers(0, 3, 200)
+    model = MLP([20, 8, 3], seed=5)
+    history = model.fit(X, y, epochs=1, validation_split=0.25)
+    train, held = validation_rows(200, 0.25, seed=5)
+    assert held.size == 50 and np.intersect1d(train, held).size == 0
+    assert history.val_loss[-1] == pytest.approx(model.evaluate(X[held], y[held])["loss"], rel=1e-12)
+    other = model.evaluate(X[train[:50]], y[train[:50]])["loss"]
+    assert history.val_loss[-1] != pytest.approx(other, rel=1e-6)

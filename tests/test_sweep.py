@@ -16,6 +16,7 @@ import pytest
 
 import fastnn
 import fastnn.sweeps
+from fastnn.data import validation_rows
 from fastnn.sweeps import METRICS, SweepError, plan, sweep
 
 
@@ -79,8 +80,8 @@ def test_local_sweep_results_best_model_and_grouping(tmp_path):
     row = table.iloc[0]
     run = next(r for r in plan(config())[0] if r["index"] == row["index"])
     model = fastnn.MLP([12, 8, 3], activation=run["spec"]["activation"], init="he", seed=int(row["seed"]))
-    X_fit = X[np.sort(np.random.default_rng(0).permutation(len(y))[150:])]
-    y_fit = y[np.sort(np.random.default_rng(0).permutation(len(y))[150:])]
+    kept, _ = validation_rows(len(y), 150 / len(y), seed=0)  # the sweep's split: 150 held out, split-seed 0
+    X_fit, y_fit = X[kept], y[kept]
     history = model.fit(X_fit, y_fit, epochs=3, batch_size=32, lr=run["spec"]["lr"])
     assert history.loss[-1] == row["train_loss"]
 
