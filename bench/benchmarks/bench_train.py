@@ -54,7 +54,7 @@ class TrainEpochThreads(Benchmark):
 
 class FullEpochThreads(Benchmark):
     """One epoch of ``fit`` on all 60,000 training images (prepared once), 1 or 2 threads, SGD
-    and Adam: where fastnn.training.parallel_plan runs one worker (narrow layers), two threads
+    and Adam: where fastnn.parallel decides to run one worker, two threads
     must cost what one does; where it runs two, they must keep their gain."""
 
     params = [[10, 32, 128, 512], ["sgd", "adam"], [1, 2]]
