@@ -7,6 +7,8 @@ from functools import cached_property
 
 import numpy as np
 
+from .kernels.args import Data
+
 
 @dataclass(frozen=True)
 class SparseRows:
@@ -57,7 +59,7 @@ class Examples:
 
     def kernel_tuple(self):
         r = self.rows
-        return (r.indptr, r.indices, r.values, r.scale, self.labels, self.targets, self.weights, r.halves)
+        return Data(r.indptr, r.indices, r.values, r.scale, self.labels, self.targets, self.weights, r.halves)
 
 
 def validation_rows(n: int, fraction: float, seed: int, option: str = "validation_split") -> tuple[np.ndarray,

@@ -2,11 +2,13 @@
 
 Layer l (inputs n_in = sizes[l], outputs n_out = sizes[l + 1]) owns one row-major block of
 (n_in + 1) x stride values of the parameter buffer: rows 0..n_in-1 are the weights leaving each
-input unit, row n_in is the bias. ``stride`` is n_out rounded up to whole SIMD vectors
-(8 float32 or 4 float64 values), so that the kernels move whole vectors; the padding is zero
-and stays zero (its gradient is zero). Gradients and optimizer state use the same layout, so
-an update is one loop over one vector. Model files and ``MLP.gradient`` use the unpadded
-("dense") layout: each layer's W (n_in x n_out) then b, flattened.
+input unit, row n_in is the bias. ``stride`` is n_out rounded up to whole SIMD vectors of
+Layout.lanes values (kernels/codes.py, VECTOR_BYTES: 64-byte vectors on AVX-512 CPUs, 16
+float32 or 8 float64 values; else 32 bytes, 8 or 4 values), so that the kernels move whole
+vectors; the padding is zero and stays zero (its gradient is zero). Gradients and optimizer
+state use the same layout, so an update is one loop over one segment of the flat buffers
+(kernels/optim.py). Model files and ``MLP.gradient`` use the unpadded ("dense") layout: each
+layer's W (n_in x n_out) then b, flattened.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .kernels.args import Buffers
 from .kernels.codes import VECTOR_BYTES
 
 
@@ -120,27 +123,27 @@ def batch_buffers(layout: Layout, rows, batch_size: int, models: tuple[int, ...]
     n_units, entries = (layout.sizes[0] + 1, rows.most_in_batch(batch_size)) if layout.transposes_batch else (0, 0)
     blocks = [0, 0] + [layout.sizes[l + 1] * int(layout.strides[l - 1]) for l in range(1, layout.n_layers)]
     t_offsets = np.cumsum(blocks)[:layout.n_layers + 1].astype(np.int64)
-    return (*(aligned_zeros((*models, batch_size, width), layout.dtype) for _ in range(3)),
-            aligned_zeros((*models, n_units), np.int32), aligned_zeros((*models, entries), np.int32),
-            aligned_zeros((*models, entries), layout.dtype), aligned_zeros((*models, sum(blocks)), layout.dtype),
-            np.broadcast_to(t_offsets, (*models, t_offsets.size)).copy() if models else t_offsets)
+    return Buffers(*(aligned_zeros((*models, batch_size, width), layout.dtype) for _ in range(3)),
+                   aligned_zeros((*models, n_units), np.int32), aligned_zeros((*models, entries), np.int32),
+                   aligned_zeros((*models, entries), layout.dtype), aligned_zeros((*models, sum(blocks)), layout.dtype),
+                   np.broadcast_to(t_offsets, (*models, t_offsets.size)).copy() if models else t_offsets)
 
 
 def aligned_zeros(shape, dtype) -> np.ndarray:
     """Zeros whose data starts on a cache line. The kernels' vector loads and stores (32 or 64 bytes)
-    then never straddle two lines; numpy's large arrays start 16 bytes into a page, and with
-    the weights there a 784-512-10 epoch took 1.23x as long as with them on a line's start."""
+    then never straddle two lines, as they would from where numpy's large arrays start, 16 bytes
+    into a page."""
     dtype = np.dtype(dtype)
     shape = tuple(shape) if isinstance(shape, (tuple, list)) else (shape,)
-    size = int(math.prod(shape)) * dtype.itemsize  # math.prod: 0.15 us, np.prod: 3.2 us
+    size = int(math.prod(shape)) * dtype.itemsize  # math.prod: far cheaper than np.prod on a tuple
     raw = np.zeros(size + CACHE_LINE, dtype=np.uint8)
     start = -address(raw) % CACHE_LINE
     return raw[start:start + size].view(dtype).reshape(shape)
 
 
 def address(array: np.ndarray) -> int:
-    """Where a writeable array's data starts: through the buffer protocol, three times faster
-    than array.ctypes.data (fit allocates a dozen buffers)."""
+    """Where a writeable array's data starts: through the buffer protocol, cheaper than
+    array.ctypes.data (fit allocates a dozen buffers)."""
     return addressof(c_char.from_buffer(array))
 
 

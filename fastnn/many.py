@@ -20,6 +20,7 @@ from .optimizers import Optimizer
 from .schedules import Schedule
 from .signals import DeferredInterrupt
 from .errors import TrainingDivergedError
+from .kernels.args import Opt
 from .kernels.codes import STOP
 from .training import History, OptimizerState, Settings, dropout_key, epoch_order
 from .workers import max_threads, new_sync, run_stoppable
@@ -90,7 +91,7 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
                 hyper = np.stack([s.optimizer.hyper(st, dtype) for s, st in zip(settings, steps)])
                 lrs = np.array([s.optimizer.lr * common.schedule.factors(m.epochs_trained, 0, n_batches, n_batches)
                                 for m, s in zip(models, settings)], dtype=dtype)
-                opt = (common.optimizer.code, m_state, v_state, hyper, lrs, common.clip_norm)
+                opt = Opt(common.optimizer.code, m_state, v_state, hyper, lrs, common.clip_norm)
                 good = (params.copy(), m_state.copy(), v_state.copy())
                 net, data, tasks = first._net(), examples.kernel_tuple(), new_sync()
                 syncs = np.stack([new_sync() for _ in models])  # each model's own: it runs as one worker

@@ -10,6 +10,7 @@ import numpy as np
 from .data import Examples, SparseRows, validation_rows
 from .prepared import sparse_rows
 from .errors import DataError
+from .kernels.args import Net
 from .kernels.codes import ACTIVATION_CODES, IDENTITY, SOFTMAX
 from .layout import Layout, aligned_zeros, cache_aligned
 from .optimizers import Optimizer
@@ -173,9 +174,9 @@ class MLP:
     def _net(self, training_key: int = 0):
         acts = [ACTIVATION_CODES[self.activation]] * (self.layout.n_layers - 1)
         acts.append(SOFTMAX if self.output == "softmax" else IDENTITY)
-        return (np.array(self.sizes, dtype=np.int64), self.layout.strides, self.layout.offsets,
-                self.layout.cols, np.array(acts, dtype=np.int64), self.dtype.type(self.dropout),
-                np.uint64(training_key))
+        return Net(np.array(self.sizes, dtype=np.int64), self.layout.strides, self.layout.offsets,
+                   self.layout.cols, np.array(acts, dtype=np.int64), self.dtype.type(self.dropout),
+                   np.uint64(training_key))
 
     # -- training ------------------------------------------------------------------------------
 

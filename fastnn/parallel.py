@@ -112,7 +112,8 @@ class Team:
         layout, dtype = model.layout, model.dtype
         self.plan, self.batch_size = plan, batch_size
         self.bufs = batch_buffers(layout, examples.rows, batch_size if plan.way == SHARED else 2 * batch_size)
-        self.transposed = [self.bufs[6]] + [aligned_zeros(self.bufs[6].shape, dtype) for _ in range(1, plan.workers)]
+        self.transposed = [self.bufs.weights_t] + [aligned_zeros(self.bufs.weights_t.shape, dtype)
+                                                   for _ in range(1, plan.workers)]
         self.grads = [aligned_zeros(layout.n_params, dtype) for _ in range(plan.workers if plan.replicas else 1)]
         self.replicas: list[list[np.ndarray]] = [[] for _ in range(1, plan.workers)] if plan.replicas else []
         self.units = {Plan(): gradient_plan(layout, 1)}
@@ -144,7 +145,7 @@ class Team:
             if stopped_at < end or interrupted:
                 return stopped_at, interrupted
             done = end - first
-            first, opt = end, (*opt[:3], opt[3][done:], opt[4][done:], opt[5])
+            first, opt = end, opt._replace(hyper=opt.hyper[done:], lrs=opt.lrs[done:])
         return last, False
 
     def _call(self, plan: Plan, params, net, data, order, first, last, opt, losses, hits) -> tuple[int, bool]:
@@ -155,12 +156,12 @@ class Team:
         own = [(params, self.grads[0], opt)] * plan.workers
         if plan.replicas:  # each a copy of the model's weights and optimizer state, as they are now
             for w, replica in enumerate(self.replicas[:plan.workers - 1], 1):
-                if [a.shape for a in replica] != [params.shape, opt[1].shape, opt[2].shape]:
-                    replica[:] = [aligned_zeros(a.shape, a.dtype) for a in (params, opt[1], opt[2])]
-                for copy, source in zip(replica, (params, opt[1], opt[2])):
+                if [a.shape for a in replica] != [params.shape, opt.m.shape, opt.v.shape]:
+                    replica[:] = [aligned_zeros(a.shape, a.dtype) for a in (params, opt.m, opt.v)]
+                for copy, source in zip(replica, (params, opt.m, opt.v)):
                     copy[...] = source
-                own[w] = (replica[0], self.grads[w], (opt[0], replica[1], replica[2], *opt[3:]))
-        bufs = [(*self.bufs[:6], self.transposed[w], self.bufs[7]) for w in range(plan.workers)]
+                own[w] = (replica[0], self.grads[w], opt._replace(m=replica[1], v=replica[2]))
+        bufs = [self.bufs._replace(weights_t=self.transposed[w]) for w in range(plan.workers)]
         units, sync = self.units[plan], new_sync()
         self.last_plan = plan
         interrupted = run_stoppable(

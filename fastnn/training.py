@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from .errors import TrainingDivergedError, WorkerStalledError
+from .kernels.args import Opt
 from .layout import aligned_zeros, cache_aligned
 from .optimizers import SGD, Optimizer
 from .parallel import Team, parallel_plan
@@ -186,8 +187,8 @@ def _train(model: "MLP", examples: "Examples", validation: "Examples | None", se
             steps = state.step + 1 + np.arange(last - first)
             lrs = (settings.optimizer.lr * settings.schedule.factors(model.epochs_trained, first, last, n_batches)
                    ).astype(model.dtype)
-            opt = (settings.optimizer.code, state.m, state.v, settings.optimizer.hyper(steps, model.dtype),
-                   lrs, settings.clip_norm)
+            opt = Opt(settings.optimizer.code, state.m, state.v, settings.optimizer.hyper(steps, model.dtype), lrs,
+                      settings.clip_norm)
             good = (model._params.copy(), state.m.copy(), state.v.copy())
             try:
                 stopped_at, interrupted = team.train(model._params, net, data, order, first, last, opt, losses, hits)

@@ -35,6 +35,7 @@ from numba import carray, cfunc, types
 from numba.extending import intrinsic
 
 from ..errors import FastnnError
+from . import args
 from .native import DIRECTORY, ENTRY_POINTS, MANIFEST, _library, fingerprint
 
 # What the library may take from the process: the C library and libm.
@@ -101,6 +102,8 @@ def c_wrapper(kernel, signature) -> tuple:
 
     def rebuild(t) -> str:
         nonlocal n_slots
+        if isinstance(t, types.BaseNamedTuple):  # args.Net, Data, Buffers, Opt
+            return t.instance_class.__name__ + "(" + "".join(rebuild(e) + ", " for e in t.types) + ")"
         if isinstance(t, types.BaseTuple):
             return "(" + "".join(rebuild(e) + ", " for e in t.types) + ")"
         at = n_slots
@@ -118,7 +121,8 @@ def c_wrapper(kernel, signature) -> tuple:
         return _SCALAR_FROM_SLOT[str(t)].format(f"s[{at}]")
 
     call = ", ".join(rebuild(t) for t in signature)
-    namespace = {"kernel": kernel, "carray": carray, "np": np, "pointer": _pointer, "as_float": _float}
+    namespace = {"kernel": kernel, "carray": carray, "np": np, "pointer": _pointer, "as_float": _float,
+                 **{cls.__name__: cls for cls in (args.Net, args.Data, args.Buffers, args.Opt)}}
     exec(f"def entry(slots):\n    s = carray(slots, ({n_slots},), np.int64)\n    kernel({call})\n", namespace)
     return cfunc(types.void(types.voidptr))(namespace["entry"]), leaf_types
 

@@ -1,26 +1,10 @@
 """The fused minibatch loop: forward, loss, backward and update for a block of batches in one call.
 
-Arguments travel in small tuples:
-  net   = (sizes, strides, offsets, cols, acts, dropout, key): layer widths, the same padded to
-          whole SIMD vectors, each layer's start in the flat parameter buffer, each layer's first
-          column in the per-batch activation buffers, activations (the last one SOFTMAX or
-          IDENTITY, which picks the loss), the hidden layers' dropout rate, and the key of this
-          epoch's dropout stream;
-  data  = (indptr, indices, values, scale, labels, targets, weights, halves): the inputs as sorted
-          sparse rows (only the non-zero inputs; uint8 pixels scaled by ``scale`` on the fly),
-          int32 class labels or float regression targets (n, k), per-example loss weights, and
-          each row's first entry at or past the input where the first layer's sum splits;
-  bufs  = (Z, A, D, col_ptr, col_example, col_value, weights_t, t_offsets): pre-activations,
-          activations and their gradients, one row per example of the batch; room for the batch's
-          inputs grouped by input unit (sparse.transpose_batch), empty when the first layer's
-          gradient is summed example by example instead (narrow layers, where the transposition
-          costs more than it saves); and for the weights of layers 1, 2, ... transposed at the
-          start of each batch, for their input gradients (see fastnn/layout.py, batch_buffers);
-  units = the gradient work split into disjoint row ranges (layer, first row, end row), taken
-          by whichever worker asks next (see layout.gradient_plan);
-  opt   = (kind, m, v, hyper, lrs, clip_norm): the update rule and its state (see optim.py),
-          one row of hyper-parameters and one learning rate per batch, and the gradient-norm
-          limit (0: none).
+Arguments travel in named tuples (kernels/args.py): ``net`` (the network's shape), ``data``
+(the examples as sparse rows, their labels or targets and loss weights), ``bufs`` (a worker's
+rows of Z, A, D and its transposed weights), ``opt`` (the update rule, its state and a row of
+settings per batch); ``units``: the gradient work cut into disjoint row ranges (layer, first
+row, end row), see layout.gradient_plan.
 
 Each batch runs in two phases. Phase 1, over blocks of examples: forward pass, loss, and the
 error signal of every layer (it needs only the weights). Phase 2, over row ranges of the
@@ -33,6 +17,7 @@ who takes which task, so results are bit-identical for any number of threads.
 import numpy as np
 from numba import njit
 
+from .args import Buffers, Net, Opt
 from .codes import (AFTER_EXAMPLES, AFTER_HALVES, AFTER_NORM, AFTER_UPDATE, BEFORE_NORM, BLOCK, REPLICAS, SGD,
                     SHARED, SOFTMAX, SPLIT, STOP, STOP_AT)
 from .jit import kernel
@@ -73,7 +58,7 @@ def forward_example(params, net, data, e, z_row, a_row, training):
     """Forward pass of example e from its first layer's pre-activations (sparse_dense_forward,
     done for a block of examples at once); returns (loss, predicted class or -1 for regression)."""
     sizes, strides, offsets, cols, acts, dropout, key = net
-    labels, targets = data[4], data[5]
+    labels, targets = data.labels, data.targets
     n_layers = acts.size
     for l in range(n_layers):
         n_in, n_out = sizes[l], sizes[l + 1]
@@ -104,8 +89,9 @@ def forward_example(params, net, data, e, z_row, a_row, training):
 def first_layer_forward(params, net, data, rows, Z):
     """The first layer's pre-activations of the examples whose inputs are sparse rows ``rows``,
     into the rows of Z."""
-    sizes, strides, offsets = net[0], net[1], net[2]
-    sparse_dense_forward(params, offsets[0], sizes[0], strides[0], data[1], data[2], data[3], data[0], data[7], rows,
+    sizes, strides, offsets = net.sizes, net.strides, net.offsets
+    sparse_dense_forward(params, offsets[0], sizes[0], strides[0], data.indices, data.values, data.scale, data.indptr,
+                         data.halves, rows,
                          Z, 0)
 
 
@@ -114,7 +100,7 @@ def backward_example(net, data, e, weight, z_row, a_row, d_row, weights_t, t_off
     """Error signal dL/dz of every layer for example e, from its forward pass and the transposed
     weights (transpose_layers)."""
     sizes, strides, offsets, cols, acts, dropout, key = net
-    labels, targets = data[4], data[5]
+    labels, targets = data.labels, data.targets
     n_layers = acts.size
     last = cols[n_layers - 1]
     k = sizes[n_layers]
@@ -133,9 +119,9 @@ def backward_example(net, data, e, weight, z_row, a_row, d_row, weights_t, t_off
 
 @njit(inline="always")
 def transpose_layers(params, net, bufs):
-    """The weights of layers 1, 2, ... transposed into bufs[6] (see backward_example)."""
-    sizes, strides, offsets = net[0], net[1], net[2]
-    weights_t, t_offsets = bufs[6], bufs[7]
+    """The weights of layers 1, 2, ... transposed into bufs.weights_t (see backward_example)."""
+    sizes, strides, offsets = net.sizes, net.strides, net.offsets
+    weights_t, t_offsets = bufs.weights_t, bufs.t_offsets
     for l in range(1, sizes.size - 1):
         transpose_weights(params, offsets[l], sizes[l], strides[l], sizes[l + 1], weights_t[t_offsets[l]:],
                           strides[l - 1])
@@ -146,32 +132,32 @@ def forward_backward_block(params, net, data, order, start, b0, b1, bufs, invers
     """Phase 1 for the batch's examples b0..b1-1: the first layer tile by tile across them, then
     each one's other layers, loss and error signals (``inverse``: 1 / the batch's total weight).
     ``ahead``: how far in ``order`` the next block this worker will do lies, for prefetching."""
-    first_layer_forward(params, net, data, order[start + b0:start + b1], bufs[0][b0:b1])
+    first_layer_forward(params, net, data, order[start + b0:start + b1], bufs.Z[b0:b1])
     upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits, ahead)
 
 
 @njit(inline="always")
 def upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits, ahead):
     """forward_backward_block from the first layer's pre-activations on."""
-    Z, A, D = bufs[0], bufs[1], bufs[2]
-    weights = data[6]
+    Z, A, D = bufs.Z, bufs.A, bufs.D
+    weights = data.weights
     for b in range(b0, b1):
         e = order[start + b]
         if start + b + 2 * ahead < order.size:  # where the block after next lies, its label, weight
             later = order[start + b + 2 * ahead]
-            prefetch(data[0], later), prefetch(data[4], later), prefetch(data[6], later)
+            prefetch(data.indptr, later), prefetch(data.labels, later), prefetch(data.weights, later)
         if start + b + ahead < order.size:  # the next block's inputs
-            prefetch_row(data[0], data[1], data[2], order[start + b + ahead])
+            prefetch_row(data.indptr, data.indices, data.values, order[start + b + ahead])
         loss, predicted = forward_example(params, net, data, e, Z[b], A[b], True)
         losses[start + b] = loss
-        hits[start + b] = predicted == data[4][e]
-        backward_example(net, data, e, weights[e] * inverse, Z[b], A[b], D[b], bufs[6], bufs[7])
+        hits[start + b] = predicted == data.labels[e]
+        backward_example(net, data, e, weights[e] * inverse, Z[b], A[b], D[b], bufs.weights_t, bufs.t_offsets)
 
 
 @njit(inline="always")
 def inverse_weight(params, data, order, start, n_batch):
     """1 / the batch's total loss weight (0 when it is 0), summed in a fixed order."""
-    weights = data[6]
+    weights = data.weights
     total = params.dtype.type(0)
     for b in range(n_batch):
         total += weights[order[start + b]]
@@ -183,9 +169,9 @@ def accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs,
     """Gradient rows of units u0..u1-1, summed over the batch in order. With rate != 0 (plain
     SGD, see train_worker) the first layer's weight rows take their step in params right away
     instead (sparse_columns_backward, sparse_dense_backward), their gradient never stored."""
-    sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
-    indptr, indices, values, scale = data[0], data[1], data[2], data[3]
-    A, D, col_ptr, col_example, col_value = bufs[1], bufs[2], bufs[3], bufs[4], bufs[5]
+    sizes, strides, offsets, cols = net.sizes, net.strides, net.offsets, net.cols
+    indptr, indices, values, scale = data.indptr, data.indices, data.values, data.scale
+    A, D, col_ptr, col_example, col_value = bufs.A, bufs.D, bufs.col_ptr, bufs.col_example, bufs.col_value
     for u in range(u0, u1):
         l, r0, r1 = units[u, 0], units[u, 1], units[u, 2]
         if l == 0 and col_ptr.size > 0:
@@ -208,8 +194,8 @@ def accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs,
 def update_units(params, grad, net, units, opt, batch, grad_scale, u0, u1, stepped):
     """Apply the update rule to the rows of units u0..u1-1 (but the first layer's weight rows
     if ``stepped``: accumulate_units took their step)."""
-    sizes, strides, offsets = net[0], net[1], net[2]
-    kind, m, v, hyper, lrs = opt[0], opt[1], opt[2], opt[3], opt[4]
+    sizes, strides, offsets = net.sizes, net.strides, net.offsets
+    kind, m, v, hyper, lrs = opt.kind, opt.m, opt.v, opt.hyper, opt.lrs
     for u in range(u0, u1):
         l, r0, r1 = units[u, 0], units[u, 1], units[u, 2]
         if l == 0 and stepped:
@@ -223,7 +209,7 @@ def train_worker(worker, n_workers, plan, sync, params, grad, net, data, order, 
                  opt, losses, hits):
     """Batches first..last-1 of an epoch that visits examples order[0], order[1], ..., as worker
     ``worker`` of the ``n_workers`` that run this at once, each in its own thread, sharing
-    ``sync`` (the protocol: sync.py), the data, and Z, A and D; bufs[6] is each worker's own
+    ``sync`` (the protocol: sync.py), the data, and Z, A and D; bufs.weights_t is each worker's own
     (it transposes the weights for itself).
 
     Per batch, phase 1 (forward and backward passes of blocks of examples, and transposing the
@@ -240,9 +226,9 @@ def train_worker(worker, n_workers, plan, sync, params, grad, net, data, order, 
     - SPLIT: two workers, plain SGD, a narrow first layer; see split_batch.
     The call ends early, after a batch, when the caller asks (sync's STOP) or a wait gives up."""
     n = order.size
-    clip_norm = opt[5]
+    clip_norm = opt.clip_norm
     n_units = units.shape[0]
-    transposing = 1 if bufs[3].size > 0 else 0
+    transposing = 1 if bufs.col_ptr.size > 0 else 0
     replicas = plan == REPLICAS
     passed, base = 0, 0
     for batch in range(first, last):
@@ -255,15 +241,16 @@ def train_worker(worker, n_workers, plan, sync, params, grad, net, data, order, 
                 return
             continue
         rows = (batch % 2) * batch_size if replicas else 0
-        here = (bufs[0][rows:rows + batch_size], bufs[1][rows:rows + batch_size], bufs[2][rows:rows + batch_size],
-                bufs[3], bufs[4], bufs[5], bufs[6], bufs[7])
+        here = Buffers(bufs.Z[rows:rows + batch_size], bufs.A[rows:rows + batch_size], bufs.D[rows:rows + batch_size],
+                       bufs.col_ptr, bufs.col_example, bufs.col_value, bufs.weights_t, bufs.t_offsets)
         transpose_layers(params, net, here)
         inverse = inverse_weight(params, data, order, start, n_batch)
         n_tasks = (n_batch + BLOCK - 1) // BLOCK + transposing
         task = worker if replicas else next_task(sync, base)
         while task < n_tasks:
             if task < transposing:  # first, as the longest task
-                transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4], bufs[5])
+                transpose_batch(data.indptr, data.indices, data.values, data.scale, order, start, n_batch, bufs.col_ptr,
+                                bufs.col_example, bufs.col_value)
             else:
                 b0 = (task - transposing) * BLOCK
                 forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), here, inverse,
@@ -280,8 +267,8 @@ def train_worker(worker, n_workers, plan, sync, params, grad, net, data, order, 
             # 0 * p) is p - lr * g, so that gradient (most of the parameters) is never stored. A
             # transposed batch steps by each row's whole sum (the same bits as summing first); the
             # per-example loop by each example's term (the same math, float rounding apart).
-            plain = opt[0] == SGD and opt[3][batch - first, 3] == 0
-            rate = opt[4][batch - first] if plain else params.dtype.type(0)
+            plain = opt.kind == SGD and opt.hyper[batch - first, 3] == 0
+            rate = opt.lrs[batch - first] if plain else params.dtype.type(0)
             u = 0 if replicas else next_task(sync, base)
             while u < n_units:
                 accumulate_units(grad, params, rate, net, data, order, start, n_batch, here, units, u, u + 1)
@@ -335,8 +322,9 @@ def split_batch(sync, half, params, grad, net, data, order, start, n_batch, batc
                 batch, step, passed):
     """One batch as worker ``half`` of two that split the first layer (see above); ``step``:
     the batch's row in opt's learning rates. Returns the barriers passed (-1: the call ends)."""
-    Z = bufs[0]
-    here = (Z[:batch_size], bufs[1][:batch_size], bufs[2][:batch_size], bufs[3], bufs[4], bufs[5], bufs[6], bufs[7])
+    Z = bufs.Z
+    here = Buffers(Z[:batch_size], bufs.A[:batch_size], bufs.D[:batch_size], bufs.col_ptr, bufs.col_example,
+                   bufs.col_value, bufs.weights_t, bufs.t_offsets)
     inverse = inverse_weight(params, data, order, start, n_batch)
     first_layer_half(params, net, data, order[start:start + n_batch], Z[half * batch_size:], half)
     passed = barrier(sync, 2, passed, batch, AFTER_HALVES, half)
@@ -345,14 +333,14 @@ def split_batch(sync, half, params, grad, net, data, order, start, n_batch, batc
     transpose_layers(params, net, here)  # past the barrier: worker 0's step of the last batch is done
     for task in range(half, (n_batch + BLOCK - 1) // BLOCK, 2):
         b0, b1 = task * BLOCK, min(n_batch, (task + 1) * BLOCK)
-        add_halves(Z, batch_size, b0, b1, net[1][0])
+        add_halves(Z, batch_size, b0, b1, net.strides[0])
         upper_layers_block(params, net, data, order, start, b0, b1, here, inverse, losses, hits, order.size)
     ask_to_stop(sync, half, batch)
     passed = barrier(sync, 2, passed, batch, AFTER_EXAMPLES, half)
     if passed < 0:
         return passed
-    rate = opt[4][step]
-    first_layer_half_step(params, net, data, order, start, n_batch, batch_size, bufs[2], rate, half)
+    rate = opt.lrs[step]
+    first_layer_half_step(params, net, data, order, start, n_batch, batch_size, bufs.D, rate, half)
     if half == 0:
         upper_units_step(grad, params, rate, net, data, order, start, n_batch, here, units, opt, step)
     return passed
@@ -362,8 +350,8 @@ def split_batch(sync, half, params, grad, net, data, order, start, n_batch, batc
 def first_layer_half(params, net, data, rows, Z, half):
     """A: half ``half`` of the first layer's pre-activations (layers.half_sum) of the examples
     whose inputs are sparse rows ``rows``, into the rows of Z."""
-    sizes, strides, offsets = net[0], net[1], net[2]
-    indptr, indices, values, scale, halves = data[0], data[1], data[2], data[3], data[7]
+    sizes, strides, offsets = net.sizes, net.strides, net.offsets
+    indptr, indices, values, scale, halves = data.indptr, data.indices, data.values, data.scale, data.halves
     L = lanes(params)
     t = 0
     while t < strides[0]:
@@ -392,14 +380,14 @@ def first_layer_half_step(params, net, data, order, start, n_batch, batch_size, 
     """C: the SGD step of half ``half`` of the first layer's weight rows, example after example
     (as sparse_dense_backward); meanwhile, the next batch's inputs come towards the cache (this
     half of them), and the labels and weights of the one after."""
-    offsets, strides, cols = net[2], net[1], net[3]
-    indptr, indices, values, scale, halves = data[0], data[1], data[2], data[3], data[7]
+    offsets, strides, cols = net.offsets, net.strides, net.cols
+    indptr, indices, values, scale, halves = data.indptr, data.indices, data.values, data.scale, data.halves
     for b in range(n_batch):
         if start + batch_size + b < order.size:
             prefetch_half(indptr, halves, indices, values, order[start + batch_size + b], half)
         if start + 2 * batch_size + b < order.size:
             later = order[start + 2 * batch_size + b]
-            prefetch(indptr, later), prefetch(halves, later), prefetch(data[4], later), prefetch(data[6], later)
+            prefetch(indptr, later), prefetch(halves, later), prefetch(data.labels, later), prefetch(data.weights, later)
         row = order[start + b]
         lo, hi = half_range(indptr, halves, row, half)
         sparse_rows_step(params, -rate, offsets[0], strides[0], indices, values, scale, lo, hi, D[b, cols[0]:cols[1]])
@@ -409,8 +397,8 @@ def first_layer_half_step(params, net, data, order, start, n_batch, batch_size, 
 def upper_units_step(grad, params, rate, net, data, order, start, n_batch, bufs, units, opt, step):
     """C: the rest of the SGD step: the first layer's bias, then the other layers' units (one
     per layer, as gradient_plan makes them for a single worker)."""
-    sizes, strides, offsets, cols = net[0], net[1], net[2], net[3]
-    D = bufs[2]
+    sizes, strides, offsets, cols = net.sizes, net.strides, net.offsets, net.cols
+    D = bufs.D
     bias = offsets[0] + sizes[0] * strides[0]
     for b in range(n_batch):
         add_bias_gradient(grad, bias, strides[0], D[b, cols[0]:cols[1]])
@@ -437,8 +425,9 @@ def batch_gradient(params, grad, net, data, order, bufs, units, losses, hits):
     for b0 in range(0, n_batch, BLOCK):
         forward_backward_block(params, net, data, order, 0, b0, min(n_batch, b0 + BLOCK), bufs, inverse, losses,
                                hits, BLOCK)
-    if bufs[3].size > 0:
-        transpose_batch(data[0], data[1], data[2], data[3], order, 0, n_batch, bufs[3], bufs[4], bufs[5])
+    if bufs.col_ptr.size > 0:
+        transpose_batch(data.indptr, data.indices, data.values, data.scale, order, 0, n_batch, bufs.col_ptr,
+                        bufs.col_example, bufs.col_value)
     accumulate_units(grad, params, params.dtype.type(0), net, data, order, 0, n_batch, bufs, units, 0, units.shape[0])
 
 
@@ -459,13 +448,13 @@ def predict_worker(sync, params, net, data, rows, Z, A, outputs, losses, hits):
 @kernel
 def predict_block(params, net, data, rows, first, last, Z, A, outputs, losses, hits):
     """predict_worker's work for examples first..last-1, in the buffers Z and A (one row each)."""
-    cols = net[3]
+    cols = net.cols
     k = outputs.shape[1]
     first_layer_forward(params, net, data, rows[first:last], Z[:last - first])
     for e in range(first, last):
         loss, predicted = forward_example(params, net, data, e, Z[e - first], A[e - first], False)
         losses[e] = loss
-        hits[e] = predicted == data[4][e]
+        hits[e] = predicted == data.labels[e]
         for j in range(k):
             outputs[e, j] = A[e - first, cols[-2] + j]
 
@@ -483,14 +472,14 @@ def train_many_worker(tasks, params, grads, net, keys, data, orders, batch_size,
     exactly the single-worker kernel (with its own row of syncs), so each ends bit-identical to
     its own single run, whichever worker took it.
     """
-    sizes, strides, offsets, cols, acts, dropout = net[0], net[1], net[2], net[3], net[4], net[5]
-    kind, m, v, hyper, lrs, clip_norm = opt
     k = next_task(tasks, 0)
     while k < params.shape[0]:
-        train_worker(0, 1, SHARED, syncs[k], params[k], grads[k],
-                     (sizes, strides, offsets, cols, acts, dropout, keys[k]), data, orders[k], batch_size, first, last,
-                     (bufs[0][k], bufs[1][k], bufs[2][k], bufs[3][k], bufs[4][k], bufs[5][k], bufs[6][k], bufs[7][k]),
-                     units, (kind, m[k], v[k], hyper[k], lrs[k], clip_norm), losses[k], hits[k])
+        own_net = Net(net.sizes, net.strides, net.offsets, net.cols, net.acts, net.dropout, keys[k])
+        own_bufs = Buffers(bufs.Z[k], bufs.A[k], bufs.D[k], bufs.col_ptr[k], bufs.col_example[k], bufs.col_value[k],
+                           bufs.weights_t[k], bufs.t_offsets[k])
+        own_opt = Opt(opt.kind, opt.m[k], opt.v[k], opt.hyper[k], opt.lrs[k], opt.clip_norm)
+        train_worker(0, 1, SHARED, syncs[k], params[k], grads[k], own_net, data, orders[k], batch_size, first, last,
+                     own_bufs, units, own_opt, losses[k], hits[k])
         if atomic_load(syncs[k], STOP_AT) > 0:  # stopped: no model starts after this one
             return
         k = next_task(tasks, 0)
