@@ -60,5 +60,5 @@ def test_more_workers_than_cpus():
                                        dict(jitter=True, pin=True), dict(jitter=True, busy=True)],
                          ids=["pinned", "busy neighbour", "jitter", "jitter, pinned", "jitter, busy neighbour"])
 def test_every_plan_many_times(condition):
-    out = stress(["--cases", "all", "--threads", "2", "3", "4", "8", "--repeat", "3"], timeout=1500, **condition)
-    assert out.count("bit-identical") == 3 * 11 * 4
+    out = stress(["--cases", "all", "--threads", "2", "3", "4", "8", "--repeat", "6"], timeout=1500, **condition)
+    assert out.count("bit-identical") == 6 * 11 * 4
