@@ -26,7 +26,7 @@ import numpy as np
 
 from fastnn.errors import DataError
 
-if TYPE_CHECKING:  # pandas is imported lazily: it costs ~0.3 s and most imports never need it
+if TYPE_CHECKING:  # pandas is imported lazily: its import is slow and most imports never need it
     import pandas as pd
 
 PathLike = Union[str, "os.PathLike[str]"]

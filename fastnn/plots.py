@@ -1,8 +1,9 @@
 """`fastnn plot`'s pictures, as PNG files of a fixed size in pixels (inches x dpi): training curves,
 the confusion matrix and a grid of misclassified digits.
 
-matplotlib is imported here only (``import fastnn`` stays fast) and only its object API is used
-(Figure + the Agg canvas behind savefig): no pyplot, no display, no global backend state.
+matplotlib is imported only inside the functions that draw (these and show.save_png), so that
+``import fastnn`` stays fast, and only its object API is used (Figure + the Agg canvas behind
+savefig): no pyplot, no display, no global backend state.
 """
 
 from __future__ import annotations

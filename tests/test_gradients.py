@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 
 from fastnn import MLP, reference
+from fastnn.kernels.codes import VECTOR_BYTES
 from helpers import flatten_reference, random_pixels, reference_loss, to_reference
 
-# Float64 vectors hold 4 values: first layers of 16 and 72 units take the transposed-batch
-# gradient (tiles of 4, and of 8 + 8 + 2 vectors), the others the per-example one.
-SHAPES = [[20, 7, 5], [30, 16, 8, 4], [784, 10, 10], [784, 72, 10]]
+LANES = VECTOR_BYTES // 8  # float64 values per vector: 8 with AVX-512, 4 with AVX2
+# First layers of 4 and 18 vectors take the transposed-batch gradient (layout.TRANSPOSE_MIN_VECTORS
+# is 4; a tile of 4, and tiles of 8 + 8 + 2 vectors), the others the per-example one.
+SHAPES = [[20, 7, 5], [30, 4 * LANES, 8, 4], [784, 10, 10], [784, 18 * LANES, 10]]
 
 
 def relative_error(a, b):

@@ -19,7 +19,7 @@ def update_segment(kind, params, grad, m, v, s, t, lr, hyper, grad_scale):
     """One step of rule ``kind`` on params[s:t]; grad is multiplied by grad_scale (clipping).
 
     Segments are whole vectors (see fastnn/layout.py); each line is the scalar rule's arithmetic,
-    in the same order, on a vector of values at a time (the scalar loops did not vectorise).
+    in the same order, on a vector of values at a time (LLVM does not vectorise the scalar loops).
     """
     one = vsplat(params.dtype.type(1))
     beta1, beta2, eps, decay = vsplat(hyper[0]), vsplat(hyper[1]), vsplat(hyper[2]), vsplat(hyper[3])

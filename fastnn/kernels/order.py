@@ -1,7 +1,8 @@
 """The order of an epoch's examples: a shuffle drawn from one 64-bit key.
 
-numpy's Generator.permutation took 0.53 ms for MNIST's 60,000 examples (its PCG64 draws, 7.7 ns
-each here): 2.6% of a 784-10-10 epoch. This shuffle, on a counter-based stream, takes 0.12 ms.
+Each draw is a few multiplies and shifts of a counter-based stream, cheaper than the PCG64
+draws of numpy's Generator.permutation: a narrow network's epoch is short enough for the
+shuffle's cost to show.
 """
 
 import numpy as np

@@ -4,7 +4,8 @@
 LLVM's auto-vectoriser keeps the accumulators of a loop over a runtime-length row in memory;
 with these intrinsics a tile of outputs lives in registers across a whole loop of inputs.
 A vector is an SSA value of type <16 x float> or <8 x double> (<8 x float> or <4 x double>): every
-operation here is one LLVM instruction or intrinsic call, inlined into the caller.
+operation here is emitted straight into the caller's code: one LLVM instruction or intrinsic for
+most, a short sequence of them for vexp, vtail and the reductions.
 Array indices are not checked: callers stay inside padded rows (see fastnn/layout.py).
 """
 
