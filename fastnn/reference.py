@@ -3,6 +3,9 @@
 Written in the tutorial's notation (docs/seed.md): examples are columns, ``W`` has shape
 (n_out, n_in), ``b`` has shape (n_out, 1), hidden layers use ReLU and the output softmax
 with cross-entropy. Any number of layers. Nothing here is tuned for speed.
+
+The update rules below (``sgd_step``, ``rmsprop_step``, ``adam_step``, ``adamw_step``) are
+torch.optim's definitions written out for one tensor; ``optimizer_epoch`` trains with any of them.
 """
 
 from __future__ import annotations
@@ -103,8 +106,131 @@ def gradient_descent(
 def sgd_epoch(params: Params, X: np.ndarray, y: np.ndarray, alpha: float, batch_size: int,
               order: np.ndarray | None = None) -> Params:
     """One epoch of minibatch SGD over the examples in ``order`` (the last batch may be smaller)."""
-    order = np.arange(y.size) if order is None else order
-    for start in range(0, order.size, batch_size):
-        batch = order[start:start + batch_size]
+    for batch in minibatches(y.size, batch_size, order):
         params = update_params(params, gradients(params, X[:, batch], y[batch]), alpha)
     return params
+
+
+def minibatches(n: int, batch_size: int, order: np.ndarray | None = None) -> list[np.ndarray]:
+    """The examples' indices in ``order`` (default 0..n-1), cut into consecutive batches; the
+    last may be smaller."""
+    order = np.arange(n) if order is None else order
+    return [order[start:start + batch_size] for start in range(0, order.size, batch_size)]
+
+
+# -- Update rules ---------------------------------------------------------------------------------
+#
+# Each rule is one torch.optim optimizer's step on one tensor, with torch's names for its
+# settings and their defaults: rule(p, g, state, lr, ...) -> (new p, new state). It changes
+# neither its arguments nor anything else. ``state`` is a dict named as torch's optimizer.state
+# entries ({} before the first step, where torch starts from zeros), so that the two can be
+# compared entry for entry. fastnn's kernels (fastnn/kernels/optim.py) apply the same rules.
+
+State = dict  # torch's names for the entries: arrays, and Adam's step count
+
+
+def sgd_step(p: np.ndarray, g: np.ndarray, state: State, lr: float, *, momentum: float = 0.0,
+             nesterov: bool = False, weight_decay: float = 0.0) -> tuple[np.ndarray, State]:
+    """torch.optim.SGD, dampening 0 (b: the momentum buffer, 0 before the first step):
+
+        g = g + weight_decay * p
+        b = momentum * b + g                      (only with momentum > 0)
+        d = g + momentum * b  if nesterov,  else b with momentum,  else g
+        p = p - lr * d
+    """
+    g = g + weight_decay * p
+    if momentum == 0:
+        return p - lr * g, {}
+    b = momentum * state.get("momentum_buffer", 0.0) + g
+    d = g + momentum * b if nesterov else b
+    return p - lr * d, {"momentum_buffer": b}
+
+
+def rmsprop_step(p: np.ndarray, g: np.ndarray, state: State, lr: float, *, alpha: float = 0.99,
+                 eps: float = 1e-8, weight_decay: float = 0.0) -> tuple[np.ndarray, State]:
+    """torch.optim.RMSprop, not centred, no momentum (v: the mean square, 0 before the first step):
+
+        g = g + weight_decay * p
+        v = alpha * v + (1 - alpha) * g^2
+        p = p - lr * g / (sqrt(v) + eps)
+    """
+    g = g + weight_decay * p
+    v = alpha * state.get("square_avg", 0.0) + (1 - alpha) * g * g
+    return p - lr * g / (np.sqrt(v) + eps), {"square_avg": v}
+
+
+def adam_step(p: np.ndarray, g: np.ndarray, state: State, lr: float, *, betas: tuple[float, float] = (0.9, 0.999),
+              eps: float = 1e-8, weight_decay: float = 0.0) -> tuple[np.ndarray, State]:
+    """torch.optim.Adam, not amsgrad; weight decay is L2, added to the gradient (t: the step
+    count, m and v: the moments, all 0 before the first step):
+
+        t = t + 1
+        g = g + weight_decay * p
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * g^2
+        p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    that is p - lr * m_hat / (sqrt(v_hat) + eps), with the bias-corrected moments
+    m_hat = m / (1 - beta1^t) and v_hat = v / (1 - beta2^t).
+    """
+    beta1, beta2 = betas
+    t = state.get("step", 0) + 1
+    g = g + weight_decay * p
+    m = beta1 * state.get("exp_avg", 0.0) + (1 - beta1) * g
+    v = beta2 * state.get("exp_avg_sq", 0.0) + (1 - beta2) * g * g
+    step_size = lr / (1 - beta1 ** t)
+    denominator = np.sqrt(v) / np.sqrt(1 - beta2 ** t) + eps
+    return p - step_size * m / denominator, {"step": t, "exp_avg": m, "exp_avg_sq": v}
+
+
+def adamw_step(p: np.ndarray, g: np.ndarray, state: State, lr: float, *, betas: tuple[float, float] = (0.9, 0.999),
+               eps: float = 1e-8, weight_decay: float = 0.01) -> tuple[np.ndarray, State]:
+    """torch.optim.AdamW: weight decay decoupled from the gradient, then Adam's step without it:
+
+        p = p * (1 - lr * weight_decay)
+        p, state = adam_step(p, g, state, lr, betas, eps, weight_decay=0)
+    """
+    return adam_step(p * (1 - lr * weight_decay), g, state, lr, betas=betas, eps=eps)
+
+
+def global_norm(grads: Params) -> float:
+    """The L2 norm of all the gradients together, as one vector."""
+    return float(np.sqrt(sum(np.sum(dW * dW) + np.sum(db * db) for dW, db in grads)))
+
+
+def clip_by_global_norm(grads: Params, max_norm: float) -> Params:
+    """torch.nn.utils.clip_grad_norm_: every gradient times min(1, max_norm / (global_norm + 1e-6))
+    (before any weight decay: the rules add it)."""
+    scale = min(1.0, max_norm / (global_norm(grads) + 1e-6))
+    return [(dW * scale, db * scale) for dW, db in grads]
+
+
+def apply_rule(rule, params: Params, grads: Params, states: list[tuple[State, State]]
+               ) -> tuple[Params, list[tuple[State, State]]]:
+    """``rule(p, g, state) -> (p, state)`` on every weight and bias, each with its own state."""
+    new_params, new_states = [], []
+    for (W, b), (dW, db), (state_W, state_b) in zip(params, grads, states):
+        W, state_W = rule(W, dW, state_W)
+        b, state_b = rule(b, db, state_b)
+        new_params.append((W, b))
+        new_states.append((state_W, state_b))
+    return new_params, new_states
+
+
+def optimizer_epoch(params: Params, X: np.ndarray, y: np.ndarray, batch_size: int, rule,
+                    states: list[tuple[State, State]] | None = None, order: np.ndarray | None = None,
+                    clip_norm: float | None = None) -> tuple[Params, list[tuple[State, State]]]:
+    """One epoch of minibatch training as ``sgd_epoch``, each batch's gradients (first clipped
+    to ``clip_norm``, if given) applied by ``rule(p, g, state) -> (p, state)``: one of the rules
+    above with its settings bound, e.g. functools.partial(adam_step, lr=0.01).
+
+    ``states``: the optimizer's state per (W, b), as a previous epoch returned it (None: fresh).
+    Returns (params, states).
+    """
+    states = [({}, {}) for _ in params] if states is None else states
+    for batch in minibatches(y.size, batch_size, order):
+        grads = gradients(params, X[:, batch], y[batch])
+        if clip_norm is not None:
+            grads = clip_by_global_norm(grads, clip_norm)
+        params, states = apply_rule(rule, params, grads, states)
+    return params, states
