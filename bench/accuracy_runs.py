@@ -8,7 +8,7 @@ Targets (test set, 10,000 images, after training on the 60,000):
   dropout        784-256-128-10, dropout, 20 epochs           accuracy >= 98.0%
   simard-800     784-800-10                                   test error <= 1.6%
 Each run prints its exact options, the test accuracy, whether it meets its target (only when
-run for its full number of epochs) and the seconds it took. Data: fastnn.datasets.load_mnist()
+run for its full number of epochs) and the seconds it took. Data: fastnn.data.datasets.load_mnist()
 (set FASTNN_DATA, or pass --data).
 """
 
@@ -20,7 +20,7 @@ import time
 
 import fastnn
 from fastnn import schedules
-from fastnn.datasets import load_mnist
+from fastnn.data.datasets import load_mnist
 
 # name -> (MLP options, fit options without the schedule, epochs, target accuracy)
 RUNS = {

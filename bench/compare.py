@@ -103,17 +103,17 @@ def read_mnist(folder):
 
 
 def load_mnist():
-    """MNIST via fastnn.datasets when it exists, else the reader above; says which."""
+    """MNIST via fastnn.data.datasets when it exists, else the reader above; says which."""
     folder = os.path.join(os.environ.get("FASTNN_DATA", "/work/shared/data"), "mnist")
     try:
-        from fastnn.datasets import load_mnist as fastnn_load_mnist
+        from fastnn.data.datasets import load_mnist as fastnn_load_mnist
     except ImportError:
-        return read_mnist(folder), f"bench reader, {folder} (fastnn.datasets not importable)"
+        return read_mnist(folder), f"bench reader, {folder} (fastnn.data.datasets not importable)"
     try:  # the folder, not its default search: that would try to download
         data = fastnn_load_mnist(folder, download=False)
-        return tuple(data), f"fastnn.datasets.load_mnist({folder!r})"
+        return tuple(data), f"fastnn.data.datasets.load_mnist({folder!r})"
     except Exception as exc:  # its loader is new; the benchmark should still run
-        return read_mnist(folder), f"bench reader, {folder} (fastnn.datasets failed: {exc})"
+        return read_mnist(folder), f"bench reader, {folder} (fastnn.data.datasets failed: {exc})"
 
 
 # --- versions -----------------------------------------------------------------

@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 import fastnn
-from fastnn.datasets import load_mnist
+from fastnn.data.datasets import load_mnist
 
 
 def one_after_another(X, y, k, epochs):

@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
 import fastnn  # noqa: E402
-from fastnn.datasets import load_mnist  # noqa: E402
+from fastnn.data.datasets import load_mnist  # noqa: E402
 from fastnn.layout import batch_buffers, gradient_plan  # noqa: E402
 from fastnn.kernels.sparse import transpose_batch  # noqa: E402
 from fastnn.kernels.train import (BLOCK, accumulate_units, forward_backward_block, inverse_weight,  # noqa: E402

@@ -33,7 +33,7 @@ def main() -> None:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier as SkMLP
 
-    from fastnn.datasets import load_mnist
+    from fastnn.data.datasets import load_mnist
     from fastnn.sklearn import MLPClassifier
 
     mnist = load_mnist(os.path.join(os.environ["FASTNN_DATA"], "mnist") if os.environ.get("FASTNN_DATA") else None,

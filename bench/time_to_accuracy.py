@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 import fastnn
-from fastnn.datasets import read_csv
+from fastnn.data.datasets import read_csv
 
 TUTORIAL_SECONDS = 18.0  # the tutorial's full-batch NumPy run, median, measured on this machine
 TARGET = 0.855

@@ -106,7 +106,7 @@ def main(argv=None) -> None:
     p.add_argument("--cold", action="store_true", help="also fastnn with an empty JIT cache each run")
     args = p.parse_args(argv)
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    from fastnn.kernels import native
+    from fastnn.native import loader as native
 
     print(f"fastnn kernels: {native.status()}")
     env = dict(os.environ)

@@ -9,7 +9,7 @@ from .errors import DataError, FastnnError, ModelFileError, TrainingDivergedErro
 from .many import fit_many
 from .model import MLP
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
-from .prepared import PreparedInputs, prepare
+from .data.prepared import PreparedInputs, prepare
 from .sweeps import sweep
 from .training import EarlyStopping, History
 

@@ -18,12 +18,11 @@ from .layout import aligned_zeros, batch_buffers, cache_aligned, gradient_plan
 from .model import MLP
 from .optimizers import Optimizer
 from .schedules import Schedule
-from .signals import DeferredInterrupt
 from .errors import TrainingDivergedError
 from .kernels.args import Opt
 from .kernels.codes import STOP
 from .training import History, OptimizerState, Settings, dropout_key, epoch_order
-from .workers import max_threads, new_sync, run_stoppable
+from .workers import DeferredInterrupt, max_threads, new_sync, run_stoppable
 
 
 def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 64,
@@ -38,7 +37,7 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     (not ReduceOnPlateau). Returns one History per model (seconds are the shared wall time).
     """
     from .kernels.codes import SYNC_SIZE
-    from .kernels.native import kernel
+    from .native.loader import kernel
 
     models = list(models)
     if not models or not all(isinstance(m, MLP) for m in models):

@@ -7,8 +7,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .data import Examples, SparseRows, validation_rows
-from .prepared import sparse_rows
+from .data.examples import Examples, SparseRows, validation_rows
+from .data.prepared import sparse_rows
 from .errors import DataError
 from .kernels.args import Net
 from .kernels.codes import ACTIVATION_CODES, IDENTITY, SOFTMAX
@@ -16,7 +16,7 @@ from .layout import Layout, aligned_zeros, cache_aligned
 from .optimizers import Optimizer
 from .schedules import Schedule
 from .training import EarlyStopping, History
-from .validation import check_labels, check_targets, check_weights
+from .data.checks import check_labels, check_targets, check_weights
 
 INITS = ("uniform", "he", "glorot")
 DTYPES = {"float32": np.float32, "float64": np.float64}
@@ -247,7 +247,7 @@ class MLP:
     def _forward(self, examples: Examples):
         """Outputs (probabilities or regression values), per-example losses and hits."""
         from .kernels.codes import BLOCK, SYNC_SIZE
-        from .kernels.native import kernel
+        from .native.loader import kernel
         from .parallel import work_per_batch
         from .workers import default_threads, run_workers
 

@@ -28,7 +28,7 @@ from .layout import aligned_zeros, batch_buffers, gradient_plan
 from .workers import new_sync, run_stoppable, stall_message
 
 if TYPE_CHECKING:
-    from .data import Examples
+    from .data.examples import Examples
     from .model import MLP
     from .optimizers import Optimizer
 
@@ -150,7 +150,7 @@ class Team:
 
     def _call(self, plan: Plan, params, net, data, order, first, last, opt, losses, hits) -> tuple[int, bool]:
         """One kernel call: batches first..last-1 on ``plan``."""
-        from .kernels.native import kernel
+        from .native.loader import kernel
 
         train_worker = kernel("train_worker")
         own = [(params, self.grads[0], opt)] * plan.workers

@@ -49,7 +49,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .data import validation_rows
+from .data.examples import validation_rows
 from .errors import DataError, FastnnError
 
 __all__ = ["sweep", "plan", "add_sweep_command", "run_sweep_command"]
@@ -94,7 +94,7 @@ def _name(key: str) -> str:
 
 def _run_option(key: str, value):
     """A `fastnn train` option's value, checked by its converter."""
-    from . import config as options
+    from .cli import config as options
 
     name = _name(key)
     if name in NOT_RUN_OPTIONS:
@@ -216,7 +216,7 @@ def plan(config) -> tuple[list[dict], list[str], dict]:
     Each run is {"index", "id", "seed", "point" (the varied options), "spec" (every option)}; its
     id is a digest of its spec and seed (and, when the sweep runs, of the data), stable across
     sessions, so that --resume recognises the runs already done."""
-    from . import config as options
+    from .cli import config as options
 
     raw, _ = load_config(config)
     settings = sweep_settings(raw)
@@ -243,7 +243,7 @@ def _digest(obj) -> str:
 def load_data(settings: dict, data=None) -> dict:
     """Training, validation and test arrays: ``data`` ((X, y) or (X, y, X_test, y_test)), else
     [sweep] data (a path), else MNIST; the first ``limit`` training examples; a seeded split."""
-    from . import datasets
+    from .data import datasets
 
     if data is None:
         if settings["data"] is not None:
@@ -306,7 +306,7 @@ def chunks(runs: list[dict], per_task: int) -> list[list[dict]]:
 
 
 def _build(run: dict):
-    from . import config as options
+    from .cli import config as options
     from .model import MLP
 
     spec = run["spec"]
@@ -317,7 +317,7 @@ def _build(run: dict):
 def prepared(data: dict, name: str, dtype: str):
     """data[name] converted once per dtype for every run that reads it (fastnn.prepare),
     kept in data; None stays None."""
-    from .prepared import prepare
+    from .data.prepared import prepare
 
     if data[name] is None:
         return None
@@ -330,7 +330,7 @@ def prepared(data: dict, name: str, dtype: str):
 def run_chunk(runs: list[dict], data: dict, threads: int | None = None) -> list[tuple[dict, Any]]:
     """Train the runs of one chunk (fit_many for two or more runs of one group), score them;
     returns [(row, trained MLP)]. A run whose loss diverges gets status 'diverged'."""
-    from . import config as options
+    from .cli import config as options
     from .errors import TrainingDivergedError
     from .many import fit_many
     from .training import EarlyStopping

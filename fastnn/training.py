@@ -21,12 +21,11 @@ from .layout import aligned_zeros, cache_aligned
 from .optimizers import SGD, Optimizer
 from .parallel import Team, parallel_plan
 from .schedules import Schedule
-from .signals import DeferredInterrupt
-from .validation import check_positive_float, check_positive_int
-from .workers import default_threads, max_threads
+from .data.checks import check_positive_float, check_positive_int
+from .workers import DeferredInterrupt, default_threads, max_threads
 
 if TYPE_CHECKING:
-    from .data import Examples
+    from .data.examples import Examples
     from .model import MLP
 
 @dataclass
@@ -132,7 +131,7 @@ def dropout_key(seed: int, epoch: int) -> int:
 def epoch_order(rng: np.random.Generator, n: int) -> np.ndarray:
     """The order of an epoch's n examples: a permutation drawn from one 64-bit word of ``rng``
     (see kernels/order.py)."""
-    from .kernels.native import kernel
+    from .native.loader import kernel
 
     if n > 2**32:  # draw_below's bound: past it the kernel's swaps would land out of bounds
         raise ValueError(f"cannot shuffle {n} examples: at most 2**32")

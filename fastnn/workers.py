@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -180,3 +181,28 @@ def run_stoppable(n_workers: int, work: Callable[[int], None], stop: Callable[[]
             interrupted = True
     _finish(helpers)
     return interrupted
+
+
+class DeferredInterrupt:
+    """Ctrl-C inside the ``with`` block sets ``pending`` (and workers.stop_requested, so that a
+    running kernel call ends after its current batch) instead of raising KeyboardInterrupt
+    wherever Python happens to be: the caller raises it where its state is consistent. Does
+    nothing off the main thread, or where another handler than Python's default is installed
+    (StopRequest's, whose owner decides)."""
+
+    def __enter__(self) -> "DeferredInterrupt":
+        self.pending = False
+        self._installed = (threading.current_thread() is threading.main_thread()
+                           and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+        if self._installed:
+            signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        self.pending = True
+        stop_requested.set()
+
+    def __exit__(self, *exc) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            stop_requested.clear()

@@ -41,7 +41,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def mnist(shared_data):
     """The real MNIST set (60,000 training and 10,000 test images), loaded once per session."""
-    from fastnn.datasets import load_mnist
+    from fastnn.data.datasets import load_mnist
 
     return load_mnist(shared_data, download=False)
 

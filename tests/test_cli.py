@@ -88,7 +88,7 @@ import time
 
 import matplotlib.image
 
-from fastnn import config as cli_config
+from fastnn.cli import config as cli_config
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of fastnn.datasets: IDX and CSV readers, MNIST lookup and download, bad-file corpus."""
+"""Tests of fastnn.data.datasets: IDX and CSV readers, MNIST lookup and download, bad-file corpus."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from fastnn import datasets
-from fastnn.datasets import (MNIST_FILES, MNIST_SHA256, download_mnist, find_mnist, load_dataset,
+from fastnn.data import datasets
+from fastnn.data.datasets import (MNIST_FILES, MNIST_SHA256, download_mnist, find_mnist, load_dataset,
                              load_mnist, read_csv, read_idx)
 from fastnn.errors import DataError
 
@@ -509,7 +509,7 @@ def test_import_does_not_load_pandas() -> None:
     import subprocess
     import sys
 
-    code = "import sys, fastnn.datasets; print('pandas' in sys.modules)"
+    code = "import sys, fastnn.data.datasets; print('pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

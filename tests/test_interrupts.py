@@ -61,7 +61,7 @@ def test_ctrl_c_inside_a_kernel_call_stops_fit_at_a_batch_and_fit_continues_exac
 def test_a_stop_request_ends_fit_at_a_batch_with_history_interrupted(mnist):
     """What `fastnn train` does on its first Ctrl-C or SIGTERM: fit returns, interrupted,
     mid-epoch, and the model can be saved and continued."""
-    from fastnn.signals import StopRequest
+    from fastnn.cli.signals import StopRequest
 
     X, y = long_fit_data(mnist)
     model = MLP([784, 256, 10], seed=2)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastnn import MLP, reference
-from fastnn.datasets import read_csv
+from fastnn.data.datasets import read_csv
 from helpers import to_reference
 
 def test_tutorial_network_minibatch_sgd(mnist):

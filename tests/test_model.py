@@ -186,7 +186,7 @@ def test_optimizer_state_survives_a_new_learning_rate(small):
 def test_validation_split_holds_out_the_rows_the_command_line_and_sweeps_hold_out():
     """One split (fastnn.data.validation_rows) for the API, `fastnn train --validation-split`
     and sweeps: the same seed and fraction hold out the same examples."""
-    from fastnn.data import validation_rows
+    from fastnn.data.examples import validation_rows
 
     rng = np.random.default_rng(8)
     X, y = rng.normal(size=(200, 20)), rng.integers(0, 3, 200)

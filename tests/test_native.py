@@ -1,4 +1,4 @@
-"""The native library of the entry kernels (fastnn/kernels/native.py, built by `fastnn build`)
+"""The native library of the entry kernels (fastnn/native/loader.py, built by `fastnn build`)
 against the JIT kernels it is built from: the same results, bit for bit, and no Numba import."""
 
 import os
@@ -11,7 +11,7 @@ import pytest
 import fastnn
 import fastnn.parallel
 import fastnn.workers
-from fastnn.kernels import native
+from fastnn.native import loader as native
 
 REQUIRED = os.environ.get("FASTNN_REQUIRE_NATIVE") == "1"  # .ci/run builds the library first
 needs_library = pytest.mark.skipif(not native._library() and not REQUIRED,
@@ -151,7 +151,7 @@ def test_fastnn_native_0_turns_the_library_off(monkeypatch, fresh_library):
 
 def test_train_says_why_it_compiles_when_there_is_no_library(monkeypatch, fresh_library, tmp_path, shared_data,
                                                              capsys):
-    from fastnn.cli import main
+    from fastnn.cli.main import main
 
     monkeypatch.setattr(native, "DIRECTORY", tmp_path)  # no library there
     assert native.missing() == "no native library (build it with: fastnn build)"
@@ -166,7 +166,7 @@ def test_train_says_why_it_compiles_when_there_is_no_library(monkeypatch, fresh_
 
 
 def test_fastnn_build_status_says_which_kernels_run(monkeypatch, capsys):
-    from fastnn.cli import main
+    from fastnn.cli.main import main
 
     monkeypatch.setenv("FASTNN_NATIVE", "0")
     native._library.cache_clear()

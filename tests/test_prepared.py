@@ -101,7 +101,7 @@ def test_row_filling_reads_a_strided_array_column_by_column():
 def test_subsets_of_rows_keep_where_each_row_splits():
     """SparseRows.subset (validation splits, sweeps) carries each row's split entry along:
     the kernels read the entries on either side of it unchecked."""
-    from fastnn.prepared import balanced_column
+    from fastnn.data.prepared import balanced_column
 
     X, _ = random_pixels(30, 60, seed=2)
     rows = fastnn.prepare(X).rows
@@ -114,7 +114,7 @@ def test_subsets_of_rows_keep_where_each_row_splits():
 
 def test_the_split_column_shares_the_entries_of_the_first_rows():
     """Two workers each own the first layer's weight rows on one side of balanced_column."""
-    from fastnn.prepared import SPLIT_SAMPLE_ROWS, SPLIT_SHARE, balanced_column
+    from fastnn.data.prepared import SPLIT_SAMPLE_ROWS, SPLIT_SHARE, balanced_column
 
     X = np.zeros((4, 100), np.uint8)
     X[:, ::3] = 7  # 34 entries a row, columns 0, 3, ..., 99

@@ -16,7 +16,7 @@ import pytest
 
 import fastnn
 import fastnn.sweeps
-from fastnn.data import validation_rows
+from fastnn.data.examples import validation_rows
 from fastnn.sweeps import METRICS, SweepError, plan, sweep
 
 

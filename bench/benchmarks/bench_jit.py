@@ -38,7 +38,7 @@ class Import(Benchmark):
     """``python -c "import fastnn"`` (and, for reference, numpy alone) in a fresh process."""
 
     repeat = (5, 10, 10.0)
-    params = [["numpy", "fastnn", "fastnn.datasets"]]
+    params = [["numpy", "fastnn", "fastnn.data.datasets"]]
     param_names = ["module"]
 
     def time_import(self, module):
@@ -101,7 +101,7 @@ class NativeLibrary(Benchmark):
     repeat = (3, 10, 30.0)
 
     def setup(self):
-        from fastnn.kernels import native
+        from fastnn.native import loader as native
 
         if not native._library():
             raise NotImplementedError("no usable native library (fastnn build)")

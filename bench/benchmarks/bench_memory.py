@@ -12,13 +12,13 @@ from .common import Benchmark, mnist, warm_jit
 
 
 class LoadMNIST(Benchmark):
-    """``fastnn.datasets.load_mnist`` of the four gzip IDX files (~55 MB of uint8 arrays)."""
+    """``fastnn.data.datasets.load_mnist`` of the four gzip IDX files (~55 MB of uint8 arrays)."""
 
     def setup(self):
-        import fastnn.datasets  # noqa: F401  (import cost and memory stay out of the figure)
+        import fastnn.data.datasets  # noqa: F401  (import cost and memory stay out of the figure)
 
     def peakmem_load_mnist(self):
-        from fastnn.datasets import load_mnist
+        from fastnn.data.datasets import load_mnist
 
         load_mnist(download=False)
 

@@ -74,7 +74,7 @@ class Benchmark:
 @functools.lru_cache(maxsize=None)
 def mnist():
     """The four MNIST arrays (uint8 images (n, 784), uint8 labels), loaded once per process."""
-    from fastnn.datasets import load_mnist
+    from fastnn.data.datasets import load_mnist
 
     return load_mnist(download=False)
 

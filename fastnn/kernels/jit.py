@@ -10,5 +10,5 @@ from numba import njit
 # cache line. Kernels compiled this way cannot allocate arrays: their callers pass every buffer.
 # NumPy's error model: a float divided by zero gives inf or NaN (which the training loop checks
 # for) instead of raising, so a kernel's code never calls back into Python. That keeps its
-# ahead-of-time build free of Python and Numba symbols (see build_native.py).
+# ahead-of-time build free of Python and Numba symbols (see fastnn/native/build.py).
 kernel = functools.partial(njit, cache=True, _nrt=False, error_model="numpy")

@@ -1,4 +1,4 @@
-"""The entry kernels, built ahead of time into one shared library (see build_native.py) and
+"""The entry kernels, built ahead of time into one shared library (see fastnn/native/build.py) and
 called through ctypes: a process that finds the library neither imports Numba nor compiles.
 
 The library's manifest lists, for each kernel, the argument types it was built for, and a
@@ -25,6 +25,7 @@ from typing import Callable
 import numpy as np
 
 DIRECTORY = Path(__file__).with_name("_native")
+KERNELS = Path(__file__).parents[1] / "kernels"
 MANIFEST = "manifest.json"
 
 # The kernels that Python calls, and the module of their JIT form.
@@ -45,7 +46,7 @@ def fingerprint() -> str:
     """What a library must be built from to serve this process: the kernels' sources and the
     CPU (its code uses the CPU's own instructions)."""
     digest = hashlib.sha256(_cpu().encode())
-    for path in sorted(Path(__file__).parent.glob("*.py")):
+    for path in sorted(KERNELS.glob("*.py")):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
 
@@ -126,7 +127,7 @@ class Kernel:
 
     def jit(self) -> Callable:
         """The kernel's Numba dispatcher (importing Numba, compiling on a cold cache)."""
-        module = importlib.import_module(f"{__package__}.{ENTRY_POINTS[self.name]}")
+        module = importlib.import_module(f"fastnn.kernels.{ENTRY_POINTS[self.name]}")
         return getattr(module, self.name)
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from . import config as options
-from .data import validation_rows
-from .errors import DataError, FastnnError, TrainingDivergedError
-from .kernels import native
+from ..data.examples import validation_rows
+from ..errors import DataError, FastnnError, TrainingDivergedError
+from ..native import loader as native
 
 
 def data_checksum(X: np.ndarray, y: np.ndarray) -> str:
@@ -33,7 +33,7 @@ def data_checksum(X: np.ndarray, y: np.ndarray) -> str:
 
 def load_training_data(path):
     """(X, y, X_test, y_test): MNIST by default; from --data, an IDX folder or a CSV."""
-    from . import datasets
+    from ..data import datasets
 
     if path is None:
         mnist = datasets.load_mnist()
@@ -51,10 +51,10 @@ def checkpoint_path(config) -> str:
 
 
 def run(args) -> int:
-    from .model import MLP
+    from ..model import MLP
     from .progress import Progress, bar_wanted
     from .signals import StopRequest
-    from .training import EarlyStopping
+    from ..training import EarlyStopping
 
     given = options.typed(args)
     if args.resume:

@@ -1,6 +1,6 @@
-"""Build the native library of the entry kernels that native.py loads:
+"""Build the native library of the entry kernels that loader.py loads:
 
-    fastnn build        (or: python -m fastnn.kernels.build_native)
+    fastnn build        (or: python -m fastnn.native.build)
 
 1. Train and evaluate small networks on Numba's JIT for each model dtype and each kind of input
    (uint8 pixels, real values): each entry kernel is then compiled for the argument types that
@@ -35,8 +35,8 @@ from numba import carray, cfunc, types
 from numba.extending import intrinsic
 
 from ..errors import FastnnError
-from . import args
-from .native import DIRECTORY, ENTRY_POINTS, MANIFEST, _library, fingerprint
+from ..kernels import args
+from .loader import DIRECTORY, ENTRY_POINTS, MANIFEST, _library, fingerprint
 
 # What the library may take from the process: the C library and libm.
 ALLOWED_EXTERNAL = {"exp", "expf", "log", "logf", "tanh", "tanhf", "sqrt", "sqrtf", "pow", "powf", "memset", "memcpy",
@@ -177,7 +177,7 @@ def build(directory: Path = DIRECTORY) -> dict:
     with tempfile.TemporaryDirectory(dir=directory) as scratch:
         objects = []
         for name, module in ENTRY_POINTS.items():
-            kernel = getattr(__import__(f"{__package__}.{module}", fromlist=[name]), name)
+            kernel = getattr(__import__(f"fastnn.kernels.{module}", fromlist=[name]), name)
             for signature in kernel.signatures:
                 if any(isinstance(t, types.Literal) for t in signature):
                     continue  # compiled for a call from another kernel (a literal argument), not from Python

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from .errors import FastnnError
+from ..errors import FastnnError
 
 
 class OptionError(ValueError):
@@ -302,7 +302,7 @@ def init(config) -> str:
 
 
 def optimizer(config):
-    from . import optimizers
+    from .. import optimizers
 
     kind = config["optimizer"]
     lr = config["lr"] if config["lr"] is not None else OPTIMIZER_LR[kind]
@@ -313,7 +313,7 @@ def optimizer(config):
 
 
 def schedule(config):
-    from . import schedules
+    from .. import schedules
 
     kind, gamma = config["schedule"], config["gamma"]
     if kind == "constant":
@@ -331,7 +331,7 @@ def schedule(config):
 
 def schedule_state(s) -> dict | None:
     """What a stateful schedule (plateau) has learnt, for a checkpoint."""
-    from . import schedules
+    from .. import schedules
 
     inner = s.then if isinstance(s, schedules.Warmup) else s
     if isinstance(inner, schedules.ReduceOnPlateau):
@@ -340,7 +340,7 @@ def schedule_state(s) -> dict | None:
 
 
 def restore_schedule_state(s, state: dict | None) -> None:
-    from . import schedules
+    from .. import schedules
 
     inner = s.then if isinstance(s, schedules.Warmup) else s
     if state and isinstance(inner, schedules.ReduceOnPlateau):

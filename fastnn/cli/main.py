@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError, FastnnError
+from ..errors import DataError, FastnnError
 
 
 class Parser(argparse.ArgumentParser):
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the types the library holds; it is rebuilt when the kernels' sources change.")
     build.add_argument("--status", action="store_true", help="only say whether the native library is in use")
     build.set_defaults(run=run_build)
-    from .sweeps import add_sweep_command
+    from ..sweeps import add_sweep_command
     add_sweep_command(commands)
     return parser
 
@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 def load_data(path: Path | None, need_labels: str | None):
     """(X, y or None): the MNIST test set by default or from a folder; every row of a CSV.
     ``need_labels``: what needs them (for the message), or None when they are optional."""
-    from . import datasets
+    from ..data import datasets
 
     if path is None or Path(path).is_dir():
         mnist = datasets.load_mnist(path, download=path is None)
@@ -151,7 +151,7 @@ def load_data(path: Path | None, need_labels: str | None):
 
 
 def load_model(path: Path):
-    from .model import MLP
+    from ..model import MLP
 
     model = MLP.load(path)
     if model.output != "softmax":
@@ -187,8 +187,8 @@ def tutorial_csv(path: Path | None) -> Path:
 
 def run_tutorial(args: argparse.Namespace) -> int:
     """The tutorial, step for step: 784-10-10, full batch, alpha 0.10, 500 iterations."""
-    from .datasets import read_csv
-    from .model import MLP
+    from ..data.datasets import read_csv
+    from ..model import MLP
 
     seed, dtype = getattr(args, "seed", 0), getattr(args, "dtype", "float32")
     data, out = getattr(args, "data", None), getattr(args, "out", None)
@@ -295,10 +295,10 @@ def run_plot(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from .kernels import native
+    from ..native import loader as native
 
     if not args.status:
-        from .kernels import build_native
+        from ..native import build as build_native
 
         build_native.main()
     print(native.status())
@@ -306,8 +306,8 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_info(args: argparse.Namespace) -> int:
-    from . import io
-    from .model import MLP
+    from .. import io
+    from ..model import MLP
 
     arrays, meta = io.load_arrays(args.model)
     model = MLP.load(args.model)
@@ -375,7 +375,7 @@ def make_dir(path: Path) -> None:
 
 
 def write_text(path: Path, text: str) -> None:
-    from .io import atomic_write
+    from ..io import atomic_write
 
     try:
         atomic_write(Path(path), lambda f: f.write(text.encode()))

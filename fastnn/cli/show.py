@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 SHADES = " .:-=+*#%@"
 

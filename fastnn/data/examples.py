@@ -7,7 +7,7 @@ from functools import cached_property
 
 import numpy as np
 
-from .kernels.args import Data
+from ..kernels.args import Data
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def validation_rows(n: int, fraction: float, seed: int, option: str = "validatio
     """(training rows, held-out rows) of n examples, each sorted: round(n * fraction) held out,
     drawn from ``seed`` alone, so that the API, the command line and a resumed run hold out the
     same examples for the same seed and fraction. ``option`` names the setting in errors."""
-    from .errors import DataError
+    from ..errors import DataError
 
     if not 0 < fraction < 1:
         raise DataError(f"{option} must be in (0, 1), got {fraction!r}")

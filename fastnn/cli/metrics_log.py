@@ -14,7 +14,7 @@ import json
 import math
 from pathlib import Path
 
-from .errors import DataError
+from ..errors import DataError
 
 FIELDS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "examples_per_second"]
 
@@ -39,7 +39,7 @@ def render(rows: list[dict], jsonl: bool) -> str:
 
 
 def write(path, rows: list[dict]) -> None:
-    from .io import atomic_write
+    from ..io import atomic_write
 
     text = render(rows, _is_jsonl(path)).encode()
     try:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data import SparseRows
-from .errors import DataError
-from .validation import check_inputs
-from .workers import default_threads, run_workers
+from .examples import SparseRows
+from ..errors import DataError
+from .checks import check_inputs
+from ..workers import default_threads, run_workers
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,8 +103,8 @@ def to_sparse_rows(X: np.ndarray, index_dtype) -> tuple[np.ndarray, np.ndarray, 
     """(indptr int64, indices of index_dtype, values of X's dtype, halves int64: each row's first
     entry at balanced_column(X) or above) of a C-contiguous 2-D array, converted on
     workers.default_threads() threads."""
-    from .kernels.codes import CHUNK, SYNC_SIZE
-    from .kernels.native import kernel
+    from ..kernels.codes import CHUNK, SYNC_SIZE
+    from ..native.loader import kernel
 
     count_row_nonzeros, fill_rows = kernel("count_row_nonzeros"), kernel("fill_rows")
 

@@ -21,13 +21,13 @@ def _figure(size, dpi):
     try:
         from matplotlib.figure import Figure
     except ImportError as e:
-        from .errors import FastnnError
+        from ..errors import FastnnError
         raise FastnnError("fastnn plot needs matplotlib: pip install 'fastnn[plot]'") from e
     return Figure(figsize=size, dpi=dpi)
 
 
 def _save(fig, path, dpi) -> None:
-    from .errors import FastnnError
+    from ..errors import FastnnError
     try:
         fig.savefig(path, dpi=dpi, format="png")
     except OSError as e:
