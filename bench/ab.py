@@ -39,7 +39,10 @@ def worker(hidden: int, threads: int, min_work: int | None, no_probe: bool, opti
             module.PARALLEL_MIN_WORK = min_work
         if no_probe and hasattr(module, "PROBE"):
             module.PROBE = False
-    from fastnn.data.datasets import load_mnist
+    try:
+        from fastnn.data.datasets import load_mnist
+    except ImportError:  # a checkout from before fastnn/data/
+        from fastnn.datasets import load_mnist
 
     mnist = load_mnist(os.path.join(os.environ.get("FASTNN_DATA", "../shared/data"), "mnist"))
     X = fastnn.prepare(mnist.train_images)

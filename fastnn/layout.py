@@ -26,10 +26,7 @@ from .kernels.codes import VECTOR_BYTES
 
 CACHE_LINE = 64
 
-# From this many vectors of first-layer outputs, the first layer's gradient is summed over a
-# batch transposed by input unit (fastnn/kernels/layers.py, sparse_columns_backward); below, the
-# transposition costs more than the stores it saves.
-TRANSPOSE_MIN_VECTORS = 4
+from .kernels.tuning import TRANSPOSE_MIN_VECTORS
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,11 @@ from .optimizers import Optimizer
 from .schedules import Schedule
 from .training import EarlyStopping, History
 from .data.checks import check_labels, check_targets, check_weights
+from .kernels.tuning import PREDICT_MIN_WORK
 
 INITS = ("uniform", "he", "glorot")
 DTYPES = {"float32": np.float32, "float64": np.float64}
 OUTPUTS = ("softmax", "linear")
-# Predictions with less work than this (multiply-adds, as parallel.work_per_batch counts them)
-# run on one thread: below it, handing a share to a second thread costs more than it saves.
-PREDICT_MIN_WORK = 10_000_000
 
 
 class MLP:
@@ -347,7 +345,10 @@ class MLP:
                 state = OptimizerState.fresh(optimizer, model.layout.n_params, model.dtype)
                 for name in ("m", "v"):
                     if getattr(state, name).size:
-                        setattr(state, name, model.layout.from_dense(arrays[f"optimizer_{name}"].astype(model.dtype)))
+                        stored = f"optimizer_{name}"
+                        if saved["class"] == "RMSprop" and "optimizer_v" in arrays:  # files that kept it in v
+                            stored = "optimizer_v"
+                        setattr(state, name, model.layout.from_dense(arrays[stored].astype(model.dtype)))
                 state.step = int(saved["step"])
                 model.optimizer_state = state
         except (KeyError, TypeError, ValueError, AttributeError) as e:

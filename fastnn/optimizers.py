@@ -83,7 +83,7 @@ class RMSprop(Optimizer):
     eps: float = 1e-8
 
     kind = "rmsprop"
-    slots = 2
+    slots = 1  # the squares' average, kept in m
 
     def hyper(self, steps, dtype):
         rows = super().hyper(steps, dtype)

@@ -6,10 +6,11 @@ shared weights take the batch's tasks in turn and each updates some of its rows;
 keeps a replica of the weights that it updates whole, and only the examples' passes are shared;
 or, for plain SGD, two workers split the first layer's weight rows by input units. Whether a
 second worker pays depends on the host as much as on the shape: at 784-10-10 two workers that
-split the first layer took 0.65x the time of one on an AMD EPYC, and 1.5-2.8x on an Intel Xeon;
-on the AMD host, now and then for a second or more, 2.5x (a vCPU that the hypervisor takes away
-stalls the other at every barrier). So where sharing may not pay, a fit runs its batches in
-calls of CHUNK_BATCHES and times each: one worker and the plan's each have a time per batch,
+split the first layer save a third of the time on one host and cost more than one worker on
+another, and on one host now and then cost more for a second or longer (a vCPU that the
+hypervisor takes away stalls the other at every barrier; docs/performance.md has the figures).
+So where sharing may not pay, a fit runs its batches in
+calls of about CALL_SECONDS and times each: one worker and the plan's each have a time per batch,
 kept for CHOICE_SECONDS; a side with none is timed on PROBE_BATCHES batches, and each call goes
 to the faster. A slow spell then costs one call. Every way gives the same weights, bit for bit.
 """
@@ -26,26 +27,15 @@ from .errors import WorkerStalledError
 from .kernels.codes import ABORT, BLOCK, REPLICAS, SGD, SHARED, SPLIT, STOP, STOP_AT
 from .layout import aligned_zeros, batch_buffers, gradient_plan
 from .workers import new_sync, run_stoppable, stall_message
+from .kernels.tuning import (CALL_SECONDS, CHOICE_SECONDS, PARALLEL_MIN_WORK, PROBE_BATCHES, SURE_WORK,
+                             TEAM_MARGIN)
 
 if TYPE_CHECKING:
     from .data.examples import Examples
     from .model import MLP
     from .optimizers import Optimizer
 
-# Workers share the weights from this many multiply-adds per batch (work_per_batch): below,
-# the two barriers and the rows that cross between the cores each batch cost more than a
-# second core saves.
-PARALLEL_MIN_WORK = 500_000
-# From this much work per batch sharing always pays, by far: no probe.
-SURE_WORK = 20 * PARALLEL_MIN_WORK
-# Batches per timed call (at 784-10-10 about 4 ms: the call's own cost is about 1% of it), per
-# first timing of a side (a probe), how much faster the plan's workers must be to be chosen (a
-# tie goes to one worker, which leaves a core free), and how long a time per batch is trusted:
-# what pays moves with where the host places the threads.
-CHUNK_BATCHES = 128
-PROBE_BATCHES = 32
-TEAM_MARGIN = 0.95
-CHOICE_SECONDS = 10.0
+
 # False: run the plan's workers without timing them (tests of the parallel paths).
 PROBE = True
 
@@ -94,13 +84,15 @@ def next_call(timings: dict[Plan, tuple[float, float]], plan: Plan, remaining: i
     """The plan and number of batches of the next timed call, from the times per batch known
     (``timings``: plan -> (seconds, when)): a side not timed for CHOICE_SECONDS first, on
     PROBE_BATCHES batches, if that many remain; else the faster (``plan`` only by TEAM_MARGIN;
-    one worker when neither is known) for up to CHUNK_BATCHES."""
+    one worker when neither is known) for about CALL_SECONDS, at least PROBE_BATCHES."""
     known = {p: seconds for p, (seconds, when) in timings.items() if now - when < CHOICE_SECONDS}
     untimed = [p for p in (Plan(), plan) if p not in known]
     if untimed and remaining >= PROBE_BATCHES:
         return untimed[0], PROBE_BATCHES
-    team = known.get(plan, np.inf) < TEAM_MARGIN * known.get(Plan(), np.inf)
-    return (plan if team else Plan()), min(remaining, CHUNK_BATCHES)
+    choice = plan if known.get(plan, np.inf) < TEAM_MARGIN * known.get(Plan(), np.inf) else Plan()
+    per_batch = known.get(choice)
+    batches = PROBE_BATCHES if per_batch is None else max(PROBE_BATCHES, round(CALL_SECONDS / max(per_batch, 1e-9)))
+    return choice, min(remaining, batches)
 
 
 class Team:

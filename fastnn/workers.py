@@ -21,13 +21,8 @@ import numpy as np
 
 from .errors import WorkerStalledError
 from .kernels.codes import ABORT, PATIENCE, SYNC_SIZE, WAIT_NAMES, WHERE, WHO
+from .kernels.tuning import PATIENCE_SECONDS, POLL_SECONDS
 
-# How long a worker waits with no progress from the others before it gives up (sync.py); the
-# kernels read it from sync's PATIENCE. Longer than any one task: a block of 16 examples or a
-# range of weight rows takes milliseconds at the widths fastnn trains.
-PATIENCE_SECONDS = 10.0
-# How often the waiting thread looks at the stop request (at most this late to pass it on).
-POLL_SECONDS = 0.05
 
 # Set while a stop has been asked for (signals.StopRequest sets and clears it): running
 # training calls stop after their current batch.
@@ -61,7 +56,7 @@ def max_threads() -> int:
 
 @functools.cache
 def _usable_cpus() -> int:
-    """Read once, as Numba does (20 us a fit otherwise)."""
+    """Read once, as Numba does: a system call per fit is not free."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
@@ -77,7 +72,7 @@ def default_threads() -> int:
 
 class _Helper:
     """A thread that stays, to run one work(w) after another: starting a thread for every kernel
-    call took 0.1 ms. ``running`` is true from the hand-over of a task to its end, when
+    call would cost more than a small fit's batches. ``running`` is true from the hand-over of a task to its end, when
     ``outcome`` holds what it raised (or None) and the task's queue hears of it."""
 
     def __init__(self):

@@ -329,3 +329,29 @@ def test_clip_by_global_norm_matches_torch():
     for got, tensor in zip(clipped, tensors):
         assert relative_error(got, tensor.grad.numpy()) < TORCH_TOLERANCE
     assert reference.global_norm(reference.clip_by_global_norm(grads, 0.5)) == pytest.approx(0.5, rel=1e-5)
+
+
+def test_rmsprop_keeps_one_state_vector_and_loads_files_that_kept_it_in_v(tmp_path):
+    """RMSprop's state is the squares' average alone (in m): no unused second vector is kept or
+    saved; a checkpoint from when it was kept in v resumes the same."""
+    import fastnn.io
+
+    rng = np.random.default_rng(40)
+    X, y = rng.normal(size=(96, 12)), rng.integers(0, 3, 96)
+    model = MLP([12, 8, 3], seed=41, dtype="float64")
+    model.fit(X, y, epochs=1, batch_size=16, optimizer=fastnn.RMSprop(lr=0.01))
+    state = model.optimizer_state
+    assert state.v.size == 0 and np.abs(state.m).max() > 0
+    model.save(tmp_path / "new.npz")
+    arrays, meta = fastnn.io.load_arrays(tmp_path / "new.npz")
+    assert "optimizer_v" not in arrays
+    arrays["optimizer_v"] = arrays.pop("optimizer_m")  # the former layout
+    arrays["optimizer_m"] = np.zeros_like(arrays["optimizer_v"])
+    fastnn.io.save_arrays(tmp_path / "old.npz", arrays, {k: v for k, v in meta.items() if k not in ("format", "version",
+                                                                                                 "sha256")})
+    for path in ("new.npz", "old.npz"):
+        resumed = MLP.load(tmp_path / path)
+        resumed.fit(X, y, epochs=1, batch_size=16, optimizer=fastnn.RMSprop(lr=0.01))
+        again = MLP.load(tmp_path / "new.npz")
+        again.fit(X, y, epochs=1, batch_size=16, optimizer=fastnn.RMSprop(lr=0.01))
+        assert np.array_equal(resumed.get_params(), again.get_params()), path

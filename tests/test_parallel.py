@@ -46,11 +46,12 @@ TEAM = Plan(2, REPLICAS)
 def test_each_side_is_timed_first_then_the_faster_runs():
     assert parallel.next_call({}, TEAM, 1000, now=100.0) == (Plan(), 32)
     assert parallel.next_call({Plan(): (1e-4, 99.0)}, TEAM, 1000, now=100.0) == (TEAM, 32)
-    timed = {Plan(): (1e-4, 99.0), TEAM: (0.9e-4, 99.5)}
-    assert parallel.next_call(timed, TEAM, 1000, now=100.0) == (TEAM, 128)
+    timed = {Plan(): (1e-4, 99.0), TEAM: (0.8e-4, 99.5)}
+    assert parallel.next_call(timed, TEAM, 1000, now=100.0) == (TEAM, 250)  # CALL_SECONDS, 20 ms
     assert parallel.next_call(timed, TEAM, 50, now=100.0) == (TEAM, 50)
+    assert parallel.next_call({Plan(): (1.0, 99.0), TEAM: (0.5, 99.5)}, TEAM, 1000, now=100.0) == (TEAM, 32)
     closer = {Plan(): (1e-4, 99.0), TEAM: (0.96e-4, 99.5)}  # within the margin: one worker
-    assert parallel.next_call(closer, TEAM, 1000, now=100.0) == (Plan(), 128)
+    assert parallel.next_call(closer, TEAM, 1000, now=100.0) == (Plan(), 200)
     assert parallel.next_call(timed, TEAM, 1000, now=109.2) == (Plan(), 32)  # one worker's time is too old
     assert parallel.next_call({}, TEAM, 20, now=100.0) == (Plan(), 20)  # too few to time: one worker
 
@@ -59,9 +60,9 @@ def test_each_side_is_timed_first_then_the_faster_runs():
 @pytest.mark.parametrize("margin, workers", [(1e9, 2), (0.0, 1)], ids=["team kept", "team dropped"])
 def test_timed_calls_give_the_weights_of_one_worker(mnist, two_cpus, monkeypatch, margin, workers, optimizer,
                                                     way):
-    """32 batches on one worker, 32 on the plan's, then calls of 128 on the faster (here forced
-    by the margin), each with the steps and learning rates of its own batches: the same weights
-    as one worker, bit for bit. A later fit of that shape times nothing anew."""
+    """32 batches on one worker, 32 on the plan's, then calls of about 20 ms on the faster (here
+    forced by the margin), each with the steps and learning rates of its own batches: the same
+    weights as one worker, bit for bit. A later fit of that shape times nothing anew."""
     monkeypatch.setattr(parallel, "TEAM_MARGIN", margin)
     monkeypatch.setattr(parallel, "_timings", {})
     calls = []
@@ -75,7 +76,10 @@ def test_timed_calls_give_the_weights_of_one_worker(mnist, two_cpus, monkeypatch
     assert np.array_equal(params, expected)
     assert history.workers == workers
     chosen = Plan(2, way) if workers == 2 else Plan()
-    assert calls == [(Plan(), 0, 32), (Plan(2, way), 32, 64), (chosen, 64, 188), (chosen, 0, 128), (chosen, 128, 188)]
+    assert calls[:2] == [(Plan(), 0, 32), (Plan(2, way), 32, 64)]
+    assert [plan for plan, _, _ in calls[2:]] == [chosen] * (len(calls) - 2)
+    edges = [(first, last) for _, first, last in calls]  # each call goes on where the last ended
+    assert all(a[1] == b[0] or (a[1] == 188 and b[0] == 0) for a, b in zip(edges, edges[1:])) and edges[-1][1] == 188
     calls.clear()
     assert np.array_equal(run(mnist, threads=2, optimizer=optimizer)[0], expected)
     assert {plan for plan, _, _ in calls} == {chosen}

@@ -15,6 +15,7 @@ from .examples import SparseRows
 from ..errors import DataError
 from .checks import check_inputs
 from ..workers import default_threads, run_workers
+from ..kernels.tuning import SPLIT_SAMPLE_ROWS, SPLIT_SHARE
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,11 +82,6 @@ def sparse_rows(X, n_features: int, dtype, name: str = "X") -> SparseRows:
     indptr, indices, values, halves = to_sparse_rows(X, np.uint16 if n_features <= 2**16 else np.int32)
     scale = np.dtype(dtype).type(1 / 255) if X.dtype == np.uint8 else np.dtype(dtype).type(1)
     return SparseRows(indptr, indices, values, scale, n_features, halves)
-
-
-# balanced_column looks at this many rows (MNIST: their shares are the whole set's within 0.3%).
-SPLIT_SAMPLE_ROWS = 1024
-SPLIT_SHARE = 0.5  # two workers that each own one side's weight rows (kernels/train.py) do equal work
 
 
 def balanced_column(X: np.ndarray) -> int:

@@ -1,6 +1,8 @@
 """Integer codes and sizes shared by the kernels and the Python side (this module imports no
 Numba, so the Python side can use them without loading it)."""
 
+from .tuning import BLOCK, CHUNK  # noqa: F401 (for the kernels' callers)
+
 
 def _vector_bytes() -> int:
     """The kernels' SIMD vector: 64 bytes (AVX-512) on a CPU with AVX-512F, else 32 (AVX2); the
@@ -29,10 +31,6 @@ ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU
                     "sigmoid": SIGMOID}
 LEAKY_SLOPE = 0.01
 
-# Examples per block of the training and prediction kernels (kernels/train.py).
-BLOCK = 16
-# Rows per task of count_row_nonzeros and fill_rows (kernels/sparse.py).
-CHUNK = 512
 # Slots of a ``sync`` array shared by workers (the protocol: kernels/sync.py). The two counters
 # that workers write all the time each have a 64-byte cache line of their own, so that workers
 # taking tasks do not slow the barrier. The rest: set by the caller (PATIENCE: microseconds a

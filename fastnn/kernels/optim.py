@@ -41,12 +41,12 @@ def update_segment(kind, params, grad, m, v, s, t, lr, hyper, grad_scale):
             vstore(m, i, mi)
             vstore(params, i, vsub(p, vmul(rate, vadd(g, vmul(beta1, mi)) if nesterov else mi)))
             vstore(grad, i, zeros)
-    elif kind == RMSPROP:
+    elif kind == RMSPROP:  # its one state vector, the squares' average, is m
         for i in range(s, t, L):
             p = vload(params, i)
             g = vadd(vmul(vload(grad, i), scale), vmul(decay, p))
-            vi = vadd(vmul(beta1, vload(v, i)), vmul(vmul(vsub(one, beta1), g), g))
-            vstore(v, i, vi)
+            vi = vadd(vmul(beta1, vload(m, i)), vmul(vmul(vsub(one, beta1), g), g))
+            vstore(m, i, vi)
             vstore(params, i, vsub(p, vdiv(vmul(rate, g), vadd(vsqrt(vi), eps))))
             vstore(grad, i, zeros)
     else:  # ADAM, ADAMW

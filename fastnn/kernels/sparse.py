@@ -12,8 +12,7 @@ from .layers import input_value
 from .simd import c_layout, load, load_word, prefetch, store
 from .sync import next_task
 
-# transpose_batch asks for the rows this many examples ahead: far enough to hide a miss to memory.
-AHEAD = 8
+from .tuning import AHEAD
 
 
 @kernel(nogil=True)

@@ -36,9 +36,7 @@ from numba.extending import intrinsic
 from .codes import ABORT, ARRIVALS, PATIENCE, SYNC_SIZE, TASKS, WHERE, WHO  # noqa: F401 (SYNC_SIZE: for callers)
 from .simd import _pointer
 
-SPINS_BEFORE_YIELD = 1000  # about 30 microseconds of PAUSE
-YIELDS_BEFORE_SLEEP = 1000
-SLEEP_MICROSECONDS = 50
+from .tuning import SLEEP_MICROSECONDS, SPINS_BEFORE_YIELD, YIELDS_BEFORE_SLEEP
 
 # A build of its own for the stress tests: random delays at every synchronisation point, so
 # that the interleavings a host's timing rarely gives are tried. Numba keys its cache on the

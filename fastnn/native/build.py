@@ -36,6 +36,7 @@ from numba.extending import intrinsic
 
 from ..errors import FastnnError
 from ..kernels import args
+from ..kernels.tuning import INLINING_THRESHOLD
 from .loader import DIRECTORY, ENTRY_POINTS, MANIFEST, _library, fingerprint
 
 # What the library may take from the process: the C library and libm.
@@ -151,12 +152,8 @@ def object_code(wrapper, export_as: str, machine) -> bytes:
     # every function internal, the layers' helpers (most called from one place) are inlined into
     # their loops and lose their unused arguments (an array is seven machine words). The same
     # float operations in the same order: tests/test_native.py checks the results bit for bit.
-    # Paired epochs against the library without it: 0.977x the time at 784-10-10, 0.962x at
-    # 784-128-10, 0.980x at 784-512-10. Inlining much more than those helpers costs: at
-    # 784-10-10 a threshold of 50 took 0.96-0.98x the time of LLVM's default (paired, three
-    # runs; 784-128-10 and 784-512-10 within 1%), and one of 1000, 1.03x the default's.
     tuning = ll.create_pipeline_tuning_options(speed_level=3)
-    tuning.inlining_threshold = 50
+    tuning.inlining_threshold = INLINING_THRESHOLD
     optimizer = ll.create_pass_builder(machine, tuning)
     optimizer.getModulePassManager().run(module, optimizer)
     external = {f.name for f in module.functions if f.is_declaration and not f.name.startswith("llvm.")}

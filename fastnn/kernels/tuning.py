@@ -1,0 +1,56 @@
+"""Every number fastnn's speed was tuned by, in one place, each with the reason it has its value
+(the measurements are in docs/performance.md). It imports no Numba: the Python side reads it too.
+The kernels take these values when they compile, so a change needs a rebuild (fastnn build)."""
+
+# -- the kernels ------------------------------------------------------------------------------
+# Examples per block of phase 1 and of prediction: the first layer's tile of W stays in cache
+# across a block, and a block's 16 float32 losses fill one cache line.
+BLOCK = 16
+# Rows per task when inputs are converted to sparse rows: large enough that taking a task costs
+# nothing next to it, small enough to balance two workers.
+CHUNK = 512
+# transpose_batch asks for the rows this many examples ahead: far enough to hide a miss to memory.
+AHEAD = 8
+# From this many vectors of first-layer outputs, the first layer's gradient is summed over the
+# batch transposed by input unit; below, the transposition costs more than the stores it saves.
+TRANSPOSE_MIN_VECTORS = 4
+# A waiting worker spins this many times (about 30 microseconds: a late peer is usually closer),
+# then yields its core this many times (the peer may need this very core), then sleeps this long
+# between looks.
+SPINS_BEFORE_YIELD = 1000
+YIELDS_BEFORE_SLEEP = 1000
+SLEEP_MICROSECONDS = 50
+# The native build's inlining threshold: the layers' helpers are inlined into their loops; much
+# more inlining makes the loops slower again.
+INLINING_THRESHOLD = 50
+
+# -- the inputs -------------------------------------------------------------------------------
+# Where the first layer's sum splits in two (prepared.balanced_column): the rows it looks at, and
+# the share of their non-zero inputs below the split; equal halves give two workers that each
+# own one side equal work, and one worker two chains of multiply-adds of equal length.
+SPLIT_SAMPLE_ROWS = 1024
+SPLIT_SHARE = 0.5
+
+# -- threads ----------------------------------------------------------------------------------
+# Multiply-adds per batch from which workers may share the weights: below, the two barriers and
+# the rows that cross between the cores each batch cost more than a second core saves.
+PARALLEL_MIN_WORK = 500_000
+# From this much work per batch sharing always pays, by far: no timing.
+SURE_WORK = 20 * PARALLEL_MIN_WORK
+# How long a timed kernel call runs: long enough that waking its threads costs next to nothing,
+# short enough that a slow spell of the host costs little before the next call moves.
+CALL_SECONDS = 0.02
+# Batches a side is first timed on (about a millisecond at 784-10-10).
+PROBE_BATCHES = 32
+# How much faster than one worker the plan's must be: a tie goes to one, which leaves a core free.
+TEAM_MARGIN = 0.95
+# How long a time per batch is trusted: what pays moves with where the host places the threads.
+CHOICE_SECONDS = 10.0
+# How long a worker waits with no progress from the others before it gives up: longer than any
+# one task (milliseconds at the widths fastnn trains), short enough not to look like a hang.
+PATIENCE_SECONDS = 10.0
+# How often the thread that waits for the workers looks at the stop request.
+POLL_SECONDS = 0.05
+# Multiply-adds from which a prediction is shared between threads: below, handing a share to a
+# second thread costs more than it saves.
+PREDICT_MIN_WORK = 10_000_000
