@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -48,12 +49,28 @@ class Unsupported(Exception):
     """A signature the C wrapper cannot express (its arrays are not C-contiguous and writeable)."""
 
 
+def use_a_cache_of_these_sources() -> None:
+    """Compile into a Numba cache keyed by every kernel source. Numba keys its own on the file of
+    the function it caches, not on the files that function inlines (layers.py, optim.py, ...):
+    after an edit of those, a build would otherwise link stale machine code. Effective only
+    before the kernels' modules are imported, as in ``fastnn build``; NUMBA_CACHE_DIR wins."""
+    import numba
+
+    if not os.environ.get("NUMBA_CACHE_DIR") and not any(m.startswith("fastnn.kernels.train") for m in sys.modules):
+        caches = DIRECTORY / "numba-cache"
+        for old in caches.glob("*"):  # other sources' caches serve no build again
+            if old.name != fingerprint()[:16]:
+                shutil.rmtree(old, ignore_errors=True)
+        numba.config.CACHE_DIR = str(caches / fingerprint()[:16])
+
+
 def compile_entry_kernels() -> None:
     """Run fit and evaluate on the JIT once per model dtype and kind of input, so that every
     entry kernel gets compiled for the argument types fastnn really passes."""
     from ..many import fit_many
     from ..model import MLP
 
+    use_a_cache_of_these_sources()
     rng = np.random.default_rng(0)
     pixels = (rng.integers(1, 256, (64, 24)) * (rng.random((64, 24)) < 0.3)).astype(np.uint8)
     y = np.arange(64) % 3
