@@ -19,7 +19,7 @@ from .model import MLP
 from .optimizers import Optimizer
 from .schedules import Schedule
 from .errors import TrainingDivergedError
-from .kernels.args import Opt
+from .kernels.args import Hyper, Opt
 from .kernels.codes import STOP
 from .training import History, OptimizerState, Settings, dropout_key, epoch_order
 from .workers import DeferredInterrupt, max_threads, new_sync, run_stoppable
@@ -36,7 +36,6 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     the same class (default SGD with ``lr``). ``schedule`` is shared, stateless ones only
     (not ReduceOnPlateau). Returns one History per model (seconds are the shared wall time).
     """
-    from .kernels.codes import SYNC_SIZE
     from .native.loader import kernel
 
     models = list(models)
@@ -78,6 +77,8 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     units = gradient_plan(first.layout, 1)
     histories = [History() for _ in models]
     workers = min(common.threads, max_threads(), K)
+    each = [s.optimizer.settings() for s in settings]  # one array per setting, a value per model
+    hyper = Hyper(*(np.array(values, dtype=np.float64) for values in zip(*each)))
     train_many_worker = kernel("train_many_worker")
     with DeferredInterrupt() as ctrl_c:
         try:
@@ -86,11 +87,10 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
                 rng_states = [m.rng.bit_generator.state for m in models]
                 orders = np.stack([epoch_order(m.rng, n) if shuffle else np.arange(n) for m in models])
                 keys = np.array([dropout_key(m.seed, m.epochs_trained) for m in models], dtype=np.uint64)
-                steps = [st.step + 1 + np.arange(n_batches) for st in states]
-                hyper = np.stack([s.optimizer.hyper(st, dtype) for s, st in zip(settings, steps)])
                 lrs = np.array([s.optimizer.lr * common.schedule.factors(m.epochs_trained, 0, n_batches, n_batches)
                                 for m, s in zip(models, settings)], dtype=dtype)
-                opt = Opt(common.optimizer.code, m_state, v_state, hyper, lrs, common.clip_norm)
+                opt = Opt(common.optimizer.code, m_state, v_state, hyper, lrs, common.clip_norm,
+                          np.array([st.step + 1 for st in states], dtype=np.int64))
                 good = (params.copy(), m_state.copy(), v_state.copy())
                 net, data, tasks = first._net(), examples.kernel_tuple(), new_sync()
                 syncs = np.stack([new_sync() for _ in models])  # each model's own: it runs as one worker

@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 
+from .kernels.args import Hyper
 from .kernels.codes import OPTIMIZER_CODES
 
 __all__ = ["Optimizer", "SGD", "RMSprop", "Adam", "AdamW"]
@@ -38,12 +38,9 @@ class Optimizer:
     def code(self) -> int:
         return OPTIMIZER_CODES[self.kind]
 
-    def hyper(self, steps: np.ndarray, dtype) -> np.ndarray:
-        """One row of kernel hyper-parameters per step (steps counted from 1)."""
-        rows = np.zeros((steps.size, 6))
-        rows[:, 3] = self.weight_decay
-        rows[:, 4] = rows[:, 5] = 1.0
-        return rows.astype(dtype)
+    def settings(self) -> Hyper:
+        """The rule's settings as the update kernel takes them (kernels/optim.py)."""
+        return Hyper(0.0, 0.0, 0.0, float(self.weight_decay))
 
 
 @dataclass(frozen=True)
@@ -68,10 +65,8 @@ class SGD(Optimizer):
     def slots(self) -> int:
         return 1 if self.momentum else 0
 
-    def hyper(self, steps, dtype):
-        rows = super().hyper(steps, dtype)
-        rows[:, 0] = self.momentum
-        return rows
+    def settings(self) -> Hyper:
+        return super().settings()._replace(beta1=float(self.momentum))
 
 
 @dataclass(frozen=True)
@@ -85,10 +80,8 @@ class RMSprop(Optimizer):
     kind = "rmsprop"
     slots = 1  # the squares' average, kept in m
 
-    def hyper(self, steps, dtype):
-        rows = super().hyper(steps, dtype)
-        rows[:, 0], rows[:, 2] = self.alpha, self.eps
-        return rows
+    def settings(self) -> Hyper:
+        return super().settings()._replace(beta1=float(self.alpha), eps=float(self.eps))
 
 
 @dataclass(frozen=True)
@@ -107,13 +100,9 @@ class Adam(Optimizer):
         if not all(0 <= b < 1 for b in self.betas) or len(self.betas) != 2:
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
 
-    def hyper(self, steps, dtype):
-        rows = super().hyper(steps, dtype)
+    def settings(self) -> Hyper:
         beta1, beta2 = self.betas
-        rows[:, 0], rows[:, 1], rows[:, 2] = beta1, beta2, self.eps
-        rows[:, 4] = 1 - beta1 ** steps.astype(float)
-        rows[:, 5] = np.sqrt(1 - beta2 ** steps.astype(float))
-        return rows
+        return super().settings()._replace(beta1=float(beta1), beta2=float(beta2), eps=float(self.eps))
 
 
 @dataclass(frozen=True)

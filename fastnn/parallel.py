@@ -121,7 +121,7 @@ class Team:
         self.last_plan = plan if not self.probing else Plan()
 
     def train(self, params: np.ndarray, net, data, order, first: int, last: int, opt, losses, hits) -> tuple[int, bool]:
-        """Batches first..last-1 (opt's hyper-parameters and learning rates start at ``first``).
+        """Batches first..last-1 (opt's learning rates and step count start at ``first``).
         Returns the batch after the last one done (``last`` unless a stop was asked for) and
         whether a KeyboardInterrupt arrived meanwhile. Raises WorkerStalledError when a worker
         gave up waiting for the others."""
@@ -137,7 +137,7 @@ class Team:
             if stopped_at < end or interrupted:
                 return stopped_at, interrupted
             done = end - first
-            first, opt = end, opt._replace(hyper=opt.hyper[done:], lrs=opt.lrs[done:])
+            first, opt = end, opt._replace(lrs=opt.lrs[done:], step=opt.step + done)
         return last, False
 
     def _call(self, plan: Plan, params, net, data, order, first, last, opt, losses, hits) -> tuple[int, bool]:

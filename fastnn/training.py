@@ -183,11 +183,10 @@ def _train(model: "MLP", examples: "Examples", validation: "Examples | None", se
             if last <= skip:
                 continue
             first = max(first, skip)
-            steps = state.step + 1 + np.arange(last - first)
             lrs = (settings.optimizer.lr * settings.schedule.factors(model.epochs_trained, first, last, n_batches)
                    ).astype(model.dtype)
-            opt = Opt(settings.optimizer.code, state.m, state.v, settings.optimizer.hyper(steps, model.dtype), lrs,
-                      settings.clip_norm)
+            opt = Opt(settings.optimizer.code, state.m, state.v, settings.optimizer.settings(), lrs, settings.clip_norm,
+                      state.step + 1)
             good = (model._params.copy(), state.m.copy(), state.v.copy())
             try:
                 stopped_at, interrupted = team.train(model._params, net, data, order, first, last, opt, losses, hits)

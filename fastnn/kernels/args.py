@@ -48,12 +48,23 @@ class Buffers(NamedTuple):
     t_offsets: np.ndarray  # int64: where each layer's block of weights_t starts
 
 
+class Hyper(NamedTuple):
+    """An update rule's settings (optimizers.Optimizer.settings), in float64: each rule takes the
+    ones it has (kernels/optim.py)."""
+
+    beta1: float  # SGD's momentum, RMSprop's alpha, Adam's beta1
+    beta2: float  # Adam's beta2
+    eps: float  # RMSprop's and Adam's
+    weight_decay: float
+
+
 class Opt(NamedTuple):
-    """The update rule (kernels/optim.py) and its state; a row of settings per batch."""
+    """The update rule (kernels/optim.py), its settings and state, and each batch's learning rate."""
 
     kind: int  # codes.SGD, MOMENTUM, ...
-    m: np.ndarray  # first moments (or momentum), in the parameters' layout; empty when unused
-    v: np.ndarray  # second moments; empty when unused
-    hyper: np.ndarray  # (batches, 6): each batch's hyper-parameters (optimizers.Optimizer.hyper)
+    m: np.ndarray  # momentum, RMSprop's squares or Adam's first moments, in the parameters' layout; or empty
+    v: np.ndarray  # Adam's second moments; or empty
+    hyper: Hyper
     lrs: np.ndarray  # (batches,): each batch's learning rate
     clip_norm: float  # the gradient's norm limit; 0: none
+    step: int  # the step number (from 1) of the call's first batch: Adam's bias corrections

@@ -17,7 +17,7 @@ who takes which task, so results are bit-identical for any number of threads.
 import numpy as np
 from numba import njit
 
-from .args import Buffers, Net, Opt
+from .args import Buffers, Hyper, Net, Opt
 from .codes import (AFTER_EXAMPLES, AFTER_HALVES, AFTER_NORM, AFTER_UPDATE, BEFORE_NORM, BLOCK, REPLICAS, SGD,
                     SHARED, SOFTMAX, SPLIT, STOP, STOP_AT)
 from .jit import kernel
@@ -193,15 +193,14 @@ def accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs,
 @kernel
 def update_units(params, grad, net, units, opt, batch, grad_scale, u0, u1, stepped):
     """Apply the update rule to the rows of units u0..u1-1 (but the first layer's weight rows
-    if ``stepped``: accumulate_units took their step)."""
+    if ``stepped``: accumulate_units took their step); ``batch``: the batch's row in opt.lrs."""
     sizes, strides, offsets = net.sizes, net.strides, net.offsets
-    kind, m, v, hyper, lrs = opt.kind, opt.m, opt.v, opt.hyper, opt.lrs
     for u in range(u0, u1):
         l, r0, r1 = units[u, 0], units[u, 1], units[u, 2]
         if l == 0 and stepped:
             r0 = max(r0, sizes[0])
-        update_segment(kind, params, grad, m, v, offsets[l] + r0 * strides[l], offsets[l] + r1 * strides[l],
-                       lrs[batch], hyper[batch], grad_scale)
+        update_segment(opt.kind, params, grad, opt.m, opt.v, offsets[l] + r0 * strides[l],
+                       offsets[l] + r1 * strides[l], opt.lrs[batch], opt.hyper, opt.step + batch, grad_scale)
 
 
 @kernel(nogil=True)
@@ -267,7 +266,7 @@ def train_worker(worker, n_workers, plan, sync, params, grad, net, data, order, 
             # 0 * p) is p - lr * g, so that gradient (most of the parameters) is never stored. A
             # transposed batch steps by each row's whole sum (the same bits as summing first); the
             # per-example loop by each example's term (the same math, float rounding apart).
-            plain = opt.kind == SGD and opt.hyper[batch - first, 3] == 0
+            plain = opt.kind == SGD and opt.hyper.weight_decay == 0
             rate = opt.lrs[batch - first] if plain else params.dtype.type(0)
             u = 0 if replicas else next_task(sync, base)
             while u < n_units:
@@ -468,7 +467,7 @@ def train_many_worker(tasks, params, grads, net, keys, data, orders, batch_size,
     its own order).
 
     Row k of params, grads, keys (dropout), orders, of every array of bufs and of the optimizer's
-    m, v, hyper and lrs belongs to model k. Models never wait for each other, and each runs
+    m, v, settings (each field of opt.hyper an array), lrs and step belongs to model k. Models never wait for each other, and each runs
     exactly the single-worker kernel (with its own row of syncs), so each ends bit-identical to
     its own single run, whichever worker took it.
     """
@@ -477,7 +476,10 @@ def train_many_worker(tasks, params, grads, net, keys, data, orders, batch_size,
         own_net = Net(net.sizes, net.strides, net.offsets, net.cols, net.acts, net.dropout, keys[k])
         own_bufs = Buffers(bufs.Z[k], bufs.A[k], bufs.D[k], bufs.col_ptr[k], bufs.col_example[k], bufs.col_value[k],
                            bufs.weights_t[k], bufs.t_offsets[k])
-        own_opt = Opt(opt.kind, opt.m[k], opt.v[k], opt.hyper[k], opt.lrs[k], opt.clip_norm)
+        hyper = opt.hyper
+        own_opt = Opt(opt.kind, opt.m[k], opt.v[k],
+                      Hyper(hyper.beta1[k], hyper.beta2[k], hyper.eps[k], hyper.weight_decay[k]), opt.lrs[k],
+                      opt.clip_norm, opt.step[k])
         train_worker(0, 1, SHARED, syncs[k], params[k], grads[k], own_net, data, orders[k], batch_size, first, last,
                      own_bufs, units, own_opt, losses[k], hits[k])
         if atomic_load(syncs[k], STOP_AT) > 0:  # stopped: no model starts after this one

@@ -140,7 +140,7 @@ def c_wrapper(kernel, signature) -> tuple:
 
     call = ", ".join(rebuild(t) for t in signature)
     namespace = {"kernel": kernel, "carray": carray, "np": np, "pointer": _pointer, "as_float": _float,
-                 **{cls.__name__: cls for cls in (args.Net, args.Data, args.Buffers, args.Opt)}}
+                 **{cls.__name__: cls for cls in (args.Net, args.Data, args.Buffers, args.Opt, args.Hyper)}}
     exec(f"def entry(slots):\n    s = carray(slots, ({n_slots},), np.int64)\n    kernel({call})\n", namespace)
     return cfunc(types.void(types.voidptr))(namespace["entry"]), leaf_types
 
