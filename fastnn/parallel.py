@@ -82,15 +82,17 @@ _timings: dict[tuple, dict[Plan, tuple[float, float]]] = {}
 
 def next_call(timings: dict[Plan, tuple[float, float]], plan: Plan, remaining: int, now: float) -> tuple[Plan, int]:
     """The plan and number of batches of the next timed call, from the times per batch known
-    (``timings``: plan -> (seconds, when)): a side not timed for CHOICE_SECONDS first, on
-    PROBE_BATCHES batches, if that many remain; else the faster (``plan`` only by TEAM_MARGIN;
-    one worker when neither is known) for about CALL_SECONDS, at least PROBE_BATCHES."""
+    (``timings``: plan -> (seconds, when)): a side not timed for CHOICE_SECONDS first, if
+    PROBE_BATCHES remain; else the faster (``plan`` only by TEAM_MARGIN; one worker when neither
+    is known). A call runs about CALL_SECONDS by the time per batch known, at least
+    PROBE_BATCHES: a short call's time is mostly waking its threads, which would wrong the team."""
     known = {p: seconds for p, (seconds, when) in timings.items() if now - when < CHOICE_SECONDS}
     untimed = [p for p in (Plan(), plan) if p not in known]
     if untimed and remaining >= PROBE_BATCHES:
-        return untimed[0], PROBE_BATCHES
-    choice = plan if known.get(plan, np.inf) < TEAM_MARGIN * known.get(Plan(), np.inf) else Plan()
-    per_batch = known.get(choice)
+        choice = untimed[0]
+    else:
+        choice = plan if known.get(plan, np.inf) < TEAM_MARGIN * known.get(Plan(), np.inf) else Plan()
+    per_batch = known.get(choice, min(known.values(), default=None))
     batches = PROBE_BATCHES if per_batch is None else max(PROBE_BATCHES, round(CALL_SECONDS / max(per_batch, 1e-9)))
     return choice, min(remaining, batches)
 
