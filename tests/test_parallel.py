@@ -107,6 +107,6 @@ def test_a_slow_spell_of_the_team_sends_the_next_call_to_one_worker(mnist, two_c
 
 def test_much_work_a_batch_shares_without_timing(mnist, two_cpus, monkeypatch):
     monkeypatch.setattr(parallel, "_timings", {})
-    params, history = run(mnist, threads=2, sizes=(784, 2048, 10), n=1000)
+    params, history = run(mnist, threads=2, sizes=(784, 2048, 2048, 10), n=1000)
     assert history.workers == 2 and parallel._timings == {}
-    assert np.array_equal(params, run(mnist, threads=1, sizes=(784, 2048, 10), n=1000)[0])
+    assert np.array_equal(params, run(mnist, threads=1, sizes=(784, 2048, 2048, 10), n=1000)[0])

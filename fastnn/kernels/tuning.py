@@ -35,8 +35,9 @@ SPLIT_SHARE = 0.5
 # Multiply-adds per batch from which workers may share the weights: below, the two barriers and
 # the rows that cross between the cores each batch cost more than a second core saves.
 PARALLEL_MIN_WORK = 500_000
-# From this much work per batch sharing always pays, by far: no timing.
-SURE_WORK = 20 * PARALLEL_MIN_WORK
+# From this much work per batch (a batch takes milliseconds) sharing pays even in the host's slow
+# spells, and timing one worker would cost more than it could save: no timing.
+SURE_WORK = 200 * PARALLEL_MIN_WORK
 # How long a timed kernel call runs: long enough that waking its threads costs next to nothing,
 # short enough that a slow spell of the host costs little before the next call moves.
 CALL_SECONDS = 0.02
