@@ -52,7 +52,7 @@ def test_each_side_is_timed_first_then_the_faster_runs():
     assert parallel.next_call({Plan(): (1.0, 99.0), TEAM: (0.5, 99.5)}, TEAM, 1000, now=100.0) == (TEAM, 32)
     closer = {Plan(): (1e-4, 99.0), TEAM: (0.96e-4, 99.5)}  # within the margin: one worker
     assert parallel.next_call(closer, TEAM, 1000, now=100.0) == (Plan(), 200)
-    assert parallel.next_call(timed, TEAM, 1000, now=109.2) == (Plan(), 250)  # one worker's time is too old
+    assert parallel.next_call(timed, TEAM, 1000, now=101.2) == (Plan(), 250)  # one worker's time is too old
     assert parallel.next_call({}, TEAM, 20, now=100.0) == (Plan(), 20)  # too few to time: one worker
 
 

@@ -45,8 +45,9 @@ CALL_SECONDS = 0.02
 PROBE_BATCHES = 32
 # How much faster than one worker the plan's must be: a tie goes to one, which leaves a core free.
 TEAM_MARGIN = 0.95
-# How long a time per batch is trusted: what pays moves with where the host places the threads.
-CHOICE_SECONDS = 10.0
+# How long a time per batch is trusted: what pays moves with where the host places the threads,
+# and a side that lost in a slow spell of the host is timed again this soon.
+CHOICE_SECONDS = 2.0
 # How long a worker waits with no progress from the others before it gives up: longer than any
 # one task (milliseconds at the widths fastnn trains), short enough not to look like a hang.
 PATIENCE_SECONDS = 10.0
