@@ -10,9 +10,10 @@ split the first layer save a third of the time on one host and cost more than on
 another, and on one host now and then cost more for a second or longer (a vCPU that the
 hypervisor takes away stalls the other at every barrier; docs/performance.md has the figures).
 So where sharing may not pay, a fit runs its batches in
-calls of about CALL_SECONDS and times each: one worker and the plan's each have a time per batch,
-kept for CHOICE_SECONDS; a side with none is timed on PROBE_BATCHES batches, and each call goes
-to the faster. A slow spell then costs one call. Every way gives the same weights, bit for bit.
+calls of about CALL_SECONDS and times each: one worker and the plan's each have the times per
+batch of their last two calls, kept for CHOICE_SECONDS; a side with fewer is timed first, and
+each call goes to the faster. A slow spell then costs two calls. Every way gives the same
+weights, bit for bit.
 """
 
 from __future__ import annotations
@@ -77,22 +78,26 @@ def parallel_plan(model: "MLP", examples: "Examples", batch_size: int, threads: 
 
 
 # Seconds per batch of one worker and of the plan's, and when each was timed, by shape and plan.
-_timings: dict[tuple, dict[Plan, tuple[float, float]]] = {}
+_timings: dict[tuple, dict[Plan, list[tuple[float, float]]]] = {}
 
 
-def next_call(timings: dict[Plan, tuple[float, float]], plan: Plan, remaining: int, now: float) -> tuple[Plan, int]:
-    """The plan and number of batches of the next timed call, from the times per batch known
-    (``timings``: plan -> (seconds, when)): a side not timed for CHOICE_SECONDS first, if
-    PROBE_BATCHES remain; else the faster (``plan`` only by TEAM_MARGIN; one worker when neither
-    is known). A call runs about CALL_SECONDS by the time per batch known, at least
-    PROBE_BATCHES: a short call's time is mostly waking its threads, which would wrong the team."""
-    known = {p: seconds for p, (seconds, when) in timings.items() if now - when < CHOICE_SECONDS}
+def next_call(timings: dict[Plan, list[tuple[float, float]]], plan: Plan, remaining: int,
+              now: float) -> tuple[Plan, int]:
+    """The plan and number of batches of the next timed call, from the times per batch of each
+    side's last two calls (``timings``: plan -> [(seconds, when), ...]). A side is known by the
+    faster of two calls within CHOICE_SECONDS: one call may have met a slow moment of the host
+    (a thread placed on a busy core, a vCPU taken away), and it must not decide alone. A side not
+    known is timed first, if PROBE_BATCHES remain; else the call goes to the faster (``plan`` only
+    by TEAM_MARGIN; one worker when neither is known). A call runs about CALL_SECONDS by the time
+    per batch known, at least PROBE_BATCHES: a short call's time is mostly waking its threads."""
+    fresh = {p: [s for s, when in calls if now - when < CHOICE_SECONDS] for p, calls in timings.items()}
+    known = {p: min(seconds) for p, seconds in fresh.items() if len(seconds) == 2}
     untimed = [p for p in (Plan(), plan) if p not in known]
     if untimed and remaining >= PROBE_BATCHES:
         choice = untimed[0]
     else:
         choice = plan if known.get(plan, np.inf) < TEAM_MARGIN * known.get(Plan(), np.inf) else Plan()
-    per_batch = known.get(choice, min(known.values(), default=None))
+    per_batch = known.get(choice, min((s for seconds in fresh.values() for s in seconds), default=None))
     batches = PROBE_BATCHES if per_batch is None else max(PROBE_BATCHES, round(CALL_SECONDS / max(per_batch, 1e-9)))
     return choice, min(remaining, batches)
 
@@ -135,7 +140,8 @@ class Team:
             end = first + n_batches
             started = time.perf_counter()
             stopped_at, interrupted = self._call(plan, params, net, data, order, first, end, opt, losses, hits)
-            timings[plan] = ((time.perf_counter() - started) / max(stopped_at - first, 1), time.monotonic())
+            seconds = (time.perf_counter() - started) / max(stopped_at - first, 1)
+            timings[plan] = [*timings.get(plan, [])[-1:], (seconds, time.monotonic())]
             if stopped_at < end or interrupted:
                 return stopped_at, interrupted
             done = end - first

@@ -43,16 +43,22 @@ def run(mnist, threads, sizes=(784, 10, 10), n=6000, optimizer="adam", epochs=2)
 TEAM = Plan(2, REPLICAS)
 
 
-def test_each_side_is_timed_first_then_the_faster_runs():
+def test_each_side_is_timed_twice_then_the_faster_runs():
+    def calls(*seconds, when=99.0):
+        return [(s, when) for s in seconds]
+
     assert parallel.next_call({}, TEAM, 1000, now=100.0) == (Plan(), 32)
-    assert parallel.next_call({Plan(): (1e-4, 99.0)}, TEAM, 1000, now=100.0) == (TEAM, 200)  # as long as a call
-    timed = {Plan(): (1e-4, 99.0), TEAM: (0.8e-4, 99.5)}
+    assert parallel.next_call({Plan(): calls(1e-4)}, TEAM, 1000, now=100.0) == (Plan(), 200)  # a second time
+    two = {Plan(): calls(1e-4, 1.1e-4)}
+    assert parallel.next_call(two, TEAM, 1000, now=100.0) == (TEAM, 200)  # as long as a call
+    assert parallel.next_call({**two, TEAM: calls(3e-4)}, TEAM, 1000, now=100.0) == (TEAM, 200)  # one slow call
+    timed = {Plan(): calls(1e-4, 1e-4), TEAM: calls(3e-4, 0.8e-4)}  # the faster of two
     assert parallel.next_call(timed, TEAM, 1000, now=100.0) == (TEAM, 250)  # CALL_SECONDS, 20 ms
     assert parallel.next_call(timed, TEAM, 50, now=100.0) == (TEAM, 50)
-    assert parallel.next_call({Plan(): (1.0, 99.0), TEAM: (0.5, 99.5)}, TEAM, 1000, now=100.0) == (TEAM, 32)
-    closer = {Plan(): (1e-4, 99.0), TEAM: (0.96e-4, 99.5)}  # within the margin: one worker
+    assert parallel.next_call({Plan(): calls(1.0, 1.0), TEAM: calls(0.5, 0.5)}, TEAM, 1000, now=100.0) == (TEAM, 32)
+    closer = {Plan(): calls(1e-4, 1e-4), TEAM: calls(0.96e-4, 0.96e-4)}  # within the margin: one worker
     assert parallel.next_call(closer, TEAM, 1000, now=100.0) == (Plan(), 200)
-    assert parallel.next_call(timed, TEAM, 1000, now=101.2) == (Plan(), 250)  # one worker's time is too old
+    assert parallel.next_call(timed, TEAM, 1000, now=101.2)[0] == Plan()  # too old: timed again
     assert parallel.next_call({}, TEAM, 20, now=100.0) == (Plan(), 20)  # too few to time: one worker
 
 
@@ -60,9 +66,9 @@ def test_each_side_is_timed_first_then_the_faster_runs():
 @pytest.mark.parametrize("margin, workers", [(1e9, 2), (0.0, 1)], ids=["team kept", "team dropped"])
 def test_timed_calls_give_the_weights_of_one_worker(mnist, two_cpus, monkeypatch, margin, workers, optimizer,
                                                     way):
-    """32 batches on one worker, about 20 ms on the plan's, then calls of about 20 ms on the
-    faster (here forced by the margin), each with the steps and learning rates of its own
-    batches: the same weights as one worker, bit for bit. A later fit of that shape times
+    """32 batches on one worker, then calls of about 20 ms: one worker again, the plan's twice,
+    then the faster (here forced by the margin), each with the steps and learning rates of its
+    own batches: the same weights as one worker, bit for bit. A later fit of that shape times
     nothing anew."""
     monkeypatch.setattr(parallel, "TEAM_MARGIN", margin)
     monkeypatch.setattr(parallel, "_timings", {})
@@ -70,19 +76,19 @@ def test_timed_calls_give_the_weights_of_one_worker(mnist, two_cpus, monkeypatch
     real = parallel.Team._call
     monkeypatch.setattr(parallel.Team, "_call", lambda self, plan, *args: (calls.append((plan, args[4], args[5])),
                                                                            real(self, plan, *args))[1])
-    expected, _ = run(mnist, threads=1, optimizer=optimizer)
-    assert calls == [(Plan(), 0, 188), (Plan(), 0, 188)]  # 6,000 examples: 188 batches an epoch
+    expected, _ = run(mnist, threads=1, optimizer=optimizer, epochs=4)
+    assert calls == [(Plan(), 0, 188)] * 4  # 6,000 examples: 188 batches an epoch
     calls.clear()
-    params, history = run(mnist, threads=2, optimizer=optimizer)
+    params, history = run(mnist, threads=2, optimizer=optimizer, epochs=4)
     assert np.array_equal(params, expected)
     assert history.workers == workers
     chosen = Plan(2, way) if workers == 2 else Plan()
-    assert calls[0] == (Plan(), 0, 32) and calls[1][:2] == (Plan(2, way), 32)
-    assert [plan for plan, _, _ in calls[2:]] == [chosen] * (len(calls) - 2)
+    assert calls[0] == (Plan(), 0, 32) and [plan for plan, _, _ in calls[1:4]] == [Plan(), Plan(2, way), Plan(2, way)], calls
+    assert [plan for plan, _, _ in calls[4:]] == [chosen] * (len(calls) - 4)
     edges = [(first, last) for _, first, last in calls]  # each call goes on where the last ended
     assert all(a[1] == b[0] or (a[1] == 188 and b[0] == 0) for a, b in zip(edges, edges[1:])) and edges[-1][1] == 188
     calls.clear()
-    assert np.array_equal(run(mnist, threads=2, optimizer=optimizer)[0], expected)
+    assert np.array_equal(run(mnist, threads=2, optimizer=optimizer, epochs=4)[0], expected)
     assert {plan for plan, _, _ in calls} == {chosen}
 
 
@@ -100,9 +106,11 @@ def test_a_slow_spell_of_the_team_sends_the_next_call_to_one_worker(mnist, two_c
         return real(self, plan, *args)
 
     monkeypatch.setattr(parallel.Team, "_call", slow_second_team_call)
-    params, _ = run(mnist, threads=2, epochs=3)  # a call of about 20 ms is a whole epoch here
-    assert calls[:4] == [Plan(), TEAM, TEAM, Plan()], calls
-    assert np.array_equal(params, run(mnist, threads=1, epochs=3)[0])
+    params, _ = run(mnist, threads=2, epochs=4)  # a call of about 20 ms is about an epoch here
+    assert calls[:2] == [Plan(), Plan()] and TEAM in calls[2:4], calls
+    slow = [i for i, plan in enumerate(calls) if plan == TEAM][1]
+    assert calls[slow + 1] == Plan(), calls  # the faster of the team's two calls is now slower
+    assert np.array_equal(params, run(mnist, threads=1, epochs=4)[0])
 
 
 def test_much_work_a_batch_shares_without_timing(mnist, two_cpus, monkeypatch):
