@@ -77,7 +77,8 @@ def parallel_plan(model: "MLP", examples: "Examples", batch_size: int, threads: 
     return Plan()
 
 
-# Seconds per batch of one worker and of the plan's, and when each was timed, by shape and plan.
+# By shape and plan: the seconds per batch of the last two calls of one worker and of the plan's
+# workers, and when each call ended.
 _timings: dict[tuple, dict[Plan, list[tuple[float, float]]]] = {}
 
 
@@ -104,7 +105,7 @@ def next_call(timings: dict[Plan, list[tuple[float, float]]], plan: Plan, remain
 
 class Team:
     """The threads of one fit and their buffers: trains blocks of batches on its plan, or on one
-    worker where the probe found that faster."""
+    worker where the timed calls find that faster."""
 
     def __init__(self, model: "MLP", examples: "Examples", batch_size: int, plan: Plan, optimizer_code: int,
                  clipped: bool):
