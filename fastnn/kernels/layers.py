@@ -460,7 +460,7 @@ def activation_backward(code, z, da, dz, n):
     """dz = da * f'(z). f' comes from z alone (not from the layer's output, which dropout may
     have changed). For ReLU, a whole vector at a time: the rows are padded to whole vectors, and
     padding z is zero, so padding dz comes out zero."""
-    zero, one = z.dtype.type(0), z.dtype.type(1)
+    one = z.dtype.type(1)
     if code == RELU:
         for j in range(0, n, lanes(z)):
             vstore(dz, j, vwhere_positive(vload(z, j), vload(da, j)))

@@ -33,7 +33,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from .codes import ABORT, ARRIVALS, PATIENCE, SYNC_SIZE, TASKS, WHERE, WHO  # noqa: F401 (SYNC_SIZE: for callers)
+from .codes import ABORT, ARRIVALS, PATIENCE, TASKS, WHERE, WHO
 from .simd import _pointer
 
 from .tuning import SLEEP_MICROSECONDS, SPINS_BEFORE_YIELD, YIELDS_BEFORE_SLEEP
