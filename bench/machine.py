@@ -94,12 +94,15 @@ def read_bandwidth_gbs(threads, nbytes=1 << 30):
 
 
 def epoch_flops(n, widths):
-    """FLOPs of the matrix products one SGD epoch of an MLP must do.
+    """FLOPs of the matrix products one epoch of an MLP must do, over every layer of `widths`
+    (784, hidden..., 10): the same for SGD and Adam, for any batch size.
 
     Per sample and layer with fan-in a, fan-out b: forward 2ab, weight
     gradient 2ab, and input gradient 2ab except for the first layer (the
-    input needs no gradient).  For 784-H-10 that is n*(4*784*H + 6*H*10).
-    Biases, ReLU, softmax and the update are O(ab/n) or smaller: ignored.
+    input needs no gradient).  For 784-H-10 that is n*(4*784*H + 6*H*10); for
+    784-H1-H2-10, n*(4*784*H1 + 6*H1*H2 + 6*H2*10).
+    Biases, ReLU, softmax and the update (SGD's or Adam's, per batch, not per
+    sample) are O(ab/batch) or smaller: ignored.
     """
     flops = 0
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
@@ -107,14 +110,18 @@ def epoch_flops(n, widths):
     return float(n) * flops
 
 
-FLOPS_FORMULA = "n*(4*784*H + 6*H*10): fwd 2 GEMMs + bwd dW1, dW2, dA1 (no input gradient)"
+FLOPS_FORMULA = ("n*(4*784*H1 + sum of 6*a*b over the later layers a->b), e.g. n*(4*784*H + 6*H*10) "
+                 "for 784-H-10: fwd GEMMs + bwd dW of every layer, dA of all but the first; "
+                 "optimizer updates not counted")
 
 
-def measure(threads, hidden_widths, batch=64, n_inputs=784):
-    """All machine numbers as a dict (GFLOP/s, GB/s, library lines)."""
+def measure(threads, shapes=((64, 784, 10), (64, 784, 128), (64, 784, 512))):
+    """All machine numbers as a dict (GFLOP/s, GB/s, library lines): float32 GEMM rates of a
+    2048-cube and of each (m, k, n) in shapes (bench.compare passes each case's first layer,
+    (batch, 784, H1)), the best of them as peak_gflops."""
     gemm = {"2048x2048x2048": gemm_gflops(2048, 2048, 2048, threads)}
-    for h in hidden_widths:
-        gemm[f"{batch}x{n_inputs}x{h}"] = gemm_gflops(batch, n_inputs, h, threads)
+    for m, k, n in shapes:
+        gemm[f"{m}x{k}x{n}"] = gemm_gflops(m, k, n, threads)
     return {
         "blas": blas_description(),
         "gemm_gflops": gemm,
