@@ -70,3 +70,26 @@ class FullEpochThreads(Benchmark):
 
     def time_fit_epoch(self, hidden, optimizer, threads):
         self.model.fit(self.X, self.y, epochs=1, batch_size=64, optimizer=self.optimizer, threads=threads)
+
+
+class DeepEpoch(Benchmark):
+    """One epoch of ``fit`` on all 60,000 training images (prepared once), 2 threads, for deeper
+    and wider networks, SGD and Adam: the dense hidden-to-hidden products
+    (layers.dense_block_forward and dense_block_backward_input) and the optimizer's update of
+    every weight. Batch 128 at 1024-1024, as the comparison with JAX (bench.compare) runs it."""
+
+    params = [["784-256-128-10", "784-1024-1024-10"], ["sgd", "adam"]]
+    param_names = ["network", "optimizer"]
+    timeout = 300
+
+    def setup(self, network, optimizer):
+        warm_jit()
+        data = mnist()
+        self.X = fastnn.prepare(data.train_images)
+        self.y = data.train_labels
+        self.model = fastnn.MLP([int(n) for n in network.split("-")], init="he", seed=0)
+        self.optimizer = fastnn.Adam(lr=0.001) if optimizer == "adam" else fastnn.SGD(lr=0.1)
+        self.batch_size = 128 if "1024" in network else 64
+
+    def time_fit_epoch(self, network, optimizer):
+        self.model.fit(self.X, self.y, epochs=1, batch_size=self.batch_size, optimizer=self.optimizer, threads=2)

@@ -16,8 +16,9 @@ from numba import njit, types
 from numba.extending import overload
 
 from .codes import LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, TANH
+from .tuning import PANEL_ROWS
 from .jit import kernel
-from .simd import (lanes, load, vadd, vexp, vfma, vlargest, vload, vmax, vmul, vsplat, vstore, vsub, vsum, vtail,
+from .simd import (lanes, load, store, vadd, vexp, vfma, vlargest, vload, vmax, vmul, vsplat, vstore, vsub, vsum, vtail,
                    vwhere_positive, vzero)
 
 
@@ -305,80 +306,156 @@ def sparse_columns_backward(out, off, stride, col_ptr, col_example, col_value, D
 
 # -- dense layer, dense input ------------------------------------------------------------------
 
-@kernel
-def dense_forward(params, off, n_in, stride, a, z):
-    """z = b + a W. Inputs alternate between two sets of accumulators, as in sparse_sum.
+@njit(inline="always")
+def _tile_start(W, at, width, L):
+    """A tile's 1 to 4 running sums: W[at:at + width] (a bias, or the sums so far), or zero
+    when ``at`` < 0."""
+    a0 = vload(W, at) if at >= 0 else vzero(W)
+    a1 = vload(W, at + L) if at >= 0 and width > L else vzero(W)
+    a2 = vload(W, at + 2 * L) if at >= 0 and width > 2 * L else vzero(W)
+    a3 = vload(W, at + 3 * L) if at >= 0 and width > 3 * L else vzero(W)
+    return a0, a1, a2, a3
 
-    Zero inputs are multiplied, not skipped: half of a ReLU layer's outputs are zero, in no
-    predictable pattern, and a mispredicted branch costs more than the FMAs it would save
-    (0 * w adds exactly nothing for finite w).
+
+@kernel
+def dense_block_forward(W, off, n_in, stride, with_bias, X, x_col, Y, y_col, b0, b1):
+    """Y[b, y_col:y_col + stride] = (bias if ``with_bias``) + X[b, x_col:x_col + n_in] W, for the
+    rows b0..b1-1 of X and Y: W is n_in rows of ``stride`` values from W[off] (the bias is the
+    row after them). Also a layer's input gradient from its transposed weights (no bias).
+
+    A matrix product: a tile of 4 rows x 4 vectors of Y stays in registers while W's rows stream
+    by, so each of W's vectors loaded serves four rows (one row at a time, the loads would be as
+    many as the multiply-adds). W is visited in panels of PANEL_ROWS rows, whose tile column
+    stays in the core's second-level cache across the rows of Y. Every sum adds its terms in
+    the order of W's rows, however its rows are grouped: the same bits for any b0 and b1.
+    Zero inputs (half of a ReLU layer's) are multiplied, not skipped: a branch on them would
+    mispredict half the time, and 0 * w adds exactly nothing for finite w.
     """
-    L = lanes(params)
-    bias = off + n_in * stride
+    L = lanes(W)
+    xw, yw = X.shape[1], Y.shape[1]
     t = 0
     while t < stride:
         width = tile_width(stride, t, L, 4)
-        a0, a1, a2, a3 = vload(params, bias + t), vzero(params), vzero(params), vzero(params)
-        if width > L:
-            a1 = vload(params, bias + t + L)
-        if width > 2 * L:
-            a2, a3 = vload(params, bias + t + 2 * L), vload(params, bias + t + 3 * L)
-        b0, b1, b2, b3 = vzero(params), vzero(params), vzero(params), vzero(params)
-        i = 0
-        while i < n_in:
-            x, r = vsplat(load(a, i)), off + i * stride + t
-            a0 = vfma(x, vload(params, r), a0)
-            if width > L:
-                a1 = vfma(x, vload(params, r + L), a1)
-            if width > 2 * L:
-                a2, a3 = vfma(x, vload(params, r + 2 * L), a2), vfma(x, vload(params, r + 3 * L), a3)
-            if i + 1 < n_in:
-                y, q = vsplat(load(a, i + 1)), r + stride
-                b0 = vfma(y, vload(params, q), b0)
-                if width > L:
-                    b1 = vfma(y, vload(params, q + L), b1)
-                if width > 2 * L:
-                    b2, b3 = vfma(y, vload(params, q + 2 * L), b2), vfma(y, vload(params, q + 3 * L), b3)
-            i += 2
-        vstore(z, t, vadd(a0, b0))
-        if width > L:
-            vstore(z, t + L, vadd(a1, b1))
-        if width > 2 * L:
-            vstore(z, t + 2 * L, vadd(a2, b2)), vstore(z, t + 3 * L, vadd(a3, b3))
+        for k0 in range(0, n_in, PANEL_ROWS):
+            k1 = min(n_in, k0 + PANEL_ROWS)
+            b = b0
+            while b < b1:
+                y = b * yw + y_col + t
+                if k0 > 0:  # the sums so far
+                    p00, p01, p02, p03 = _tile_start(Y, y, width, L)
+                else:
+                    p00, p01, p02, p03 = _tile_start(W, off + n_in * stride + t if with_bias else -1, width, L)
+                if b + 4 > b1:  # a last row or three, one at a time
+                    r, x = off + k0 * stride + t, b * xw + x_col
+                    for k in range(k0, k1):
+                        x0 = vsplat(load(X, x + k))
+                        p00 = vfma(x0, vload(W, r), p00)
+                        if width > L:
+                            p01 = vfma(x0, vload(W, r + L), p01)
+                        if width > 2 * L:
+                            p02, p03 = vfma(x0, vload(W, r + 2 * L), p02), vfma(x0, vload(W, r + 3 * L), p03)
+                        r += stride
+                    store_tile(Y, y, width, L, p00, p01, p02, p03)
+                    b += 1
+                    continue
+                if k0 > 0:
+                    p10, p11, p12, p13 = _tile_start(Y, y + yw, width, L)
+                    p20, p21, p22, p23 = _tile_start(Y, y + 2 * yw, width, L)
+                    p30, p31, p32, p33 = _tile_start(Y, y + 3 * yw, width, L)
+                else:
+                    p10, p11, p12, p13 = p00, p01, p02, p03
+                    p20, p21, p22, p23 = p00, p01, p02, p03
+                    p30, p31, p32, p33 = p00, p01, p02, p03
+                r, x = off + k0 * stride + t, b * xw + x_col
+                for k in range(k0, k1):
+                    x0, x1 = vsplat(load(X, x + k)), vsplat(load(X, x + xw + k))
+                    x2, x3 = vsplat(load(X, x + 2 * xw + k)), vsplat(load(X, x + 3 * xw + k))
+                    w = vload(W, r)
+                    p00, p10, p20, p30 = vfma(x0, w, p00), vfma(x1, w, p10), vfma(x2, w, p20), vfma(x3, w, p30)
+                    if width > L:
+                        w = vload(W, r + L)
+                        p01, p11, p21, p31 = vfma(x0, w, p01), vfma(x1, w, p11), vfma(x2, w, p21), vfma(x3, w, p31)
+                    if width > 2 * L:
+                        w = vload(W, r + 2 * L)
+                        p02, p12, p22, p32 = vfma(x0, w, p02), vfma(x1, w, p12), vfma(x2, w, p22), vfma(x3, w, p32)
+                        w = vload(W, r + 3 * L)
+                        p03, p13, p23, p33 = vfma(x0, w, p03), vfma(x1, w, p13), vfma(x2, w, p23), vfma(x3, w, p33)
+                    r += stride
+                store_tile(Y, y, width, L, p00, p01, p02, p03)
+                store_tile(Y, y + yw, width, L, p10, p11, p12, p13)
+                store_tile(Y, y + 2 * yw, width, L, p20, p21, p22, p23)
+                store_tile(Y, y + 3 * yw, width, L, p30, p31, p32, p33)
+                b += 4
         t += width
+
+
+@njit(inline="always")
+def _store_sums(G, g, s0, s1, s2, s3):
+    """G[g:g + 4] = the lanes' sums of four vectors."""
+    store(G, g, vsum(s0)), store(G, g + 1, vsum(s1)), store(G, g + 2, vsum(s2)), store(G, g + 3, vsum(s3))
+
+
+@kernel
+def dense_block_backward_input(W, off, n_in, stride, D, d_col, G, g_col, b0, b1):
+    """G[b, g_col + i] = sum over j of D[b, d_col + j] W[i, j] for i < n_in, the rows b0..b1-1:
+    a wide layer's input gradient straight from its weights (W as in dense_block_forward; no
+    transposed copy). The padding of G's rows is left as it is (zero).
+
+    Each sum runs along a row of W and of D, a vector at a time, then adds its lanes: a tile of
+    4 rows of D x 4 rows of W keeps 16 sums in registers. The lanes' sum costs as much as a few
+    vectors of the row: for narrow layers dense_block_forward on transposed weights is faster.
+    """
+    L = lanes(W)
+    dw, gw = D.shape[1], G.shape[1]
+    for i in range(0, n_in, 4):
+        rows = min(4, n_in - i)  # a last 1-3 rows of W repeat the last one, stored once
+        r0 = off + i * stride
+        r1, r2, r3 = r0 + min(1, rows - 1) * stride, r0 + min(2, rows - 1) * stride, r0 + min(3, rows - 1) * stride
+        b = b0
+        while b < b1:
+            d = b * dw + d_col
+            g = b * gw + g_col + i
+            if b + 4 > b1 or rows < 4:  # one row of D at a time
+                s0, s1, s2, s3 = vzero(W), vzero(W), vzero(W), vzero(W)
+                for j in range(0, stride, L):
+                    e = vload(D, d + j)
+                    s0, s1 = vfma(e, vload(W, r0 + j), s0), vfma(e, vload(W, r1 + j), s1)
+                    s2, s3 = vfma(e, vload(W, r2 + j), s2), vfma(e, vload(W, r3 + j), s3)
+                store(G, g, vsum(s0))
+                if rows > 1:
+                    store(G, g + 1, vsum(s1))
+                if rows > 2:
+                    store(G, g + 2, vsum(s2))
+                if rows > 3:
+                    store(G, g + 3, vsum(s3))
+                b += 1
+                continue
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = vzero(W)
+            s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = vzero(W)
+            for j in range(0, stride, L):
+                w0, w1, w2, w3 = vload(W, r0 + j), vload(W, r1 + j), vload(W, r2 + j), vload(W, r3 + j)
+                e = vload(D, d + j)
+                s00, s01, s02, s03 = vfma(e, w0, s00), vfma(e, w1, s01), vfma(e, w2, s02), vfma(e, w3, s03)
+                e = vload(D, d + dw + j)
+                s10, s11, s12, s13 = vfma(e, w0, s10), vfma(e, w1, s11), vfma(e, w2, s12), vfma(e, w3, s13)
+                e = vload(D, d + 2 * dw + j)
+                s20, s21, s22, s23 = vfma(e, w0, s20), vfma(e, w1, s21), vfma(e, w2, s22), vfma(e, w3, s23)
+                e = vload(D, d + 3 * dw + j)
+                s30, s31, s32, s33 = vfma(e, w0, s30), vfma(e, w1, s31), vfma(e, w2, s32), vfma(e, w3, s33)
+            _store_sums(G, g, s00, s01, s02, s03)
+            _store_sums(G, g + gw, s10, s11, s12, s13)
+            _store_sums(G, g + 2 * gw, s20, s21, s22, s23)
+            _store_sums(G, g + 3 * gw, s30, s31, s32, s33)
+            b += 4
 
 
 @kernel
 def transpose_weights(params, off, n_in, stride, n_out, weights_t, stride_t):
-    """weights_t[j, i] = W[i, j] (rows of stride_t values, padding left zero): for the layer's
-    input gradient, each output's weights as one contiguous row."""
+    """weights_t[j, i] = W[i, j] (rows of stride_t values, padding left zero): for a narrow
+    layer's input gradient, each output's weights as one contiguous row."""
     for i in range(n_in):
         for j in range(n_out):
             weights_t[j * stride_t + i] = params[off + i * stride + j]
-
-
-@kernel
-def dense_backward_input(weights_t, n_out, stride_t, dz, da):
-    """da = W dz, from the layer's transposed weights (transpose_weights): a tile of da stays in
-    registers while the outputs' rows stream by (padding of da comes out zero)."""
-    L = lanes(weights_t)
-    t = 0
-    while t < stride_t:
-        width = tile_width(stride_t, t, L, 4)
-        a0, a1, a2, a3 = vzero(da), vzero(da), vzero(da), vzero(da)
-        for j in range(n_out):
-            x, r = vsplat(load(dz, j)), j * stride_t + t
-            a0 = vfma(x, vload(weights_t, r), a0)
-            if width > L:
-                a1 = vfma(x, vload(weights_t, r + L), a1)
-            if width > 2 * L:
-                a2, a3 = vfma(x, vload(weights_t, r + 2 * L), a2), vfma(x, vload(weights_t, r + 3 * L), a3)
-        vstore(da, t, a0)
-        if width > L:
-            vstore(da, t + L, a1)
-        if width > 2 * L:
-            vstore(da, t + 2 * L, a2), vstore(da, t + 3 * L, a3)
-        t += width
 
 
 @kernel

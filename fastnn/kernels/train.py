@@ -25,9 +25,9 @@ from .layers import (
     activation_backward,
     activation_forward,
     add_bias_gradient,
-    dense_backward_input,
     dense_backward_rows,
-    dense_forward,
+    dense_block_backward_input,
+    dense_block_forward,
     dropout_apply,
     half_sum,
     mse_backward,
@@ -45,45 +45,14 @@ from .layers import (
 from .optim import update_segment
 from .simd import lanes, prefetch, vadd, vload, vstore
 from .sparse import half_range, prefetch_half, prefetch_row, transpose_batch
+from .tuning import DOT_MIN_VECTORS
 from .sync import atomic_add, atomic_load, barrier, next_task
 
 
-# Phase 1 runs over blocks of BLOCK examples: the first layer tile by tile across the block
-# (its W stays in cache), then each example's other layers and error signals.
-
-# Inlined into their loops: as calls, passing the argument tuples (each array is several
-# machine words) cost as much as the work itself at 784-10-10.
-@njit(inline="always")
-def forward_example(params, net, data, e, z_row, a_row, training):
-    """Forward pass of example e from its first layer's pre-activations (sparse_dense_forward,
-    done for a block of examples at once); returns (loss, predicted class or -1 for regression)."""
-    sizes, strides, offsets, cols, acts, dropout, key = net
-    labels, targets = data.labels, data.targets
-    n_layers = acts.size
-    for l in range(n_layers):
-        n_in, n_out = sizes[l], sizes[l + 1]
-        z = z_row[cols[l]:cols[l + 1]]
-        if l > 0:
-            dense_forward(params, offsets[l], n_in, strides[l], a_row[cols[l - 1]:cols[l]], z)
-        if l < n_layers - 1:
-            a = a_row[cols[l]:cols[l + 1]]
-            activation_forward(acts[l], z, a, n_out)
-            if training and dropout > 0:
-                dropout_apply(a, n_out, key, e, l, dropout)
-    k = sizes[n_layers]
-    z = z_row[cols[n_layers - 1]:]
-    out = a_row[cols[n_layers - 1]:]
-    if acts[n_layers - 1] != SOFTMAX:
-        for j in range(k):
-            out[j] = z[j]
-        return mse_forward(z, targets, e, k), -1
-    log_partition = softmax_forward(z, out, k)
-    predicted = 0
-    for j in range(1, k):
-        if z[j] > z[predicted]:
-            predicted = j
-    return log_partition - z[labels[e]], predicted
-
+# Phase 1 runs over blocks of BLOCK examples, layer by layer: the first layer tile by tile
+# across the block (its W stays in cache), the other layers as matrix products over the block
+# (layers.dense_block_forward), then each example's loss and output error, then the error
+# signals back down, again a product over the block per layer.
 
 @njit(inline="always")
 def first_layer_forward(params, net, data, rows, Z):
@@ -96,42 +65,100 @@ def first_layer_forward(params, net, data, rows, Z):
 
 
 @njit(inline="always")
-def backward_example(net, data, e, weight, z_row, a_row, d_row, weights_t, t_offsets):
-    """Error signal dL/dz of every layer for example e, from its forward pass and the transposed
-    weights (transpose_layers)."""
+def hidden_forward_block(params, net, rows, b0, b1, Z, A, training):
+    """Forward pass of the examples in rows b0..b1-1 of Z and A from their first layer's
+    pre-activations up to the output layer's (Z); rows[b]: example b's row in the data (for
+    dropout's mask)."""
     sizes, strides, offsets, cols, acts, dropout, key = net
-    labels, targets = data.labels, data.targets
+    n_layers = acts.size
+    for l in range(n_layers):
+        if l > 0:
+            dense_block_forward(params, offsets[l], sizes[l], strides[l], True, A, cols[l - 1], Z, cols[l], b0, b1)
+        if l < n_layers - 1:
+            for b in range(b0, b1):
+                a = A[b, cols[l]:cols[l + 1]]
+                activation_forward(acts[l], Z[b, cols[l]:cols[l + 1]], a, sizes[l + 1])
+                if training and dropout > 0:
+                    dropout_apply(a, sizes[l + 1], key, rows[b], l, dropout)
+
+
+@njit(inline="always")
+def output_forward(net, data, e, z_row, a_row):
+    """The output layer of example e from its pre-activations: its outputs (class probabilities
+    or regression values) into a_row; returns (loss, predicted class or -1 for regression)."""
+    sizes, cols, acts = net.sizes, net.cols, net.acts
+    n_layers = acts.size
+    k = sizes[n_layers]
+    z = z_row[cols[n_layers - 1]:]
+    out = a_row[cols[n_layers - 1]:]
+    if acts[n_layers - 1] != SOFTMAX:
+        for j in range(k):
+            out[j] = z[j]
+        return mse_forward(z, data.targets, e, k), -1
+    log_partition = softmax_forward(z, out, k)
+    predicted = 0
+    for j in range(1, k):
+        if z[j] > z[predicted]:
+            predicted = j
+    return log_partition - z[data.labels[e]], predicted
+
+
+@njit(inline="always")
+def output_backward(net, data, e, weight, z_row, a_row, d_row):
+    """The output layer's error signal dL/dz of example e, scaled by its ``weight``."""
+    sizes, cols, acts = net.sizes, net.cols, net.acts
     n_layers = acts.size
     last = cols[n_layers - 1]
-    k = sizes[n_layers]
     if acts[n_layers - 1] == SOFTMAX:
-        softmax_xent_backward(a_row[last:], labels[e], weight, d_row[last:], k)
+        softmax_xent_backward(a_row[last:], data.labels[e], weight, d_row[last:], sizes[n_layers])
     else:
-        mse_backward(z_row[last:], targets, e, weight, d_row[last:], k)
-    for l in range(n_layers - 1, 0, -1):
-        below = d_row[cols[l - 1]:cols[l]]
-        dense_backward_input(weights_t[t_offsets[l]:], sizes[l + 1], strides[l - 1], d_row[cols[l]:cols[l + 1]],
-                             below)
-        if dropout > 0:
-            dropout_apply(below, sizes[l], key, e, l - 1, dropout)
-        activation_backward(acts[l - 1], z_row[cols[l - 1]:cols[l]], below, below, sizes[l])
+        mse_backward(z_row[last:], data.targets, e, weight, d_row[last:], sizes[n_layers])
+
+
+@njit(inline="always")
+def input_gradient_from_rows(params, net, l):
+    """Whether layer l's input gradient is summed along its weights' rows
+    (dense_block_backward_input), rather than from its transposed weights (transpose_layers)."""
+    return net.strides[l] >= DOT_MIN_VECTORS * lanes(params)
+
+
+@njit(inline="always")
+def hidden_backward_block(params, net, rows, b0, b1, bufs):
+    """The error signal dL/dz of every hidden layer for rows b0..b1-1 of D, from the output
+    layer's (output_backward) down; rows[b] as in hidden_forward_block."""
+    sizes, strides, offsets, cols, acts, dropout, key = net
+    Z, D = bufs.Z, bufs.D
+    for l in range(acts.size - 1, 0, -1):
+        if input_gradient_from_rows(params, net, l):
+            dense_block_backward_input(params, offsets[l], sizes[l], strides[l], D, cols[l], D, cols[l - 1], b0, b1)
+        else:
+            dense_block_forward(bufs.weights_t, bufs.t_offsets[l], sizes[l + 1], strides[l - 1], False, D, cols[l], D,
+                                cols[l - 1], b0, b1)
+        for b in range(b0, b1):
+            below = D[b, cols[l - 1]:cols[l]]
+            if dropout > 0:
+                dropout_apply(below, sizes[l], key, rows[b], l - 1, dropout)
+            activation_backward(acts[l - 1], Z[b, cols[l - 1]:cols[l]], below, below, sizes[l])
 
 
 @njit(inline="always")
 def transpose_layers(params, net, bufs):
-    """The weights of layers 1, 2, ... transposed into bufs.weights_t (see backward_example)."""
+    """The weights of the narrow layers among 1, 2, ... transposed into bufs.weights_t (see
+    hidden_backward_block)."""
     sizes, strides, offsets = net.sizes, net.strides, net.offsets
     weights_t, t_offsets = bufs.weights_t, bufs.t_offsets
     for l in range(1, sizes.size - 1):
-        transpose_weights(params, offsets[l], sizes[l], strides[l], sizes[l + 1], weights_t[t_offsets[l]:],
-                          strides[l - 1])
+        if not input_gradient_from_rows(params, net, l):
+            transpose_weights(params, offsets[l], sizes[l], strides[l], sizes[l + 1], weights_t[t_offsets[l]:],
+                              strides[l - 1])
 
 
 @kernel
 def forward_backward_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits, ahead):
     """Phase 1 for the batch's examples b0..b1-1: the first layer tile by tile across them, then
-    each one's other layers, loss and error signals (``inverse``: 1 / the batch's total weight).
-    ``ahead``: how far in ``order`` the next block this worker will do lies, for prefetching."""
+    the other layers, each one's loss, and the error signals (``inverse``: 1 / the batch's total
+    weight). ``ahead``: how far in ``order`` the next block this worker will do lies, for
+    prefetching."""
     first_layer_forward(params, net, data, order[start + b0:start + b1], bufs.Z[b0:b1])
     upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, losses, hits, ahead)
 
@@ -141,17 +168,20 @@ def upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, l
     """forward_backward_block from the first layer's pre-activations on."""
     Z, A, D = bufs.Z, bufs.A, bufs.D
     weights = data.weights
+    rows = order[start:]
+    hidden_forward_block(params, net, rows, b0, b1, Z, A, True)
     for b in range(b0, b1):
-        e = order[start + b]
+        e = rows[b]
         if start + b + 2 * ahead < order.size:  # where the block after next lies, its label, weight
             later = order[start + b + 2 * ahead]
             prefetch(data.indptr, later), prefetch(data.labels, later), prefetch(data.weights, later)
         if start + b + ahead < order.size:  # the next block's inputs
             prefetch_row(data.indptr, data.indices, data.values, order[start + b + ahead])
-        loss, predicted = forward_example(params, net, data, e, Z[b], A[b], True)
+        loss, predicted = output_forward(net, data, e, Z[b], A[b])
         losses[start + b] = loss
         hits[start + b] = predicted == data.labels[e]
-        backward_example(net, data, e, weights[e] * inverse, Z[b], A[b], D[b], bufs.weights_t, bufs.t_offsets)
+        output_backward(net, data, e, weights[e] * inverse, Z[b], A[b], D[b])
+    hidden_backward_block(params, net, rows, b0, b1, bufs)
 
 
 @njit(inline="always")
@@ -450,8 +480,9 @@ def predict_block(params, net, data, rows, first, last, Z, A, outputs, losses, h
     cols = net.cols
     k = outputs.shape[1]
     first_layer_forward(params, net, data, rows[first:last], Z[:last - first])
+    hidden_forward_block(params, net, rows[first:], 0, last - first, Z, A, False)
     for e in range(first, last):
-        loss, predicted = forward_example(params, net, data, e, Z[e - first], A[e - first], False)
+        loss, predicted = output_forward(net, data, e, Z[e - first], A[e - first])
         losses[e] = loss
         hits[e] = predicted == data.labels[e]
         for j in range(k):

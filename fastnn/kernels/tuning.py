@@ -14,6 +14,12 @@ AHEAD = 8
 # From this many vectors of first-layer outputs, the first layer's gradient is summed over the
 # batch transposed by input unit; below, the transposition costs more than the stores it saves.
 TRANSPOSE_MIN_VECTORS = 4
+# Rows of W per panel of a dense layer's product (layers.dense_block_forward): a panel's tile
+# column (4 vectors wide: 128 KB of float32) stays in a core's second-level cache.
+PANEL_ROWS = 512
+# From this many vectors of a layer's outputs, its input gradient is summed along W's rows
+# (layers.dense_block_backward_input); below, the lanes' sums cost more than transposing W.
+DOT_MIN_VECTORS = 16
 # A waiting worker spins this many times (about 30 microseconds: a late peer is usually closer),
 # then yields its core this many times (the peer may need this very core), then sleeps this long
 # between looks.
