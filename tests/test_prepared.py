@@ -126,3 +126,49 @@ def test_the_split_column_shares_the_entries_of_the_first_rows():
     assert balanced_column(np.ones((3, 2))) == 1
     rows = fastnn.prepare(X).rows
     assert rows.halves.tolist() == [34 * i + (split + 2) // 3 for i in range(4)]
+
+
+def test_an_array_fit_after_fit_is_converted_once_while_its_bytes_stay_the_same(monkeypatch):
+    from fastnn.data import prepared as module
+
+    X, rng = random_pixels(300, 60, seed=7)
+    y = rng.integers(0, 4, 300)
+    conversions = []
+    convert = module._convert
+    monkeypatch.setattr(module, "_convert", lambda *args: conversions.append(1) or convert(*args))
+    model, again = MLP([60, 12, 4], seed=2), MLP([60, 12, 4], seed=2)
+    model.fit(X, y, epochs=1, batch_size=32)
+    model.fit(X, y, epochs=1, batch_size=32)
+    assert len(conversions) == 1
+    again.fit(X.copy(), y, epochs=1, batch_size=32)  # another array: converted
+    again.fit(X.copy(), y, epochs=1, batch_size=32)
+    assert len(conversions) == 3
+    assert np.array_equal(model.get_params(), again.get_params())
+
+    X[5, 3] ^= 1  # one bit changed in place: converted again, trained on the new bytes
+    X[[0, 1]] = X[[1, 0]]  # rows swapped: the same sum of bytes, another fingerprint
+    model.fit(X, y, epochs=1, batch_size=32)
+    again.fit(X.copy(), y, epochs=1, batch_size=32)
+    assert len(conversions) == 5
+    assert np.array_equal(model.get_params(), again.get_params())
+
+
+def test_the_fingerprint_sees_each_byte_and_its_place():
+    from fastnn.native.loader import kernel
+
+    def fingerprint(data):
+        out = np.zeros(2, dtype=np.uint64)
+        kernel("input_fingerprint")(np.ascontiguousarray(data, dtype=np.uint8), out)
+        return tuple(out)
+
+    data = np.random.default_rng(0).integers(0, 256, 1003).astype(np.uint8)  # words and a tail
+    seen = {fingerprint(data)}
+    for i in (0, 7, 8, 500, 999, 1002):
+        changed = data.copy()
+        changed[i] ^= 0x10
+        seen.add(fingerprint(changed))
+    swapped = data.copy()
+    swapped[[8, 16]] = swapped[[16, 8]]
+    seen.add(fingerprint(swapped))
+    assert len(seen) == 8 and fingerprint(data) == fingerprint(data.copy())
+    assert fingerprint(np.zeros(5, np.uint8)) != fingerprint(np.zeros(6, np.uint8))

@@ -7,6 +7,9 @@ result wherever it would pass X.
 
 from __future__ import annotations
 
+import threading
+import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,13 +78,63 @@ def _halves_split_rows(r: SparseRows) -> bool:
 
 def sparse_rows(X, n_features: int, dtype, name: str = "X") -> SparseRows:
     """The checked sparse rows of X (an array, or PreparedInputs) for a model of n_features
-    inputs and parameters of ``dtype``."""
+    inputs and parameters of ``dtype``.
+
+    An array the kernels can read as it is keeps its rows while its bytes stay the same
+    (_RecentRows): fit after fit on one array, as a sweep runs them, converts it once."""
     if isinstance(X, PreparedInputs):
         return X.rows_for(n_features, dtype, name)
+    given = X
     X = check_inputs(X, n_features, dtype, name)
+    if X is not given:  # a converted copy: nothing to find again
+        return _convert(X, n_features, dtype)
+    return _recent.rows(X, np.dtype(dtype), lambda: _convert(X, n_features, dtype))
+
+
+def _convert(X: np.ndarray, n_features: int, dtype) -> SparseRows:
     indptr, indices, values, halves = to_sparse_rows(X, np.uint16 if n_features <= 2**16 else np.int32)
     scale = np.dtype(dtype).type(1 / 255) if X.dtype == np.uint8 else np.dtype(dtype).type(1)
     return SparseRows(indptr, indices, values, scale, n_features, halves)
+
+
+class _RecentRows:
+    """The sparse rows of the last few arrays converted, each found again only by the same array
+    object, at the same address, of the same shape and dtype, whose bytes have the same
+    fingerprint (kernels/sparse.py, input_fingerprint: a pass at memory speed, against two
+    passes and the writing of the rows for a conversion); a change in place is thus seen."""
+
+    SIZE = 4
+
+    def __init__(self):
+        self._entries: OrderedDict[int, tuple] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def rows(self, X: np.ndarray, dtype: np.dtype, convert) -> SparseRows:
+        from ..native.loader import kernel
+
+        fingerprint = np.zeros(2, dtype=np.uint64)
+        kernel("input_fingerprint")(X.reshape(-1).view(np.uint8), fingerprint)
+        key = (X.__array_interface__["data"][0], X.shape, X.dtype.str, dtype.str, *fingerprint.tolist())
+        with self._lock:
+            entry = self._entries.get(id(X))
+            if entry is not None and entry[0]() is X and entry[1] == key:
+                self._entries.move_to_end(id(X))
+                return entry[2]
+        rows = convert()
+        with self._lock:
+            self._entries[id(X)] = (weakref.ref(X, lambda _, i=id(X): self._forget(i)), key, rows)
+            while len(self._entries) > self.SIZE:
+                self._entries.popitem(last=False)
+        return rows
+
+    def _forget(self, identity: int) -> None:
+        with self._lock:
+            entry = self._entries.get(identity)
+            if entry is not None and entry[0]() is None:
+                del self._entries[identity]
+
+
+_recent = _RecentRows()
 
 
 def balanced_column(X: np.ndarray) -> int:
