@@ -257,7 +257,7 @@ class MLP:
         workers = max(1, min(default_threads(), -(-n // BLOCK))) if work_per_batch(self, examples, n) >= \
             PREDICT_MIN_WORK else 1
         sync, rows, net, data = np.zeros(SYNC_SIZE, dtype=np.int64), np.arange(n), self._net(), examples.kernel_tuple()
-        buffers = [aligned_zeros((2, BLOCK, int(self.layout.cols[-1])), self.dtype) for _ in range(workers)]
+        buffers = [aligned_zeros((2, BLOCK, self.layout.row_width), self.dtype) for _ in range(workers)]
         predict_worker = kernel("predict_worker")
         run_workers(workers, lambda w: predict_worker(sync, self._params, net, data, rows, buffers[w][0],
                                                       buffers[w][1], outputs, losses, hits))

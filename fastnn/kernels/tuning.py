@@ -18,8 +18,9 @@ TRANSPOSE_MIN_VECTORS = 4
 # column (4 vectors wide: 128 KB of float32) stays in a core's second-level cache.
 PANEL_ROWS = 512
 # From this many vectors of a layer's outputs, its input gradient is summed along W's rows
-# (layers.dense_block_backward_input); below, the lanes' sums cost more than transposing W.
-DOT_MIN_VECTORS = 16
+# (layers.dense_block_backward_input); below, the lanes' sums cost more than transposing W
+# (bench.products: at 64x512x64, 61 GFLOP/s against 49; at 64x1024x128, 79 against 15).
+DOT_MIN_VECTORS = 4
 # A waiting worker spins this many times (about 30 microseconds: a late peer is usually closer),
 # then yields its core this many times (the peer may need this very core), then sleeps this long
 # between looks.

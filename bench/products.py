@@ -1,0 +1,92 @@
+"""The dense layers' matrix products against the machine's SGEMM, one core each.
+
+    python -m bench.products [--shapes 128x1024x1024,64x256x128] [--dtype float32] [--repeats 20]
+
+For each shape BxIxO (batch rows, layer inputs, layer outputs), times fastnn's three products
+of a dense layer over a batch, as phase 1 and 2 run them (kernels/layers.py):
+- forward: Z = A W + b (dense_block_forward, 16 rows at a time as phase 1's blocks);
+- input gradient: dA = dZ W^T (dense_block_backward_input for wide layers; dense_block_forward
+  on the transposed weights for narrow ones, as hidden_backward_block chooses);
+- weight gradient: dW = A^T dZ over the whole batch (dense_backward_rows);
+and numpy's matmul of the same shapes on one BLAS thread. Prints GFLOP/s (2 x B x I x O per
+product; fastnn's padded columns are not counted) and each product's rate over the BLAS rate.
+"""
+
+import argparse
+import time
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from fastnn.kernels.layers import (dense_backward_rows, dense_block_backward_input, dense_block_forward,
+                                   transpose_weights)
+from fastnn.kernels.tuning import BLOCK, DOT_MIN_VECTORS
+from fastnn.layout import Layout
+
+
+def best_seconds(run, repeats):
+    run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure(batch, n_in, n_out, dtype, repeats):
+    """GFLOP/s of (numpy, forward, input gradient, weight gradient) at one shape."""
+    rng = np.random.default_rng(0)
+    layout = Layout((n_in, n_out), np.dtype(dtype))
+    stride, lanes = int(layout.strides[0]), layout.lanes
+    stride_in = -(-n_in // lanes) * lanes
+    width = Layout((1, n_in, n_out), np.dtype(dtype)).row_width  # as training's buffers: n_in's columns, then n_out's
+    params = (rng.random(layout.n_params) - 0.5).astype(dtype)
+    A = rng.random((batch, width)).astype(dtype)  # inputs, then the outputs' columns
+    D = rng.random((batch, width)).astype(dtype)
+    grad = np.zeros_like(params)
+    weights_t = np.zeros(n_out * stride_in, dtype)
+    blocks = range(0, batch, BLOCK)
+
+    def forward():
+        for b0 in blocks:
+            dense_block_forward(params, 0, n_in, stride, True, A, 0, A, stride_in, b0, min(batch, b0 + BLOCK))
+
+    def input_gradient():
+        if stride >= DOT_MIN_VECTORS * lanes:
+            for b0 in blocks:
+                dense_block_backward_input(params, 0, n_in, stride, D, stride_in, D, 0, b0, min(batch, b0 + BLOCK))
+        else:
+            transpose_weights(params, 0, n_in, stride, n_out, weights_t, stride_in)
+            for b0 in blocks:
+                dense_block_forward(weights_t, 0, n_out, stride_in, False, D, stride_in, D, 0, b0,
+                                    min(batch, b0 + BLOCK))
+
+    def weight_gradient():
+        dense_backward_rows(grad, 0, n_in, stride, A, 0, D, stride_in, batch, 0, n_in + 1)
+
+    x, w = rng.random((batch, n_in)).astype(dtype), rng.random((n_in, n_out)).astype(dtype)
+    with threadpool_limits(1):
+        blas = best_seconds(lambda: x @ w, repeats)
+    flops = 2 * batch * n_in * n_out
+    return [flops / best_seconds(f, repeats) / 1e9 for f in (forward, input_gradient, weight_gradient)], \
+        flops / blas / 1e9
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m bench.products", description=__doc__.split("\n")[0])
+    p.add_argument("--shapes", default="128x1024x1024,64x1024x1024,64x256x128,64x512x512,128x2048x2048,64x128x10")
+    p.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    p.add_argument("--repeats", type=int, default=20)
+    args = p.parse_args(argv)
+    print(f"one thread, {args.dtype}; GFLOP/s, and in brackets over numpy's matmul (one BLAS thread)")
+    print(f"{'B x I x O':>16}  {'numpy':>7}  {'forward':>14}  {'input grad':>14}  {'weight grad':>14}")
+    for shape in args.shapes.split(","):
+        batch, n_in, n_out = (int(v) for v in shape.lower().split("x"))
+        rates, blas = measure(batch, n_in, n_out, args.dtype, args.repeats)
+        cells = "  ".join(f"{r:6.1f} ({r / blas:4.2f})" for r in rates)
+        print(f"{shape:>16}  {blas:7.1f}  {cells}")
+
+
+if __name__ == "__main__":
+    main()
