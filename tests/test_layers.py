@@ -1,4 +1,5 @@
-"""The output layer's vector exp and softmax against float64 NumPy."""
+"""The layers' kernels against float64 NumPy: the output layer's vector exp and softmax, and the
+dense layers' products over a block of examples."""
 
 import numpy as np
 import pytest
@@ -52,3 +53,52 @@ def test_softmax_matches_numpy_and_zeroes_the_padding(dtype, n):
     np.testing.assert_allclose(log_partition, np.log(shifted.sum()) + exact.max(),
                                rtol=1e-6 if dtype == np.float32 else 1e-14)
     np.testing.assert_array_equal(p[n:], 0)
+
+
+def padded_layer(n_in, n_out, dtype, rng):
+    """A layer's (n_in + 1) x stride block (the bias last, padding zero) as layout.py keeps it,
+    and its W and b."""
+    from fastnn.layout import Layout
+
+    stride = int(Layout((n_in, n_out), np.dtype(dtype)).strides[0])
+    block = np.zeros((n_in + 1, stride), dtype)
+    block[:, :n_out] = rng.standard_normal((n_in + 1, n_out))
+    return block.ravel(), stride, block[:n_in, :n_out].astype(np.float64), block[n_in, :n_out].astype(np.float64)
+
+
+# Rows not a multiple of 4, inputs past a panel (PANEL_ROWS), outputs of 1 to 5 vectors and more.
+PRODUCT_SHAPES = [(7, 5, 3), (16, 33, 70), (13, 600, 20), (21, 64, 257), (4, 1030, 130)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch, n_in, n_out", PRODUCT_SHAPES)
+def test_block_products_match_numpy_and_do_not_depend_on_the_blocks(dtype, batch, n_in, n_out):
+    from fastnn.kernels.layers import dense_block_backward_input, dense_block_forward
+
+    rng = np.random.default_rng(n_in)
+    params, stride, W, b = padded_layer(n_in, n_out, dtype, rng)
+    width = n_in + 3 + stride  # the inputs' columns, a gap, then the outputs'
+    X = np.zeros((batch, width), dtype)
+    X[:, :n_in] = rng.standard_normal((batch, n_in))
+    X[:, n_in + 3:n_in + 3 + n_out] = rng.standard_normal((batch, n_out))
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+
+    forward = X.copy()
+    dense_block_forward(params, 0, n_in, stride, True, X, 0, forward, n_in + 3, 0, batch)
+    Z = forward[:, n_in + 3:]
+    assert np.allclose(Z[:, :n_out], X[:, :n_in].astype(np.float64) @ W + b, rtol=tolerance, atol=tolerance)
+    assert not Z[:, n_out:].any()  # the padding stays zero
+
+    gradient = X.copy()
+    dense_block_backward_input(params, 0, n_in, stride, X, n_in + 3, gradient, 0, 0, batch)
+    expected = X[:, n_in + 3:n_in + 3 + n_out].astype(np.float64) @ W.T
+    assert np.allclose(gradient[:, :n_in], expected, rtol=tolerance, atol=tolerance)
+
+    # Any grouping of the rows (blocks of phase 1, one worker's or another's) gives the same bits.
+    for cuts in ([0, 1, batch], [0, 3, 5, batch], [0, batch // 2, batch]):
+        cuts = sorted({min(cut, batch) for cut in cuts})  # the kernels check no bounds
+        pieces_forward, pieces_gradient = X.copy(), X.copy()
+        for b0, b1 in zip(cuts[:-1], cuts[1:]):
+            dense_block_forward(params, 0, n_in, stride, True, X, 0, pieces_forward, n_in + 3, b0, b1)
+            dense_block_backward_input(params, 0, n_in, stride, X, n_in + 3, pieces_gradient, 0, b0, b1)
+        assert np.array_equal(pieces_forward, forward) and np.array_equal(pieces_gradient, gradient)
