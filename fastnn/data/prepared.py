@@ -121,8 +121,9 @@ class _RecentRows:
                 self._entries.move_to_end(id(X))
                 return entry[2]
         rows = convert()
+        identity = id(X)
         with self._lock:
-            self._entries[id(X)] = (weakref.ref(X, lambda _, i=id(X): self._forget(i)), key, rows)
+            self._entries[identity] = (weakref.ref(X, lambda _: self._forget(identity)), key, rows)
             while len(self._entries) > self.SIZE:
                 self._entries.popitem(last=False)
         return rows
