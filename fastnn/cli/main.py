@@ -44,6 +44,14 @@ DATA_HELP = ("an MNIST IDX folder (its test set is used) or a Kaggle-layout CSV,
              "(default: the MNIST test set from $FASTNN_DATA or the cache)")
 
 
+def model_command(commands, name: str, summary: str, description: str, data_help: str) -> argparse.ArgumentParser:
+    """A command that reads a model file (MODEL) and data (--data)."""
+    command = commands.add_parser(name, help=summary, description=description)
+    command.add_argument("model", type=Path, metavar="MODEL", help="a model file (.npz)")
+    command.add_argument("--data", type=Path, metavar="PATH", help=data_help)
+    return command
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import config
 
@@ -74,22 +82,18 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_arguments(train)
     train.set_defaults(run=run_train)
 
-    evaluate = commands.add_parser(
-        "evaluate", help="accuracy, loss, per-class precision/recall/F1 and confusion matrix",
-        description="Evaluate a model on labelled data: accuracy, mean loss, precision, recall and F1 "
-                    "of each class, and the confusion matrix.")
-    evaluate.add_argument("model", type=Path, metavar="MODEL", help="a model file (.npz)")
-    evaluate.add_argument("--data", type=Path, metavar="PATH", help=DATA_HELP)
+    evaluate = model_command(
+        commands, "evaluate", "accuracy, loss, per-class precision/recall/F1 and confusion matrix",
+        "Evaluate a model on labelled data: accuracy, mean loss, precision, recall and F1 of each class, and "
+        "the confusion matrix.", DATA_HELP)
     evaluate.add_argument("--json", action="store_true", help="print the report as JSON (for scripts)")
     evaluate.set_defaults(run=run_evaluate)
 
-    predict = commands.add_parser(
-        "predict", help="predict classes; write a Kaggle submission CSV (ImageId,Label)",
-        description="Predict the class of each example of --data (labels, if any, are ignored except by "
-                    "--show). Without --out and --show, the CSV goes to stdout.")
-    predict.add_argument("model", type=Path, metavar="MODEL", help="a model file (.npz)")
-    predict.add_argument("--data", type=Path, metavar="PATH",
-                         help=DATA_HELP.replace("a Kaggle-layout CSV", "a Kaggle-layout CSV with or without labels"))
+    predict = model_command(
+        commands, "predict", "predict classes; write a Kaggle submission CSV (ImageId,Label)",
+        "Predict the class of each example of --data (labels, if any, are ignored except by --show). Without "
+        "--out and --show, the CSV goes to stdout.",
+        DATA_HELP.replace("a Kaggle-layout CSV", "a Kaggle-layout CSV with or without labels"))
     predict.add_argument("--out", type=Path, metavar="FILE.csv",
                          help="write the predictions here as ImageId,Label (ImageId counts from 1)")
     predict.add_argument("--show", type=positive_int, metavar="N",
