@@ -26,7 +26,7 @@ from .kernels.codes import VECTOR_BYTES
 
 CACHE_LINE = 64
 
-from .kernels.tuning import TRANSPOSE_MIN_VECTORS
+from .kernels.tuning import DOT_MIN_VECTORS, TRANSPOSE_MIN_VECTORS
 
 
 @dataclass(frozen=True)
@@ -122,12 +122,15 @@ def batch_buffers(layout: Layout, rows, batch_size: int, models: tuple[int, ...]
     - Z, A, D: a row per example (padding zero);
     - col_ptr, col_example, col_value: the batch transposed by input unit (empty for narrow first
       layers);
-    - weights_t, t_offsets: room for the transposed weights of layers 1, 2, ... (layer l's block
-      of sizes[l + 1] rows of strides[l - 1] values starts at t_offsets[l]; padding zero).
+    - weights_t, t_offsets: room for the transposed weights of the narrow layers among 1, 2, ...
+      (layer l's block of sizes[l + 1] rows of strides[l - 1] values starts at t_offsets[l] and
+      ends at t_offsets[l + 1]; padding zero). Layers of DOT_MIN_VECTORS vectors of outputs or
+      more get none: their input gradient is summed along W's rows.
     ``models`` is a leading shape, (K,) for fit_many's K models."""
     width = layout.row_width
     n_units, entries = (layout.sizes[0] + 1, rows.most_in_batch(batch_size)) if layout.transposes_batch else (0, 0)
-    blocks = [0, 0] + [layout.sizes[l + 1] * int(layout.strides[l - 1]) for l in range(1, layout.n_layers)]
+    blocks = [0, 0] + [layout.sizes[l + 1] * int(layout.strides[l - 1])
+                       if layout.strides[l] < DOT_MIN_VECTORS * layout.lanes else 0 for l in range(1, layout.n_layers)]
     t_offsets = np.cumsum(blocks)[:layout.n_layers + 1].astype(np.int64)
     return Buffers(*(aligned_zeros((*models, batch_size, width), layout.dtype) for _ in range(3)),
                    aligned_zeros((*models, n_units), np.int32), aligned_zeros((*models, entries), np.int32),

@@ -44,8 +44,8 @@ class Buffers(NamedTuple):
     col_ptr: np.ndarray  # the batch transposed by input unit (empty for narrow first layers)
     col_example: np.ndarray
     col_value: np.ndarray
-    weights_t: np.ndarray  # layers 1, 2, ... transposed, for their input gradients
-    t_offsets: np.ndarray  # int64: where each layer's block of weights_t starts
+    weights_t: np.ndarray  # the narrow layers among 1, 2, ... transposed, for their input gradients
+    t_offsets: np.ndarray  # int64: where each layer's block of weights_t starts (and the last ends)
 
 
 class Hyper(NamedTuple):

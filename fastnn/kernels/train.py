@@ -45,7 +45,6 @@ from .layers import (
 from .optim import update_segment
 from .simd import lanes, prefetch, vadd, vload, vstore
 from .sparse import half_range, prefetch_half, prefetch_row, transpose_batch
-from .tuning import DOT_MIN_VECTORS
 from .sync import atomic_add, atomic_load, barrier, next_task
 
 
@@ -116,10 +115,11 @@ def output_backward(net, data, e, weight, z_row, a_row, d_row):
 
 
 @njit(inline="always")
-def input_gradient_from_rows(params, net, l):
-    """Whether layer l's input gradient is summed along its weights' rows
-    (dense_block_backward_input), rather than from its transposed weights (transpose_layers)."""
-    return net.strides[l] >= DOT_MIN_VECTORS * lanes(params)
+def transposed(bufs, l):
+    """Whether layer l's input gradient comes from its transposed weights (transpose_layers):
+    where bufs.weights_t has room for them (layout.batch_buffers leaves none for wide layers,
+    whose input gradient is summed along W's rows, dense_block_backward_input)."""
+    return bufs.t_offsets[l + 1] > bufs.t_offsets[l]
 
 
 @njit(inline="always")
@@ -129,11 +129,11 @@ def hidden_backward_block(params, net, rows, b0, b1, bufs):
     sizes, strides, offsets, cols, acts, dropout, key = net
     Z, D = bufs.Z, bufs.D
     for l in range(acts.size - 1, 0, -1):
-        if input_gradient_from_rows(params, net, l):
-            dense_block_backward_input(params, offsets[l], sizes[l], strides[l], D, cols[l], D, cols[l - 1], b0, b1)
-        else:
+        if transposed(bufs, l):
             dense_block_forward(bufs.weights_t, bufs.t_offsets[l], sizes[l + 1], strides[l - 1], False, D, cols[l], D,
                                 cols[l - 1], b0, b1)
+        else:
+            dense_block_backward_input(params, offsets[l], sizes[l], strides[l], D, cols[l], D, cols[l - 1], b0, b1)
         for b in range(b0, b1):
             below = D[b, cols[l - 1]:cols[l]]
             if dropout > 0:
@@ -148,7 +148,7 @@ def transpose_layers(params, net, bufs):
     sizes, strides, offsets = net.sizes, net.strides, net.offsets
     weights_t, t_offsets = bufs.weights_t, bufs.t_offsets
     for l in range(1, sizes.size - 1):
-        if not input_gradient_from_rows(params, net, l):
+        if transposed(bufs, l):
             transpose_weights(params, offsets[l], sizes[l], strides[l], sizes[l + 1], weights_t[t_offsets[l]:],
                               strides[l - 1])
 
