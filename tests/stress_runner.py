@@ -34,10 +34,13 @@ CASES = {
     "adamw, dropout, three layers": dict(sizes=(64, 40, 20, 10), n=600, dropout=0.1,
                                          fit=dict(batch_size=32, optimizer="adamw", blocks_per_epoch=3)),
     "adam, batch 128": dict(sizes=(64, 20, 10), n=1100, fit=dict(batch_size=128, optimizer="adam")),
+    # 80 -> 80 sums its input gradient along W's rows (layers.dense_block_backward_input)
+    "adam, wide hidden layers": dict(sizes=(64, 80, 80, 10), n=600, fit=dict(batch_size=64, optimizer="adam")),
 }
-# Replicas (narrow first layers) and shared weights (the transposed batch), each update rule.
+# Replicas (narrow first layers) and shared weights (the transposed batch, wide hidden layers), each
+# update rule.
 QUICK = ["sgd, 20 calls", "momentum, dropout", "adam, 20 calls", "rmsprop, 20 calls", "adam, clipping, float64",
-         "sgd, transposed batch"]
+         "sgd, transposed batch", "adam, wide hidden layers"]
 
 
 def data(n: int, d: int):
