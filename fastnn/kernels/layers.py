@@ -18,6 +18,7 @@ from numba.extending import overload
 from .codes import LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, TANH
 from .tuning import PANEL_ROWS
 from .jit import kernel
+from .optim import step_vector
 from .simd import (lanes, load, store, vadd, vexp, vfma, vlargest, vload, vmax, vmul, vsplat, vstore, vsub, vsum, vtail,
                    vwhere_positive, vzero)
 
@@ -458,9 +459,29 @@ def transpose_weights(params, off, n_in, stride, n_out, weights_t, stride_t):
             weights_t[j * stride_t + i] = params[off + i * stride + j]
 
 
+@njit(inline="always")
+def _row_sum_start(grad, i, kind):
+    """A tile's running sum: grad[i:i + lanes], or zero when the sums become steps (kind >= 0;
+    the gradient buffer holds zeros then, and is left so)."""
+    return vzero(grad) if kind >= 0 else vload(grad, i)
+
+
+@njit(inline="always")
+def _row_sum_end(grad, params, m, v, i, g, kind, settings):
+    """Store a tile's sum g in grad[i:...], or (kind >= 0) take rule kind's step with it."""
+    if kind >= 0:
+        step_vector(kind, params, m, v, i, g, settings)
+    else:
+        vstore(grad, i, g)
+
+
 @kernel
-def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0, r1):
-    """grad[rows r0..r1) += sum over the batch of a_b^T dz_b, examples added in order.
+def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0, r1, params, m, v, kind, settings):
+    """grad[rows r0..r1) += sum over the batch of a_b^T dz_b, examples added in order; with
+    kind >= 0, each tile of sums takes the step of update rule ``kind`` (optim.step_vector, with
+    optimizer state m, v and ``settings``) on params instead, as it leaves the registers: the
+    same values as storing the gradient, then optim.update_segment, without writing, reading
+    back and clearing it (for a wide layer with Adam, most of the step's memory traffic).
 
     A[b, a_col + i] is input i of example b, D[b, d_col:] its output gradient; row n_in is the
     bias (input 1). Four rows at a time keep eight tiles of sums in registers across the batch,
@@ -475,12 +496,13 @@ def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0
         while t < stride:
             two = t + 2 * L <= stride  # else one vector: the second sums stay zero, unstored
             rows = off + i * stride + t
-            g00, g10 = vload(grad, rows), vload(grad, rows + stride)
-            g20, g30 = vload(grad, rows + 2 * stride), vload(grad, rows + 3 * stride)
+            g00, g10 = _row_sum_start(grad, rows, kind), _row_sum_start(grad, rows + stride, kind)
+            g20, g30 = _row_sum_start(grad, rows + 2 * stride, kind), _row_sum_start(grad, rows + 3 * stride, kind)
             g01, g11, g21, g31 = vzero(grad), vzero(grad), vzero(grad), vzero(grad)
             if two:
-                g01, g11 = vload(grad, rows + L), vload(grad, rows + stride + L)
-                g21, g31 = vload(grad, rows + 2 * stride + L), vload(grad, rows + 3 * stride + L)
+                g01, g11 = _row_sum_start(grad, rows + L, kind), _row_sum_start(grad, rows + stride + L, kind)
+                g21 = _row_sum_start(grad, rows + 2 * stride + L, kind)
+                g31 = _row_sum_start(grad, rows + 3 * stride + L, kind)
             for b in range(n_batch):
                 a = b * width + a_col + i
                 a0, a1 = vsplat(load(A, a)), vsplat(load(A, a + 1))
@@ -491,21 +513,25 @@ def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0
                 if two:
                     d1 = vload(D, d + L)
                     g01, g11, g21, g31 = vfma(a0, d1, g01), vfma(a1, d1, g11), vfma(a2, d1, g21), vfma(a3, d1, g31)
-            vstore(grad, rows, g00), vstore(grad, rows + stride, g10)
-            vstore(grad, rows + 2 * stride, g20), vstore(grad, rows + 3 * stride, g30)
+            _row_sum_end(grad, params, m, v, rows, g00, kind, settings)
+            _row_sum_end(grad, params, m, v, rows + stride, g10, kind, settings)
+            _row_sum_end(grad, params, m, v, rows + 2 * stride, g20, kind, settings)
+            _row_sum_end(grad, params, m, v, rows + 3 * stride, g30, kind, settings)
             if two:
-                vstore(grad, rows + L, g01), vstore(grad, rows + stride + L, g11)
-                vstore(grad, rows + 2 * stride + L, g21), vstore(grad, rows + 3 * stride + L, g31)
+                _row_sum_end(grad, params, m, v, rows + L, g01, kind, settings)
+                _row_sum_end(grad, params, m, v, rows + stride + L, g11, kind, settings)
+                _row_sum_end(grad, params, m, v, rows + 2 * stride + L, g21, kind, settings)
+                _row_sum_end(grad, params, m, v, rows + 3 * stride + L, g31, kind, settings)
             t += 2 * L if two else L
         i += 4
     one = grad.dtype.type(1)
     for i in range(i, r1):  # the last rows, and the bias
         row = off + i * stride
         for t in range(0, stride, L):
-            g = vload(grad, row + t)
+            g = _row_sum_start(grad, row + t, kind)
             for b in range(n_batch):
                 g = vfma(vsplat(A[b, a_col + i] if i < n_in else one), vload(D, b * width + d_col + t), g)
-            vstore(grad, row + t, g)
+            _row_sum_end(grad, params, m, v, row + t, g, kind, settings)
 
 
 # -- activations ---------------------------------------------------------------------------------

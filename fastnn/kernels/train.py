@@ -42,8 +42,8 @@ from .layers import (
     store_tile,
     transpose_weights,
 )
-from .optim import update_segment
-from .simd import lanes, prefetch, vadd, vload, vstore
+from .optim import rule_settings, update_segment
+from .simd import lanes, prefetch, vadd, vload, vstore, vzero
 from .sparse import half_range, prefetch_half, prefetch_row, transpose_batch
 from .sync import atomic_add, atomic_load, barrier, next_task
 
@@ -194,11 +194,28 @@ def inverse_weight(params, data, order, start, n_batch):
     return params.dtype.type(1) / total if total > 0 else params.dtype.type(0)
 
 
+@njit(inline="always")
+def rule_step(params, opt, batch):
+    """What accumulate_units needs for the other layers' rows to take the step of opt's rule as
+    their sums leave the registers (layers.dense_backward_rows; no clipping): (rule, m, v, its
+    settings for the batch in row ``batch`` of opt.lrs)."""
+    return opt.kind, opt.m, opt.v, rule_settings(params, opt.lrs[batch], opt.hyper, opt.step + batch,
+                                                 params.dtype.type(1))
+
+
+@njit(inline="always")
+def no_step(params, grad):
+    """As rule_step, for gradients stored in grad, not stepped."""
+    zero = vzero(params)
+    return -1, grad, grad, (zero, zero, zero, zero, zero, zero, zero, zero)
+
+
 @kernel
-def accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u0, u1):
+def accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u0, u1, step):
     """Gradient rows of units u0..u1-1, summed over the batch in order. With rate != 0 (plain
     SGD, see train_worker) the first layer's weight rows take their step in params right away
-    instead (sparse_columns_backward, sparse_dense_backward), their gradient never stored."""
+    instead (sparse_columns_backward, sparse_dense_backward), their gradient never stored; so do
+    the other layers' rows with ``step`` = rule_step(...) (no_step: stored)."""
     sizes, strides, offsets, cols = net.sizes, net.strides, net.offsets, net.cols
     indptr, indices, values, scale = data.indptr, data.indices, data.values, data.scale
     A, D, col_ptr, col_example, col_value = bufs.A, bufs.D, bufs.col_ptr, bufs.col_example, bufs.col_value
@@ -209,7 +226,7 @@ def accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs,
                                     col_value, D, cols[0], r0, min(r1, sizes[0]), rate)
             if r1 == sizes[0] + 1:  # the bias row: its input is 1 for every example
                 dense_backward_rows(grad, offsets[0], sizes[0], strides[0], A, 0, D, cols[0], n_batch,
-                                    sizes[0], sizes[0] + 1)
+                                    sizes[0], sizes[0] + 1, params, grad, grad, -1, step[3])
         elif l == 0:
             for b in range(n_batch):
                 row = order[start + b]
@@ -217,16 +234,19 @@ def accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs,
                                       indptr[row], indptr[row + 1], D[b, cols[0]:cols[1]], r0, r1)
         else:
             dense_backward_rows(grad, offsets[l], sizes[l], strides[l], A, cols[l - 1], D, cols[l],
-                                n_batch, r0, r1)
+                                n_batch, r0, r1, params, step[1], step[2], step[0], step[3])
 
 
 @kernel
-def update_units(params, grad, net, units, opt, batch, grad_scale, u0, u1, stepped):
+def update_units(params, grad, net, units, opt, batch, grad_scale, u0, u1, stepped, fused):
     """Apply the update rule to the rows of units u0..u1-1 (but the first layer's weight rows
-    if ``stepped``: accumulate_units took their step); ``batch``: the batch's row in opt.lrs."""
+    if ``stepped``, and the other layers' if ``fused``: accumulate_units took their step);
+    ``batch``: the batch's row in opt.lrs."""
     sizes, strides, offsets = net.sizes, net.strides, net.offsets
     for u in range(u0, u1):
         l, r0, r1 = units[u, 0], units[u, 1], units[u, 2]
+        if l > 0 and fused:
+            continue
         if l == 0 and stepped:
             r0 = max(r0, sizes[0])
         update_segment(opt.kind, params, grad, opt.m, opt.v, offsets[l] + r0 * strides[l],
@@ -295,19 +315,22 @@ def train_worker(worker, n_workers, plan, sync, params, grad, net, data, order, 
             # Plain SGD steps the first layer's weight rows inside the gradient's loop: p - lr * (g +
             # 0 * p) is p - lr * g, so that gradient (most of the parameters) is never stored. A
             # transposed batch steps by each row's whole sum (the same bits as summing first); the
-            # per-example loop by each example's term (the same math, float rounding apart).
+            # per-example loop by each example's term (the same math, float rounding apart). Every
+            # rule steps the other layers' rows as their sums leave the registers.
             plain = opt.kind == SGD and opt.hyper.weight_decay == 0
             rate = opt.lrs[batch - first] if plain else params.dtype.type(0)
+            step = rule_step(params, opt, batch - first)
             u = 0 if replicas else next_task(sync, base)
             while u < n_units:
-                accumulate_units(grad, params, rate, net, data, order, start, n_batch, here, units, u, u + 1)
-                update_units(params, grad, net, units, opt, batch - first, params.dtype.type(1), u, u + 1, rate != 0)
+                accumulate_units(grad, params, rate, net, data, order, start, n_batch, here, units, u, u + 1, step)
+                update_units(params, grad, net, units, opt, batch - first, params.dtype.type(1), u, u + 1, rate != 0,
+                             True)
                 u = u + 1 if replicas else next_task(sync, base)
         else:  # clipping needs the whole gradient's norm before any update
             u = 0 if replicas else next_task(sync, base)
             while u < n_units:
                 accumulate_units(grad, params, params.dtype.type(0), net, data, order, start, n_batch, here, units,
-                                 u, u + 1)
+                                 u, u + 1, no_step(params, grad))
                 u = u + 1 if replicas else next_task(sync, base)
             if not replicas:
                 base += n_units + n_workers
@@ -324,7 +347,7 @@ def train_worker(worker, n_workers, plan, sync, params, grad, net, data, order, 
                     return
             u = 0 if replicas else next_task(sync, base)
             while u < n_units:
-                update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1, False)
+                update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1, False, False)
                 u = u + 1 if replicas else next_task(sync, base)
         if not replicas:
             base += n_units + n_workers
@@ -431,10 +454,11 @@ def upper_units_step(grad, params, rate, net, data, order, start, n_batch, bufs,
     bias = offsets[0] + sizes[0] * strides[0]
     for b in range(n_batch):
         add_bias_gradient(grad, bias, strides[0], D[b, cols[0]:cols[1]])
+    fused = rule_step(params, opt, step)
     for u in range(units.shape[0]):
         if units[u, 0] > 0:
-            accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u, u + 1)
-    update_units(params, grad, net, units, opt, step, params.dtype.type(1), 0, units.shape[0], True)
+            accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u, u + 1, fused)
+    update_units(params, grad, net, units, opt, step, params.dtype.type(1), 0, units.shape[0], True, True)
 
 
 @njit(inline="always")
@@ -457,7 +481,8 @@ def batch_gradient(params, grad, net, data, order, bufs, units, losses, hits):
     if bufs.col_ptr.size > 0:
         transpose_batch(data.indptr, data.indices, data.values, data.scale, order, 0, n_batch, bufs.col_ptr,
                         bufs.col_example, bufs.col_value)
-    accumulate_units(grad, params, params.dtype.type(0), net, data, order, 0, n_batch, bufs, units, 0, units.shape[0])
+    accumulate_units(grad, params, params.dtype.type(0), net, data, order, 0, n_batch, bufs, units, 0, units.shape[0],
+                     no_step(params, grad))
 
 
 @kernel(nogil=True)
