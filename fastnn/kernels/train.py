@@ -199,7 +199,7 @@ def rule_step(params, opt, batch):
     """What accumulate_units needs for the other layers' rows to take the step of opt's rule as
     their sums leave the registers (layers.dense_backward_rows; no clipping): (rule, m, v, its
     settings for the batch in row ``batch`` of opt.lrs)."""
-    return opt.kind, opt.m, opt.v, rule_settings(params, opt.lrs[batch], opt.hyper, opt.step + batch,
+    return opt.kind, opt.m, opt.v, rule_settings(opt.kind, params, opt.lrs[batch], opt.hyper, opt.step + batch,
                                                  params.dtype.type(1))
 
 
