@@ -12,7 +12,9 @@
 3. Keep only that function visible and let LLVM drop what it no longer reaches: the kernels use
    NumPy's error model, so no path is left that calls into Python or Numba's runtime.
 4. Emit position-independent code for this CPU, link it with the C compiler (cc, or $CC) into
-   one shared library, and write the manifest last: a reader never sees half a build.
+   one shared library, and write the manifest last: a reader never sees half a build. It
+   records the library file's size and SHA-256 and the CPU it was built for, which the loader
+   checks before it loads the file.
 
 It takes about as long as compiling the kernels once (one to five minutes here); it also fills Numba's
 cache. Without a C compiler it fails, and fastnn goes on running on the JIT.
@@ -38,7 +40,7 @@ from numba.extending import intrinsic
 from ..errors import FastnnError
 from ..kernels import args
 from ..kernels.tuning import INLINING_THRESHOLD
-from .loader import DIRECTORY, ENTRY_POINTS, MANIFEST, _library, fingerprint
+from .loader import DIRECTORY, ENTRY_POINTS, MANIFEST, _library, cpu, file_record, fingerprint
 
 # What the library may take from the process: the C library and libm.
 ALLOWED_EXTERNAL = {"exp", "expf", "log", "logf", "tanh", "tanhf", "sqrt", "sqrtf", "pow", "powf", "memset", "memcpy",
@@ -187,7 +189,7 @@ def build(directory: Path = DIRECTORY) -> dict:
     machine = target.create_target_machine(cpu=ll.get_host_cpu_name(), features=ll.get_host_cpu_features().flatten(),
                                            opt=3, reloc="pic", codemodel="default")
     directory.mkdir(parents=True, exist_ok=True)
-    manifest = {"fingerprint": fingerprint(), "kernels": {}}
+    manifest = {"fingerprint": fingerprint(), "cpu": cpu(), "kernels": {}}
     with tempfile.TemporaryDirectory(dir=directory) as scratch:
         objects = []
         for name, module in ENTRY_POINTS.items():
@@ -216,14 +218,24 @@ def build(directory: Path = DIRECTORY) -> dict:
                               "in CC; until then fastnn runs on Numba's JIT") from None
         if linked.returncode != 0:
             raise FastnnError(f"linking the native library with {compiler} failed: {linked.stderr}")
-        (Path(scratch) / MANIFEST).write_text(json.dumps(manifest, indent=1))
-        os.replace(Path(scratch) / MANIFEST, directory / MANIFEST)
+        write_manifest(directory, manifest)
     # Older libraries go; a build that finished meanwhile may have replaced the manifest, so
     # the one to keep is whichever it names now.
     current = json.loads((directory / MANIFEST).read_text())["library"]
     for old in directory.glob("kernels-*.so"):
         if old.name != current:
             old.unlink(missing_ok=True)
+    return manifest
+
+
+def write_manifest(directory: Path, manifest: dict) -> dict:
+    """Record in ``manifest`` the size and SHA-256 of the library file it names in
+    ``directory``, and write it there as the library's manifest, in one step (a reader sees the
+    old manifest or the new one); returns it."""
+    manifest.update(file_record(directory / manifest["library"]))
+    unfinished = directory / f".{MANIFEST}.{os.getpid()}"
+    unfinished.write_text(json.dumps(manifest, indent=1))
+    os.replace(unfinished, directory / MANIFEST)
     return manifest
 
 
