@@ -16,7 +16,7 @@ from .layout import Layout, aligned_zeros, cache_aligned
 from .optimizers import Optimizer
 from .schedules import Schedule
 from .training import EarlyStopping, History
-from .data.checks import check_labels, check_targets, check_weights
+from .data.checks import check_labels, check_layer_sizes, check_network_size, check_targets, check_weights
 from .kernels.tuning import PREDICT_MIN_WORK
 
 INITS = ("uniform", "he", "glorot")
@@ -46,9 +46,7 @@ class MLP:
         'linear' (regression). ``dropout``: inverted dropout rate of the hidden layers while
         training. ``init``: 'uniform' (the tutorial's), 'he' or 'glorot'. ``seed`` drives the
         weights, the shuffles and dropout. ``dtype``: 'float32' or 'float64'."""
-        sizes = tuple(sizes)
-        if len(sizes) < 2 or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in sizes):
-            raise ValueError(f"sizes must be at least two positive integers, got {sizes!r}")
+        sizes = check_layer_sizes(sizes)  # ints >= 1, not bools
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
         if output == "softmax" and sizes[-1] < 2:
@@ -64,6 +62,7 @@ class MLP:
         if str(dtype) not in DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.dtype = np.dtype(DTYPES[str(dtype)])
+        check_network_size(sizes, self.dtype.itemsize)  # before the parameter buffer is allocated
         self.layout = Layout(tuple(int(s) for s in sizes), self.dtype)
         self.activation = activation
         self.output = output
@@ -319,64 +318,53 @@ class MLP:
 
     @classmethod
     def load(cls, path) -> "MLP":
-        """Load a model saved by save(); raises ModelFileError for anything but a valid file."""
-        from . import io, optimizers
-        from .errors import ModelFileError
-        from .training import OptimizerState
+        """Load a model saved by save(). Any file that is not a valid model file (missing,
+        truncated, tampered with, of another version, or crafted: see fastnn.io) raises
+        ModelFileError naming it, before anything of the size it claims is allocated."""
+        from . import io
         arrays, meta = io.load_arrays(path)
+        return cls.from_file_contents(arrays, meta, path)
+
+    @classmethod
+    def from_file_contents(cls, arrays: dict, meta: dict, path) -> "MLP":
+        """The model that ``io.load_arrays(path)`` read as (arrays, meta). Every field is checked
+        for type and range first, and the parameter count is computed from the sizes and
+        compared with the stored parameters before the network is built; ModelFileError
+        otherwise."""
+        from . import model_file
+        from .errors import ModelFileError
         try:
-            model = cls(**meta["model"])
-            params = arrays["params"]
-            if params.dtype != model.dtype:
-                raise ValueError(f"parameters of dtype {params.dtype} in a {model.dtype} network")
-            model.set_params(params)
-            model.rng.bit_generator.state = meta["rng"]
+            config = model_file.checked_config(meta.get("model"), arrays.get("params"))
+            rng_state = model_file.checked_rng_state(meta.get("rng"), "generator state (rng)")
             training = meta.get("training") or {}
-            model.epochs_trained = int(training.get("epochs_trained", 0))
-            model.position = _checked_position(training.get("position"))
-            if training.get("optimizer"):
-                saved = training["optimizer"]
-                if saved["class"] not in optimizers.__all__:
-                    raise ValueError(f"unknown optimizer {saved['class']!r}")
-                settings = dict(saved["settings"])
-                if "betas" in settings:
-                    settings["betas"] = tuple(settings["betas"])
-                optimizer = getattr(optimizers, saved["class"])(**settings)
-                state = OptimizerState.fresh(optimizer, model.layout.n_params, model.dtype)
-                for name in ("m", "v"):
-                    if getattr(state, name).size:
-                        stored = f"optimizer_{name}"
-                        if saved["class"] == "RMSprop" and "optimizer_v" in arrays:  # files that kept it in v
-                            stored = "optimizer_v"
-                        setattr(state, name, model.layout.from_dense(arrays[stored].astype(model.dtype)))
-                state.step = int(saved["step"])
-                model.optimizer_state = state
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            if not isinstance(training, dict):
+                raise ValueError(f"training must be an object, got {model_file.brief(training)}")
+            epochs_trained = model_file.checked_count(training.get("epochs_trained", 0), "epochs_trained")
+            position = model_file.checked_position(training.get("position"))
+            extra = meta.get("extra", {})
+            if not isinstance(extra, dict):
+                raise ValueError(f"extra must be an object, got {model_file.brief(extra)}")
+            model = cls(**config)
+            model.set_params(arrays["params"])
+            model.rng.bit_generator.state = rng_state
+            model.epochs_trained = epochs_trained
+            model.position = position
+            if training.get("optimizer") is not None:
+                model.optimizer_state = model_file.checked_optimizer_state(training["optimizer"], arrays, model)
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError, RecursionError) as e:
             raise ModelFileError(f"model file {path} describes no valid network: {e}") from e
-        model.metadata = meta.get("extra", {})
+        model.metadata = extra
         return model
 
     def gradient(self, X, y, sample_weight=None) -> np.ndarray:
         """The mean-loss gradient over (X, y) as one batch, flat in the dense layout (each layer's
         W (n_in x n_out) then b): what one full-batch step would follow."""
-        from .kernels.train import batch_gradient
         from .layout import batch_buffers, gradient_plan
+        from .native.loader import jit_module
         examples = self._examples(X, y, sample_weight)
         n = examples.rows.n_rows
         bufs = batch_buffers(self.layout, examples.rows, n)
         grad = np.zeros_like(self._params)
-        batch_gradient(self._params, grad, self._net(), examples.kernel_tuple(), np.arange(n, dtype=np.int64),
+        jit_module("train").batch_gradient(self._params, grad, self._net(), examples.kernel_tuple(), np.arange(n, dtype=np.int64),
                        bufs, gradient_plan(self.layout, 1), np.empty(n, self.dtype), np.empty(n, np.bool_))
         return self.layout.to_dense(grad)
-
-
-def _checked_position(position):
-    """A checkpoint's place inside an interrupted epoch, checked: it comes from a file, and its
-    numbers reach the training kernel as batch indices."""
-    if position is None:
-        return None
-    done, total = position.get("batches_done"), position.get("n_batches")
-    if not (isinstance(done, int) and isinstance(total, int) and 0 <= done < total
-            and isinstance(position.get("rng"), dict)):
-        raise ValueError(f"invalid position inside an epoch: {position!r}")
-    return position

@@ -162,7 +162,7 @@ class Kernel:
 
     def jit(self) -> Callable:
         """The kernel's Numba dispatcher (importing Numba, compiling on a cold cache)."""
-        module = _jit_modules.get(ENTRY_POINTS[self.name]) or _import_jit_module(ENTRY_POINTS[self.name])
+        module = jit_module(ENTRY_POINTS[self.name])
         return getattr(module, self.name)
 
 
@@ -170,9 +170,11 @@ _jit_modules: dict[str, ModuleType] = {}
 _jit_lock = threading.Lock()
 
 
-def _import_jit_module(name: str) -> ModuleType:
+def jit_module(name: str) -> ModuleType:
     """fastnn.kernels.``name``, its kernels and those it calls reading Numba's cache as checked
-    files (see numba_cache.py) before any of them compiles."""
+    files (see numba_cache.py) before any of them compiles: how Python reaches a JIT kernel."""
+    if name in _jit_modules:
+        return _jit_modules[name]
     with _jit_lock:  # workers may ask at once; the check must be in place before either compiles
         if name not in _jit_modules:
             module = importlib.import_module(f"fastnn.kernels.{name}")
