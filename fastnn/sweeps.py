@@ -74,18 +74,10 @@ def load_config(config) -> tuple[dict, Path | None]:
     """The config as a dict (from a TOML file, or given as a dict), and its file if any."""
     if isinstance(config, dict):
         return config, None
-    import tomllib
+    from .cli.config import load_toml  # the same bounds as fastnn train --config: size, depth, regular file
 
     p = Path(config)
-    try:
-        with p.open("rb") as f:
-            return tomllib.load(f), p
-    except FileNotFoundError:
-        raise SweepError(f"sweep config {p} does not exist")
-    except IsADirectoryError:
-        raise SweepError(f"sweep config {p} is a folder, not a file")
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise SweepError(f"sweep config {p} is not valid TOML: {e}")
+    return load_toml(p, "sweep config", SweepError), p
 
 
 def _name(key: str) -> str:
@@ -494,6 +486,18 @@ def _better(row: dict, best: dict | None, metric: str, mode: str) -> bool:
 
 # -- the sweep -----------------------------------------------------------------------------------
 
+def check_outputs(folder: Path, files: list[Path]) -> None:
+    """SweepError, before any run trains, unless ``folder`` exists or can be created and none of
+    ``files`` (written into it as runs finish) is a folder."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SweepError(f"could not create the results folder {folder}: {e.strerror or e}") from e
+    for path in files:
+        if path.is_dir():
+            raise SweepError(f"{path} is a folder, where the sweep writes a file: remove it or use another --out")
+
+
 def sweep(config, *, data=None, out=None, resume: bool = False, overwrite: bool = False, client=None,
           scheduler: str | None = None, workers: int | None = None, progress: bool = True,
           on_result: Callable[[dict], None] | None = None):
@@ -523,10 +527,10 @@ def sweep(config, *, data=None, out=None, resume: bool = False, overwrite: bool 
         r["id"] = _digest({"spec": r["spec"], "seed": r["seed"], "data": fingerprint})[:12]
     out = Path(out if out is not None else settings["out"] if settings["out"] is not None
                else config_path.with_name(config_path.stem + "-sweep") if config_path is not None else "sweep")
-    out.mkdir(parents=True, exist_ok=True)
     columns = ["id", "index", "seed", *names, *RESULT_COLUMNS]
     results = Results(out / "results.csv", columns)
     best_path = out / "best.npz"
+    check_outputs(out, [results.path, best_path])
     done: dict[str, dict] = {}
     if results.path.exists() and results.path.stat().st_size and not overwrite:
         if not resume:
@@ -539,7 +543,10 @@ def sweep(config, *, data=None, out=None, resume: bool = False, overwrite: bool 
                                  "or data?): use another --out, or --overwrite")
             done[row["id"]] = row
     rows_by_index = {r["index"]: r for r in runs}
-    results.start(list(done.values()))  # drops a last line cut short by a crash
+    try:
+        results.start(list(done.values()))  # drops a last line cut short by a crash; proves OUT takes files
+    except OSError as e:
+        raise SweepError(f"could not write {results.path}: {e.strerror or e}") from e
     best = None
     for row in done.values():
         if _better(row, best, settings["metric"], settings["mode"]):

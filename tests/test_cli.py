@@ -36,7 +36,8 @@ def test_train_on_mnist_prints_epochs_and_test_accuracy(shared_data, tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("training 784-10-10 on 60,000 examples")
     assert lines[1].startswith("epoch 1: loss") and lines[2].startswith("epoch 2: loss")
-    accuracy = float(lines[3].removeprefix("test accuracy: "))
+    assert lines[3] == f"saved {tmp_path / 'm.npz'}"  # before the evaluation, which cannot lose it
+    accuracy = float(lines[4].removeprefix("test accuracy: "))
     assert accuracy > 0.85
     model = MLP.load(tmp_path / "m.npz")
     assert model.sizes == (784, 10, 10)
@@ -298,14 +299,15 @@ def test_signal_saves_a_checkpoint_and_resume_is_bit_identical(signum, status, u
     finally:
         process.kill()
     assert process.returncode == status, err
-    message = f"interrupted: checkpoint saved to {checkpoint}; resume with: fastnn train --resume {checkpoint}"
-    assert err.strip().splitlines()[-1] == message
+    # the command continues into the same files: run.npz beside run.ckpt.npz needs no --out, the log does
+    command = f"fastnn train --resume {checkpoint} --metrics {log}"
+    assert err.strip().splitlines()[-1] == f"interrupted: checkpoint saved to {checkpoint}; resume with: {command}"
     assert "Traceback" not in err
     assert not (tmp_path / "run.npz").exists()
     stopped = MLP.load(checkpoint)
     assert 1 <= stopped.epochs_trained < 8
 
-    resumed = fastnn("train", "--resume", str(checkpoint))
+    resumed = fastnn(*command.split()[1:])
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.startswith(f"resuming 784-64-10 on 1,800 examples (200 held out for validation) from "
                                      f"{checkpoint}: epoch {stopped.epochs_trained + 1} of 8")

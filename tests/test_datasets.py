@@ -332,7 +332,8 @@ IDX_CASES = {
     "terabytes_gzip": (gzip.compress(idx_bytes(TB, bytes(64))), "limit"),
     "truncated_raw": (_GOOD[:-1], "truncated"),
     "truncated_data_gzip": (gzip.compress(_GOOD[:-1]), "truncated"),
-    "large_claim_gzip": (gzip.compress(idx_bytes((10**8,), bytes(64))), "truncated"),
+    "large_claim_gzip": (gzip.compress(idx_bytes((10**8,), bytes(64))), "more than a gzip file of"),
+    "claim_within_gzip_ratio": (gzip.compress(idx_bytes((20_000,), bytes(64))), "data ends after 64 bytes"),
     "trailing_raw": (_GOOD + b"\x00", "trailing"),
     "trailing_gzip": (gzip.compress(_GOOD + b"\x00"), "trailing"),
     "truncated_gzip": (_GOOD_GZ[:-6], "gzip"),
@@ -368,6 +369,8 @@ def test_bad_idx_files(tmp_path: Path, case: str) -> None:
     ("text_cell.csv", "non-integer"),
     ("missing_cell.csv", "missing"),
     ("out_of_range.csv", "outside the pixel range"),
+    ("overclaiming.idx.gz", "can hold"),
+    ("long_row.csv", "line longer than 96 bytes"),
 ])
 def test_committed_bad_files(name: str, word: str) -> None:
     path = BAD / name

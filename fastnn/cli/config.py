@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import reprlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -22,26 +23,41 @@ class OptionError(ValueError):
 
 # -- converters: accept a command-line string or a TOML value, return the checked value --------
 
+_REPR = reprlib.Repr()
+_REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother, _REPR.maxlong = 12, 8, 60, 60, 40
+
+
+def _shown(value) -> str:
+    """repr(value), shortened: a config value may be a megabyte of text or a deeply nested list."""
+    try:
+        return _REPR.repr(value)
+    except ValueError:  # an int of over 4,300 digits, which Python will not convert to text
+        return f"<a {type(value).__name__} too long to show>"
+
+
 def _number(value, name: str, kind: type):
+    what = "an integer" if kind is int else "a number"
     if isinstance(value, bool):
         raise OptionError(f"{name} must be a number, got {value!r}")
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, str):
             return kind(value)
-        except ValueError:
-            raise OptionError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
-    if kind is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, int if kind is int else (int, float)):
-        return kind(value)
-    raise OptionError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+        if kind is int and isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, int if kind is int else (int, float)):
+            return kind(value)
+    except ValueError:
+        raise OptionError(f"{name} must be {what}, got {_shown(value)}") from None
+    except OverflowError:  # float(10**400)
+        raise OptionError(f"{name} must be a finite number, got {_shown(value)}") from None
+    raise OptionError(f"{name} must be {what}, got {_shown(value)}")
 
 
 def integer(minimum: int) -> Callable:
     def convert(value, name):
         v = _number(value, name, int)
         if v < minimum:
-            raise OptionError(f"{name} must be an integer >= {minimum}, got {value!r}")
+            raise OptionError(f"{name} must be an integer >= {minimum}, got {_shown(value)}")
         return v
     return convert
 
@@ -52,7 +68,8 @@ def real(low: float, high: float = math.inf, *, low_open=False, high_open=True) 
         ok = math.isfinite(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high)
         if not ok:
             left, right = "(" if low_open else "[", ")" if high_open else "]"
-            raise OptionError(f"{name} must be a finite number in {left}{low:g}, {high:g}{right}, got {value!r}")
+            raise OptionError(f"{name} must be a finite number in {left}{low:g}, {high:g}{right}, "
+                              f"got {_shown(value)}")
         return v
     return convert
 
@@ -60,49 +77,58 @@ def real(low: float, high: float = math.inf, *, low_open=False, high_open=True) 
 def positive(value, name):
     v = _number(value, name, float)
     if not (math.isfinite(v) and v > 0):
-        raise OptionError(f"{name} must be a positive finite number, got {value!r}")
+        raise OptionError(f"{name} must be a positive finite number, got {_shown(value)}")
     return v
 
 
 def choice(*options: str) -> Callable:
     def convert(value, name):
         if value not in options:
-            raise OptionError(f"{name} must be one of {', '.join(options)}; got {value!r}")
+            raise OptionError(f"{name} must be one of {', '.join(options)}; got {_shown(value)}")
         return value
     return convert
 
 
 def layers(value, name):
+    """Layer sizes, checked before any data is loaded: integers >= 1, at most MAX_PARAMETERS
+    parameters, and a float32 network of them must fit in memory (MLP checks again with the
+    dtype it gets)."""
+    from ..data.checks import check_network_size
+
     if isinstance(value, str):
         try:
             sizes = [int(part) for part in value.split(",")]
         except ValueError:
-            raise OptionError(f"{name} must be comma-separated integers, got {value!r}")
+            raise OptionError(f"{name} must be comma-separated integers, got {_shown(value)}") from None
     elif isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         sizes = list(value)
     else:
-        raise OptionError(f"{name} must be a list of integers, got {value!r}")
+        raise OptionError(f"{name} must be a list of integers, got {_shown(value)}")
     if len(sizes) < 2 or min(sizes) < 1:
-        raise OptionError(f"{name} needs at least two positive sizes, got {value!r}")
+        raise OptionError(f"{name} needs at least two positive sizes, got {_shown(value)}")
+    try:
+        check_network_size(tuple(sizes), itemsize=4, name=name)
+    except ValueError as e:
+        raise OptionError(str(e)) from None
     return sizes
 
 
 def boolean(value, name):
     if isinstance(value, bool):
         return value
-    raise OptionError(f"{name} must be true or false, got {value!r}")
+    raise OptionError(f"{name} must be true or false, got {_shown(value)}")
 
 
 def path(value, name):
     if isinstance(value, (str, Path)) and str(value):
         return str(value)
-    raise OptionError(f"{name} must be a file or folder path, got {value!r}")
+    raise OptionError(f"{name} must be a file or folder path, got {_shown(value)}")
 
 
 def log_path(value, name):
     value = path(value, name)
     if not value.lower().endswith((".csv", ".jsonl", ".json")):
-        raise OptionError(f"{name} must end in .csv or .jsonl (the log's format), got {value!r}")
+        raise OptionError(f"{name} must end in .csv or .jsonl (the log's format), got {_shown(value)}")
     return value
 
 
@@ -174,9 +200,11 @@ OPTIONS = [
     # files
     Option("data", path, None, "an MNIST IDX folder or a Kaggle-layout CSV (label,pixel0..pixel783); "
            "default: MNIST from $FASTNN_DATA or the cache", "files", "PATH", on_resume=True),
-    Option("out", path, None, "save the trained model to this file (.npz)", "files", "FILE", on_resume=True),
-    Option("metrics", log_path, None, "write per-epoch metrics to this log: .csv or .jsonl (JSON lines)",
-           "files", "FILE", on_resume=True),
+    Option("out", path, None, "save the trained model to this file (.npz); with --resume CHECKPOINT, "
+           "default: NAME.npz beside a checkpoint NAME.ckpt.npz, else the checkpoint itself", "files", "FILE",
+           on_resume=True),
+    Option("metrics", log_path, None, "write per-epoch metrics to this log: .csv or .jsonl (JSON lines); "
+           "with --resume, only if given again", "files", "FILE", on_resume=True),
     Option("checkpoint", path, None, "checkpoint file (default: beside --out, OUT.ckpt.npz, else "
            "fastnn-checkpoint.npz)", "files", "FILE", on_resume=True),
     Option("checkpoint-every", integer(1), None, "save a checkpoint every N epochs", "files", "N",
@@ -224,27 +252,60 @@ def typed(args: argparse.Namespace) -> dict[str, Any]:
     return {o.name: getattr(args, dest(o.name)) for o in OPTIONS if hasattr(args, dest(o.name))}
 
 
-def read_toml(file) -> dict[str, Any]:
-    """The options of a TOML config file, checked; FastnnError for anything wrong."""
+#: Largest TOML file read (a config holds a few options) and deepest nesting of arrays and
+#: tables in it: tomllib has neither bound (it reads the whole file, and recurses once a level).
+MAX_TOML_BYTES = 1 << 20
+MAX_TOML_DEPTH = 32
+
+
+def load_toml(file, kind: str = "config file", error: type[Exception] = FastnnError) -> dict[str, Any]:
+    """A TOML file as a dict, or ``error`` ("<kind> <file> ...") saying why not: missing, not a
+    regular file (a FIFO would block), over MAX_TOML_BYTES, not TOML, or nested deeper than
+    MAX_TOML_DEPTH."""
     import tomllib
 
-    p = Path(file)
+    from ..data.checks import regular_file
+
+    p = regular_file(file, kind, error)
     try:
         with p.open("rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise FastnnError(f"config file {p} does not exist")
-    except IsADirectoryError:
-        raise FastnnError(f"config file {p} is a folder, not a file")
+            data = f.read(MAX_TOML_BYTES + 1)
     except OSError as e:
-        raise FastnnError(f"config file {p} could not be read: {e.strerror or e}")
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise FastnnError(f"config file {p} is not valid TOML: {e}")
+        raise error(f"{kind} {p} could not be read: {e.strerror or e}") from None
+    if len(data) > MAX_TOML_BYTES:
+        raise error(f"{kind} {p} is larger than {MAX_TOML_BYTES:,} bytes, the limit for a TOML file")
+    too_deep = f"{kind} {p} nests arrays or tables more than {MAX_TOML_DEPTH} levels deep"
+    try:
+        raw = tomllib.loads(data.decode())
+    except RecursionError:
+        raise error(too_deep) from None
+    except ValueError as e:  # TOMLDecodeError, UnicodeDecodeError, an integer of over 4,300 digits
+        raise error(f"{kind} {p} is not valid TOML: {e}") from None
+    if _nesting_depth(raw) > MAX_TOML_DEPTH:
+        raise error(too_deep)
+    return raw
+
+
+def _nesting_depth(value) -> int:
+    """Levels of tables and arrays in ``value`` (a top-level table of scalars: 1), without recursing."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def read_toml(file) -> dict[str, Any]:
+    """The options of a TOML config file, checked; FastnnError for anything wrong."""
+    p = Path(file)
+    raw = load_toml(p)
     options = {}
     for key, value in raw.items():
         name = key.replace("_", "-")
         if name not in BY_NAME:
-            raise FastnnError(f"config file {p}: unknown key {key!r} (keys are the long option names of "
+            raise FastnnError(f"config file {p}: unknown key {_shown(key)} (keys are the long option names of "
                               "'fastnn train --help')")
         try:
             options[name] = BY_NAME[name].convert(value, name)
@@ -271,17 +332,57 @@ def check(config: dict[str, Any]) -> None:
         raise OptionError("--min-delta needs --early-stopping")
 
 
+OUTPUT_FILES = ("out", "metrics", "checkpoint")  # the options naming files a run writes
+
+
 def for_resume(saved: dict[str, Any], given: dict[str, Any], checkpoint) -> dict[str, Any]:
-    """A checkpoint's config, with the options that may change on resume (epochs, files, threads)."""
+    """A checkpoint's config, with the options that may change on resume (epochs, files, threads).
+
+    The files the run writes never come from the checkpoint (it may come from anyone): they are
+    this command line's, else resumed_outputs()'s, beside the checkpoint.
+    """
     config = {o.name: o.default for o in OPTIONS}
-    config.update(saved)
+    config.update({name: value for name, value in checked_saved(saved, checkpoint).items() if name not in OUTPUT_FILES})
     for name, value in given.items():
         if not BY_NAME[name].on_resume and value != config.get(name):
             was = "the default" if config.get(name) is None else repr(config.get(name))
             raise OptionError(f"--{name} cannot change when resuming: {checkpoint} was trained with {name} = {was}")
         config[name] = value
+    config.update(resumed_outputs(given, checkpoint))
     check(config)
     return config
+
+
+def checked_saved(saved: dict[str, Any], checkpoint) -> dict[str, Any]:
+    """A checkpoint's stored config, each value through its option's check, as a config file's
+    are: the file may come from anyone. ModelFileError names the first bad one."""
+    from ..errors import ModelFileError
+
+    checked = {}
+    for name, value in saved.items():
+        if name not in BY_NAME:
+            raise ModelFileError(f"{checkpoint} holds an unknown option {_shown(name)} in its config")
+        try:
+            checked[name] = value if value is None and BY_NAME[name].default is None \
+                else BY_NAME[name].convert(value, name)
+        except (OptionError, FastnnError) as e:
+            raise ModelFileError(f"{checkpoint} holds an invalid config: {e}") from None
+    return checked
+
+
+def resumed_model(checkpoint) -> str:
+    """Where a resumed run saves its model without --out: NAME.npz beside NAME.ckpt.npz (the
+    checkpoint of a run with --out NAME.npz), else over the checkpoint itself."""
+    p = Path(checkpoint)
+    name = p.name.removesuffix(".ckpt.npz")
+    return str(p.with_name(name + ".npz")) if name and name != p.name else str(p)
+
+
+def resumed_outputs(given: dict[str, Any], checkpoint) -> dict[str, Any]:
+    """The files a resumed run writes: those given on its command line; else the model to
+    resumed_model(), no metrics log, and the checkpoint beside the model (OUT.ckpt.npz)."""
+    return {"out": given.get("out", resumed_model(checkpoint)), "metrics": given.get("metrics"),
+            "checkpoint": given.get("checkpoint")}
 
 
 def absolute(config: dict[str, Any]) -> dict[str, Any]:
@@ -344,4 +445,14 @@ def restore_schedule_state(s, state: dict | None) -> None:
 
     inner = s.then if isinstance(s, schedules.Warmup) else s
     if state and isinstance(inner, schedules.ReduceOnPlateau):
-        inner.current, inner.best, inner.bad_epochs = state["current"], state["best"], state["bad_epochs"]
+        current, best, bad = (state.get(k) if isinstance(state, dict) else None
+                              for k in ("current", "best", "bad_epochs"))
+        if not (_is_real(current) and current > 0 and (_is_real(best) or best == math.inf)
+                and type(bad) is int and bad >= 0):
+            from ..errors import ModelFileError
+            raise ModelFileError(f"the checkpoint's plateau schedule state is invalid: {_shown(state)}")
+        inner.current, inner.best, inner.bad_epochs = current, best, bad
+
+
+def _is_real(value) -> bool:
+    return type(value) in (int, float) and math.isfinite(value)

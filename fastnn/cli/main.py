@@ -69,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="read options from this TOML file, e.g. layers = [784, 128, 10], "
                             'optimizer = "adam", epochs = 10')
     train.add_argument("--resume", type=Path, metavar="CHECKPOINT",
-                       help="continue the training run saved in this checkpoint (it holds every option; "
-                            "--epochs, --out, --metrics, --checkpoint..., --threads may be changed)")
+                       help="continue the training run saved in this checkpoint (it holds every option but the "
+                            "files written: --out defaults to NAME.npz beside NAME.ckpt.npz; --epochs, --out, "
+                            "--metrics, --checkpoint..., --threads may be changed)")
     train.add_argument("--tutorial", action="store_true",
                        help="reproduce the tutorial exactly: full-batch gradient descent, alpha 0.10, "
                             "500 iterations, on the Kaggle CSV with its first 1,000 shuffled rows "
@@ -145,10 +146,13 @@ def load_data(path: Path | None, need_labels: str | None):
     ``need_labels``: what needs them (for the message), or None when they are optional."""
     from ..data import datasets
 
-    if path is None or Path(path).is_dir():
+    if path is not None and str(path).lower().endswith((".csv", ".csv.gz")):
+        X, y = datasets.read_csv(path)  # reads only a regular file: a FIFO or folder is an error, not a hang
+    elif path is None or Path(path).is_dir():
         mnist = datasets.load_mnist(path, download=path is None)
         return mnist.test_images, mnist.test_labels
-    X, y = datasets.read_csv(path) if str(path).lower().endswith((".csv", ".csv.gz")) else datasets.load_dataset(path)[:2]
+    else:
+        X, y = datasets.load_dataset(path)[:2]
     if need_labels and y is None:
         raise DataError(f"CSV file {path} has no label column; {need_labels} needs labels")
     return X, y
@@ -172,10 +176,13 @@ def check_width(model, X, path) -> None:
 # -- commands -----------------------------------------------------------------------------------
 
 def run_train(args: argparse.Namespace) -> int:
-    if args.tutorial:
-        return run_tutorial(args)
+    from .outputs import claimed
     from .trainer import run
 
+    if args.tutorial:
+        out = getattr(args, "out", None)
+        with claimed({"--out": out} if out else {}):  # checked and locked before the 500 iterations
+            return run_tutorial(args)
     return run(args)
 
 
@@ -275,7 +282,7 @@ def run_plot(args: argparse.Namespace) -> int:
     if args.model is None and args.metrics is None:
         raise FastnnError("nothing to plot: give a MODEL file and/or --metrics LOG")
     model = load_model(args.model) if args.model else None
-    rows = metrics_log.read(args.metrics) if args.metrics else (model.metadata.get("history") or None)
+    rows = metrics_log.read(args.metrics) if args.metrics else (metrics_log.stored_rows(model.metadata.get("history"), model.epochs_trained) or None)
     X = y = None
     if model is not None:
         X, y = load_data(args.data, need_labels="plotting the confusion matrix")
@@ -313,69 +320,131 @@ def run_info(args: argparse.Namespace) -> int:
     from .. import io
     from ..model import MLP
 
-    arrays, meta = io.load_arrays(args.model)
-    model = MLP.load(args.model)
+    arrays, meta = io.load_arrays(args.model)  # read once: the model is built from what was read
+    model = MLP.from_file_contents(arrays, meta, args.model)
     if args.json:
         shown = {k: v for k, v in meta.items() if k != "rng"}
-        shown["parameters"] = int(arrays["params"].size)
+        shown["parameters"] = model.layout.n_weights
         print(json.dumps(shown, indent=2))
         return 0
-    print(describe(args.model, meta, model, int(arrays["params"].size)))
+    print(describe(args.model, meta, model))
     return 0
 
 
-def describe(path, meta: dict, model, n_params: int) -> str:
-    extra = meta.get("extra") or {}
-    training = meta.get("training") or {}
-    size = n_params * model.dtype.itemsize
+def describe(path, meta: dict, model) -> str:
+    """What `fastnn info` prints. The network, the training state and the checksum were checked
+    when the model was loaded; the free-form metadata (the fastnn version, the training config,
+    data and history in ``extra``) may hold anything, so each value is formatted only when it
+    has the type the format needs, and shown shortened otherwise."""
+    from dataclasses import asdict
+
+    extra = model.metadata
+    n_params = model.layout.n_weights
     lines = [f"file: {path} ({Path(path).stat().st_size:,} bytes), format {meta['format']} version "
-             f"{meta['version']}, written by fastnn {meta.get('fastnn', '?')}",
+             f"{meta['version']}, written by fastnn {shown(meta.get('fastnn', '?'))}",
              f"network: {'-'.join(map(str, model.sizes))}, {model.activation} hidden, {model.output} output, "
              f"{model.dtype.name}, init {model.init}, seed {model.seed}, dropout {model.dropout:g}",
-             f"parameters: {n_params:,} ({size / 1024:,.1f} KiB)"]
-    for l, (W, b) in enumerate(model.get_weights()):
-        lines.append(f"  layer {l + 1}: W {W.shape[0]}x{W.shape[1]}, b {b.shape[0]}")
-    optimizer = training.get("optimizer")
-    state = f"trained {training.get('epochs_trained', 0)} epochs"
-    if optimizer:
-        settings = ", ".join(f"{k}={v}" for k, v in optimizer["settings"].items())
-        state += f"; optimizer {optimizer['class']}({settings}) after {optimizer['step']:,} steps"
+             f"parameters: {n_params:,} ({n_params * model.dtype.itemsize / 1024:,.1f} KiB)"]
+    for l, (n_in, n_out) in enumerate(zip(model.sizes[:-1], model.sizes[1:])):
+        lines.append(f"  layer {l + 1}: W {n_in}x{n_out}, b {n_out}")
+    state = f"trained {model.epochs_trained} epochs"
+    if model.optimizer_state is not None:
+        optimizer = model.optimizer_state.optimizer
+        settings = ", ".join(f"{k}={v}" for k, v in asdict(optimizer).items())
+        state += f"; optimizer {type(optimizer).__name__}({settings}) after {model.optimizer_state.step:,} steps"
     lines.append(state)
-    if training.get("position"):
-        p = training["position"]
-        lines.append(f"checkpoint: stopped in epoch {training.get('epochs_trained', 0) + 1} after batch "
+    if model.position:
+        p = model.position
+        lines.append(f"checkpoint: stopped in epoch {model.epochs_trained + 1} after batch "
                      f"{p['batches_done']} of {p['n_batches']}; continue with: fastnn train --resume {path}")
-    config = extra.get("config")
+    config = extra.get("config") or extra.get("training")
     if config:
-        shown = {k: v for k, v in config.items() if not (v is None or v is False)}
-        lines.append("training config: " + ", ".join(
-            f"{k}={','.join(map(str, v)) if isinstance(v, list) else v}" for k, v in shown.items()))
-    elif extra.get("training"):
-        lines.append("training config: " + ", ".join(f"{k}={v}" for k, v in extra["training"].items()))
-    data = extra.get("data")
-    if data:
-        lines.append(f"data: {data.get('path') or 'MNIST'} ({data.get('examples', 0):,} examples), "
-                     f"sha256 {data.get('sha256')}")
-    history = extra.get("history")
-    if history:
-        last = history[-1]
-        summary = f"history: {len(history)} epochs; last: loss {last['loss']:.4f}"
-        if last.get("accuracy") is not None:
-            summary += f", accuracy {last['accuracy']:.4f}"
-        if last.get("val_accuracy") is not None:
-            summary += f", val accuracy {last['val_accuracy']:.4f}"
-        lines.append(summary)
+        lines.append(f"training config: {settings_text(config)}")
+    if extra.get("data"):
+        lines.append(data_text(extra["data"]))
+    if extra.get("history"):
+        lines.append(history_text(extra["history"]))
     lines.append(f"checksum (sha256 of the arrays): {meta['sha256']}")
     return "\n".join(lines)
+
+
+# -- info: values from a file's free-form metadata, shown whatever their type ----------------------
+
+SHOWN_ITEMS = 40  # of a config or a list, on one line
+
+
+def shown(value, limit: int = 100) -> str:
+    """A short printable string as it is; anything else (another type, control characters, a
+    megabyte of text, deep nesting) as a shortened repr."""
+    from ..io import brief
+
+    if isinstance(value, str) and value.isprintable() and len(value) <= limit:
+        return value
+    return brief(value, limit)
+
+
+def shown_count(value) -> str:
+    """An integer with thousands separators; anything else as a shortened repr."""
+    from ..io import brief
+
+    return f"{value:,}" if type(value) is int and abs(value) < 10**30 else brief(value)
+
+
+def shown_number(value) -> str:
+    """A number with 4 decimals; anything else (an integer too large for a float too) as a
+    shortened repr."""
+    from ..io import brief
+
+    number = type(value) is float or (type(value) is int and abs(value) < 2**53)
+    return f"{value:.4f}" if number else brief(value)
+
+
+def shown_items(items: list[str]) -> str:
+    """The first SHOWN_ITEMS items, joined by commas, and how many more there are."""
+    more = f", ... ({len(items) - SHOWN_ITEMS:,} more)" if len(items) > SHOWN_ITEMS else ""
+    return ", ".join(items[:SHOWN_ITEMS]) + more
+
+
+def settings_text(settings) -> str:
+    """key=value pairs of a training config (None and False left out), lists joined by commas."""
+    if not isinstance(settings, dict):
+        return shown(settings)
+    return shown_items([f"{shown(k)}={','.join(shown(x) for x in v[:SHOWN_ITEMS]) if isinstance(v, list) else shown(v)}"
+                        for k, v in settings.items() if not (v is None or v is False)])
+
+
+def data_text(data) -> str:
+    if not isinstance(data, dict):
+        return f"data: {shown(data)}"
+    return (f"data: {shown(data.get('path') or 'MNIST')} ({shown_count(data.get('examples', 0))} examples), "
+            f"sha256 {shown(data.get('sha256'))}")
+
+
+def history_text(history) -> str:
+    if not isinstance(history, list):
+        return f"history: {shown(history)}"
+    last = history[-1]
+    if not isinstance(last, dict):
+        return f"history: {len(history)} epochs; last: {shown(last)}"
+    summary = f"history: {len(history)} epochs; last: loss {shown_number(last.get('loss'))}"
+    if last.get("accuracy") is not None:
+        summary += f", accuracy {shown_number(last['accuracy'])}"
+    if last.get("val_accuracy") is not None:
+        summary += f", val accuracy {shown_number(last['val_accuracy'])}"
+    return summary
 
 
 # -- helpers ------------------------------------------------------------------------------------
 
 def make_dir(path: Path) -> None:
+    """Create the folder ``path`` and its parents if missing; FastnnError saying why not."""
+    folder = Path(path)
     try:
-        Path(path).mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise FastnnError(f"could not create the folder {path}: {e.strerror or e}") from e
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file, not a folder" if blocker is not None else e.strerror or e
+        raise FastnnError(f"could not create the folder {path}: {why}") from e
 
 
 def write_text(path: Path, text: str) -> None:
@@ -404,9 +473,23 @@ def main(argv: list[str] | None = None) -> int:
         where = f" {e.filename}:" if e.filename else ""
         print(f"fastnn: error:{where} {e.strerror or e}", file=sys.stderr)
         return 1
+    except (MemoryError, OverflowError, RecursionError) as e:  # the safety net behind the input checks
+        print(f"fastnn: error: {limit_message(e)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("fastnn: interrupted", file=sys.stderr)
         return 130
+
+
+def limit_message(e: BaseException) -> str:
+    """One line for input that went past a limit no check caught: memory, a number's range, or
+    nesting too deep for Python's recursion."""
+    detail = " ".join(str(e).split())
+    if isinstance(e, MemoryError):
+        return "not enough memory" + (f" ({detail})" if detail else "")
+    if isinstance(e, RecursionError):
+        return f"the input is nested too deeply to read ({detail})"
+    return f"a number is out of range ({detail})"
 
 
 if __name__ == "__main__":

@@ -4,22 +4,29 @@ periodic checkpoints and a checkpoint on Ctrl-C/SIGTERM, then report and save.
 A model file written here (``--out`` or a checkpoint) carries in its metadata (``extra``):
 ``config`` (every option, paths absolute), ``data`` (path, examples, SHA-256 of the training
 arrays), ``history`` (the metrics rows so far) and ``schedule_state``. ``--resume FILE`` needs
-nothing else: it rebuilds the run from the file and continues it bit-identically.
+nothing else: it rebuilds the run from the file and continues it bit-identically. The files it
+writes come from its own command line or sit beside FILE (config.resumed_outputs), never from
+the file's config.
+
+No finished training is lost to an output: every file the run writes is checked before training
+(its folder exists or is created, and takes new files; the file is not a folder) and locked for
+the run (claimed()), the model is saved before the final evaluation, and a periodic checkpoint
+or metrics log that cannot be written is a warning, not the end of the run.
 """
 
 from __future__ import annotations
 
 import hashlib
+import shlex
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from . import config as options
+from . import config as options, metrics_log
 from ..data.examples import validation_rows
-from ..errors import DataError, FastnnError, TrainingDivergedError
+from ..errors import DataError, FastnnError, ModelFileError, TrainingDivergedError
 from ..native import loader as native
-
+from .outputs import checkpoint_path, claimed, outputs
 
 def data_checksum(X: np.ndarray, y: np.ndarray) -> str:
     """SHA-256 of the training arrays (dtype, shape and bytes of X, then of y)."""
@@ -41,34 +48,55 @@ def load_training_data(path):
     return datasets.load_dataset(path)
 
 
-def checkpoint_path(config) -> str:
-    if config["checkpoint"]:
-        return config["checkpoint"]
-    if config["out"]:
-        out = Path(config["out"])
-        return str(out.with_name(out.name.removesuffix(".npz") + ".ckpt.npz"))
-    return str(Path("fastnn-checkpoint.npz").absolute())
+def resume_command(config, checkpoint: str) -> str:
+    """The command that continues this run from ``checkpoint`` into the same files: --out,
+    --metrics and --checkpoint wherever they differ from what --resume alone would write."""
+    words = ["fastnn", "train", "--resume", checkpoint]
+    out = config["out"] or options.resumed_model(checkpoint)
+    if out != options.resumed_model(checkpoint):
+        words += ["--out", out]
+    if config["metrics"]:
+        words += ["--metrics", config["metrics"]]
+    if checkpoint != checkpoint_path({"checkpoint": None, "out": out}):
+        words += ["--checkpoint", checkpoint]
+    return shlex.join(words)
+
+
+def warn(message: str) -> None:
+    print(f"fastnn: warning: {' '.join(message.split())}", file=sys.stderr, flush=True)
+
+
+# -- the run ---------------------------------------------------------------------------------------
+
+def resolve_run(args):
+    """(config, model or None): the run's options, from --resume's checkpoint or the command line
+    and --config; the model when resuming."""
+    from ..model import MLP
+
+    given = options.typed(args)
+    if not args.resume:
+        file = options.read_toml(args.config) if args.config else None
+        return options.absolute(options.resolve(given, file)), None
+    if args.config:
+        raise FastnnError("--config cannot be combined with --resume (the checkpoint holds the config)")
+    model = MLP.load(args.resume)
+    saved = model.metadata.get("config")
+    if not isinstance(saved, dict):
+        raise FastnnError(f"{args.resume} holds no training config: not a checkpoint written by fastnn train")
+    return options.absolute(options.for_resume(saved, given, args.resume)), model
 
 
 def run(args) -> int:
+    config, model = resolve_run(args)
+    with claimed(outputs(config)):
+        return train(args, config, model)
+
+
+def train(args, config, model) -> int:
     from ..model import MLP
     from .progress import Progress, bar_wanted
     from .signals import StopRequest
     from ..training import EarlyStopping
-
-    given = options.typed(args)
-    if args.resume:
-        if args.config:
-            raise FastnnError("--config cannot be combined with --resume (the checkpoint holds the config)")
-        model = MLP.load(args.resume)
-        saved = model.metadata.get("config")
-        if not isinstance(saved, dict):
-            raise FastnnError(f"{args.resume} holds no training config: not a checkpoint written by fastnn train")
-        config = options.absolute(options.for_resume(saved, given, args.resume))
-    else:
-        file = options.read_toml(args.config) if args.config else None
-        config = options.absolute(options.resolve(given, file))
-        model = None
 
     X, y, X_test, y_test = load_training_data(config["data"])
     jit_reason = native.missing()
@@ -77,7 +105,8 @@ def run(args) -> int:
               file=sys.stderr, flush=True)
     checksum = data_checksum(X, y)
     if model is not None:
-        before = model.metadata.get("data", {}).get("sha256")
+        data = model.metadata.get("data")
+        before = data.get("sha256") if isinstance(data, dict) else None
         if before is not None and before != checksum:
             raise DataError(f"the training data ({config['data'] or 'MNIST'}) is not the data "
                             f"{args.resume} was trained on (its SHA-256 differs)")
@@ -97,7 +126,7 @@ def run(args) -> int:
     schedule = options.schedule(config)
     if args.resume:
         options.restore_schedule_state(schedule, model.metadata.get("schedule_state"))
-    history_rows = [row for row in model.metadata.get("history", []) if row["epoch"] <= model.epochs_trained]
+    history_rows = metrics_log.stored_rows(model.metadata.get("history"), model.epochs_trained)
     data_info = {"path": config["data"], "examples": int(len(y) + (0 if validation is None else len(validation[1]))),
                  "sha256": checksum}
     checkpoint = checkpoint_path(config)
@@ -105,6 +134,18 @@ def run(args) -> int:
     def save(path):
         model.save(path, config=config, data=data_info, history=history_rows,
                    schedule_state=options.schedule_state(schedule))
+
+    def save_checkpoint():
+        try:
+            save(checkpoint)
+        except (ModelFileError, OSError) as e:  # e.g. a full disk: the run goes on, its model is what counts
+            warn(f"could not save the checkpoint of epoch {model.epochs_trained} ({e}); training goes on")
+
+    def write_metrics():
+        try:
+            metrics_log.write(config["metrics"], history_rows)
+        except DataError as e:  # the whole log is written again after the next epoch
+            warn(f"{e}; training goes on")
 
     remaining = config["epochs"] - model.epochs_trained
     layers = "-".join(map(str, model.sizes))
@@ -142,15 +183,13 @@ def run(args) -> int:
             line += f", val loss {row['val_loss']:.4f}, val accuracy {row['val_accuracy']:.4f}"
         progress.epoch(f"{line} ({seconds:.3f} s)", {"loss": row["loss"], "acc": row["accuracy"]})
         if config["metrics"]:
-            from . import metrics_log
-            metrics_log.write(config["metrics"], history_rows)
+            write_metrics()
         every = config["checkpoint-every"]
         if every and model.epochs_trained % every == 0 and model.epochs_trained < config["epochs"]:
-            save(checkpoint)
+            save_checkpoint()
 
     if config["metrics"] and args.resume:
-        from . import metrics_log
-        metrics_log.write(config["metrics"], history_rows)  # drop epochs trained after the checkpoint
+        write_metrics()  # drop epochs trained after the checkpoint
     early = None
     if config["early-stopping"]:
         early = EarlyStopping(patience=config["early-stopping"], min_delta=config["min-delta"])
@@ -173,7 +212,7 @@ def run(args) -> int:
         finished = model.epochs_trained >= config["epochs"] or (history is not None and history.stopped_early)
         if stop.requested and not finished:
             save(checkpoint)
-            print(f"interrupted: checkpoint saved to {checkpoint}; resume with: fastnn train --resume {checkpoint}",
+            print(f"interrupted: checkpoint saved to {checkpoint}; resume with: {resume_command(config, checkpoint)}",
                   file=sys.stderr, flush=True)
             return stop.exit_status  # 130 for SIGINT, 143 for SIGTERM
     if remaining <= 0:
@@ -181,9 +220,18 @@ def run(args) -> int:
     if history is not None and history.stopped_early:
         print(f"stopped early after epoch {model.epochs_trained}; kept the weights of epoch "
               f"{model.epochs_trained - len(history.loss) + history.best_epoch + 1}")
-    if X_test is not None:
-        print(f"test accuracy: {model.evaluate(X_test, y_test)['accuracy']:.4f}")
-    if config["out"]:
+    if config["out"]:  # before the evaluation: whatever happens there, the training is kept
         save(config["out"])
         print(f"saved {config['out']}")
+    report_test_accuracy(model, X_test, y_test, config)
     return 0
+
+
+def report_test_accuracy(model, X_test, y_test, config) -> None:
+    """Print the accuracy on the data's test set, if it has one; an empty one is a warning."""
+    if X_test is None:
+        return
+    if len(X_test) == 0:
+        warn(f"no test accuracy: the test set of {config['data'] or 'MNIST'} has no examples")
+        return
+    print(f"test accuracy: {model.evaluate(X_test, y_test)['accuracy']:.4f}")

@@ -24,6 +24,7 @@ from typing import IO, TYPE_CHECKING, NamedTuple, Union
 
 import numpy as np
 
+from fastnn.data.checks import check_memory, regular_file
 from fastnn.errors import DataError
 
 if TYPE_CHECKING:  # pandas is imported lazily: its import is slow and most imports never need it
@@ -52,6 +53,9 @@ _IDX_TYPE_NAMES = {0x08: "unsigned byte", 0x09: "signed byte", 0x0B: "short",
                    0x0C: "int", 0x0D: "float", 0x0E: "double"}
 #: Largest decompressed payload accepted from a gzip IDX file (its true size is unknown up front).
 MAX_GZIP_IDX_BYTES = 2**31
+#: Most bytes one byte of a gzip (deflate) stream can decompress to: a header that declares more
+#: data than its file size allows is refused before anything is read.
+MAX_DEFLATE_RATIO = 1032
 _FIRST_ALLOC = 64 << 20  # allocate at most this much before the data proves it exists
 _READ_CHUNK = 4 << 20
 
@@ -59,32 +63,34 @@ _READ_CHUNK = 4 << 20
 def read_idx(path: PathLike, *, max_bytes: int = MAX_GZIP_IDX_BYTES) -> np.ndarray:
     """Read an IDX file (raw, or gzip-compressed, detected by its magic bytes) of unsigned bytes.
 
-    The header is checked before any large allocation: a raw file must hold exactly the
-    bytes its header declares; a gzip file is decompressed in chunks (so a lying header
-    fails when the stream ends) and may declare at most ``max_bytes`` of data.
+    Only a regular file is read. The header is checked before any large allocation: a raw
+    file must hold exactly the bytes its header declares; a gzip file may declare at most
+    ``max_bytes`` of data, and no more than MAX_DEFLATE_RATIO times its own size, and is
+    decompressed in chunks (so a lying header fails when the stream ends). Either way the
+    declared data must fit in the memory this process can still allocate.
 
     Returns a C-contiguous ``uint8`` array with the shape from the header.
-    Raises :class:`DataError` for a missing, malformed, truncated or over-long file.
+    Raises :class:`DataError` for a missing, special, malformed, truncated or over-long file.
     """
     p = _existing_file(path, "IDX file")
     try:
         with p.open("rb") as raw:
+            size = os.fstat(raw.fileno()).st_size
             if raw.read(2) == _GZIP_MAGIC:
                 raw.seek(0)
                 with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-                    return _read_idx_stream(stream, p, available=None, max_bytes=max_bytes)
+                    return _read_idx_stream(stream, p, file_size=size, compressed=True, max_bytes=max_bytes)
             raw.seek(0)
-            size = os.fstat(raw.fileno()).st_size
-            return _read_idx_stream(raw, p, available=size, max_bytes=None)
+            return _read_idx_stream(raw, p, file_size=size, compressed=False, max_bytes=max_bytes)
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise DataError(f"IDX file {p} is a truncated or corrupt gzip file ({e}).") from e
     except OSError as e:
         raise DataError(f"IDX file {p} could not be read ({e}).") from e
 
 
-def _read_idx_stream(stream: IO[bytes], p: Path, *, available: int | None,
-                     max_bytes: int | None) -> np.ndarray:
-    """Check the header, then read exactly the declared data (``available``: raw file size)."""
+def _read_idx_stream(stream: IO[bytes], p: Path, *, file_size: int, compressed: bool,
+                     max_bytes: int) -> np.ndarray:
+    """Check the header, then read exactly the declared data."""
     magic = stream.read(4)
     if len(magic) < 4:
         raise DataError(f"IDX file {p} is too short to hold an IDX header ({len(magic)} bytes).")
@@ -106,17 +112,22 @@ def _read_idx_stream(stream: IO[bytes], p: Path, *, available: int | None,
     for d in shape:
         total *= d  # Python ints: no overflow for a header claiming terabytes
 
-    if available is not None:  # raw file: the file size tells the truth before we allocate
-        payload = available - 4 - 4 * ndim
+    if not compressed:  # the file size tells the truth before we allocate
+        payload = file_size - 4 - 4 * ndim
         if total > payload:
             raise DataError(f"IDX file {p} is truncated: its header declares shape {shape} "
                             f"({total} bytes of data) but the file holds only {payload}.")
         if total < payload:
             raise DataError(f"IDX file {p} has {payload - total} trailing byte(s) after the "
                             f"{total} bytes of data that its header (shape {shape}) declares.")
-    elif max_bytes is not None and total > max_bytes:
+    elif total > max_bytes:
         raise DataError(f"IDX file {p} declares shape {shape} ({total} bytes of data), more than "
                         f"the {max_bytes}-byte limit for a compressed IDX file.")
+    elif total > MAX_DEFLATE_RATIO * file_size:
+        raise DataError(f"IDX file {p} is truncated or corrupt: its header declares shape {shape} "
+                        f"({total} bytes of data), more than a gzip file of {file_size} bytes can hold "
+                        f"(at most {MAX_DEFLATE_RATIO} times its size).")
+    check_memory(total, f"IDX file {p} (its header declares shape {shape}, {total:,} bytes)")
 
     data = _read_exactly(stream, total, p, shape)
     if stream.read(1):  # also makes gzip check its CRC, which happens only at end of stream
@@ -126,65 +137,149 @@ def _read_idx_stream(stream: IO[bytes], p: Path, *, available: int | None,
 
 
 def _read_exactly(stream: IO[bytes], total: int, p: Path, shape: tuple[int, ...]) -> np.ndarray:
-    """Read ``total`` bytes in chunks into a buffer that grows only as the data really arrives."""
-    buf = np.empty(min(total, _FIRST_ALLOC), dtype=np.uint8)
+    """Read ``total`` bytes in chunks into a buffer that grows only as the data really arrives.
+
+    The buffer grows in place (realloc), so reading never holds two copies of the data.
+    """
     filled = 0
-    while filled < total:
-        if filled == buf.size:
-            bigger = np.empty(min(total, 2 * buf.size), dtype=np.uint8)
-            bigger[:filled] = buf
-            buf = bigger
-        window = memoryview(buf)[filled:min(buf.size, filled + _READ_CHUNK)]
-        n = stream.readinto(window)  # type: ignore[attr-defined]
-        if not n:
-            raise DataError(f"IDX file {p} is truncated: its header declares shape {shape} "
-                            f"({total} bytes of data) but the data ends after {filled} bytes.")
-        filled += n
+    try:
+        buf = np.empty(min(total, _FIRST_ALLOC), dtype=np.uint8)
+        while filled < total:
+            if filled == buf.size:
+                buf.resize(min(total, 2 * buf.size), refcheck=False)
+            with memoryview(buf) as whole, whole[filled:min(buf.size, filled + _READ_CHUNK)] as window:
+                n = stream.readinto(window)  # type: ignore[attr-defined]
+            if not n:
+                raise DataError(f"IDX file {p} is truncated: its header declares shape {shape} "
+                                f"({total} bytes of data) but the data ends after {filled} bytes.")
+            filled += n
+    except MemoryError:
+        raise DataError(f"IDX file {p}: not enough memory to read the {total:,} bytes its header "
+                        f"declares (shape {shape}); memory ran out after {filled:,}.") from None
     return buf
 
 
 # --------------------------------------------------------------------------- CSV files
 
-_MAX_HEADER_BYTES = 1 << 20
+#: Longest header line of a CSV file (room for about 95,000 pixel columns).
+MAX_CSV_HEADER_BYTES = 1 << 20
+#: Most cells (rows x header columns) read from a gzip CSV file, whose decompressed size is
+#: unknown up front: the same 2 GiB of uint8 as MAX_GZIP_IDX_BYTES.
+MAX_GZIP_CSV_CELLS = 2**31
+#: Longest data row, in bytes per header column ("255," takes 4): pandas holds a chunk of rows
+#: as text, so this keeps that text a small multiple of the chunk's values.
+MAX_CSV_BYTES_PER_CELL = 16
 _INT_TEXT = re.compile(r"\s*[+-]?\d+\s*", re.ASCII)  # ASCII: int() rejects "\x1c1", which \s would pass
 _TOKENIZE_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 
 
-def read_csv(path: PathLike, *, chunksize: int = 10_000) -> tuple[np.ndarray, np.ndarray | None]:
+def read_csv(path: PathLike, *, chunksize: int = 10_000,
+             max_cells: int | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a Kaggle "Digit Recognizer" CSV (``.csv`` or gzip ``.csv.gz``, detected by magic bytes).
 
     The header must be ``label,pixel0,...,pixel{n-1}`` (or, as in Kaggle's test.csv, just
-    ``pixel0,...``), with ``n >= 1``. Every cell must be an integer in 0..255. The file is
-    parsed ``chunksize`` rows at a time straight into a growing ``uint8`` array, so memory
-    stays bounded by one chunk of int64 plus the uint8 result.
+    ``pixel0,...``), with ``n >= 1``, on one line of at most MAX_CSV_HEADER_BYTES. Every cell
+    must be an integer in 0..255, and no row longer than MAX_CSV_BYTES_PER_CELL bytes per
+    column. A gzip file may hold at most ``max_cells`` cells (default MAX_GZIP_CSV_CELLS),
+    counted as its lines go by. Only a regular file is read, once. The file is parsed
+    ``chunksize`` rows at a time straight into a growing ``uint8`` array, so memory stays
+    bounded by one chunk plus the uint8 result, which grows only while memory allows.
 
     Returns ``(X, y)``: ``X`` is ``uint8`` of shape ``(rows, n)``; ``y`` is ``uint8`` of shape
     ``(rows,)``, or None when the file has no label column.
-    Raises :class:`DataError` for a missing, malformed or out-of-range file.
+    Raises :class:`DataError` for a missing, special, malformed, out-of-range or over-long file.
     """
-    import pandas as pd  # lazy: keeps `import fastnn` fast
-
     if chunksize < 1:
         raise ValueError(f"chunksize must be at least 1, got {chunksize}")
     p = _existing_file(path, "CSV file")
-    compressed = _is_gzip(p)
-    columns = _csv_header(p, compressed)
+    try:
+        with p.open("rb") as raw:
+            compressed = raw.read(2) == _GZIP_MAGIC
+            raw.seek(0)
+            stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+            with stream:
+                columns = _csv_header(stream, p)
+                limit = (MAX_GZIP_CSV_CELLS if max_cells is None else max_cells) if compressed else None
+                rows = _BoundedLines(stream, p, max_line=MAX_CSV_BYTES_PER_CELL * len(columns) + 64,
+                                     max_lines=None if limit is None else limit // len(columns),
+                                     first_line=2, limit=limit)
+                return _csv_values(rows, p, columns, chunksize)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        raise DataError(f"CSV file {p} is a truncated or corrupt gzip file ({e}).") from e
+    except OSError as e:
+        raise DataError(f"CSV file {p} could not be read ({e}).") from e
+
+
+class _BoundedLines:
+    """The rest of a byte stream, as pandas reads it, with its lines counted and measured as
+    they go by: DataError once a line is longer than ``max_line`` bytes or there are more than
+    ``max_lines`` lines (None: no bound). pandas passes the error on unchanged.
+
+    Reads return at most ``max_line`` bytes, so a line inside one read is never too long; only
+    the line that runs across reads needs counting.
+    """
+
+    def __init__(self, stream: IO[bytes], p: Path, *, max_line: int, max_lines: int | None,
+                 first_line: int, limit: int | None) -> None:
+        self.stream, self.p, self.max_line, self.max_lines = stream, p, max_line, max_lines
+        self.first_line, self.limit = first_line, limit
+        self.lines = 0  # newlines read so far
+        self.open_line = 0  # bytes read since the last newline
+
+    def read(self, size: int = -1) -> bytes:
+        block = self.stream.read(self.max_line if size is None or size < 0 else min(size, self.max_line))
+        first = block.find(b"\n")
+        if first < 0:
+            self.open_line += len(block)
+        else:
+            self.open_line += first
+            self._check_line_length()
+            self.lines += block.count(b"\n")
+            self.open_line = len(block) - block.rfind(b"\n") - 1
+            if self.max_lines is not None and self.lines > self.max_lines:
+                raise DataError(_too_many_cells(self.p, self.max_lines, self.limit))
+        self._check_line_length()
+        return block
+
+    def _check_line_length(self) -> None:
+        if self.open_line > self.max_line:
+            raise DataError(f"CSV file {self.p} has a line longer than {self.max_line:,} bytes (line "
+                            f"{self.first_line + self.lines}); a row may take at most "
+                            f"{MAX_CSV_BYTES_PER_CELL} bytes per column of the header.")
+
+    def __iter__(self):  # pandas takes only iterable file objects as files, then calls read()
+        raise TypeError("read() only")
+
+
+def _too_many_cells(p: Path, max_rows: int, limit: int | None) -> str:
+    return (f"CSV file {p} decompresses to more than {max_rows:,} rows, over the limit of {limit:,} "
+            f"cells (rows x columns) for a compressed CSV file (fastnn.data.datasets.MAX_GZIP_CSV_CELLS).")
+
+
+def _csv_values(rows: _BoundedLines, p: Path, columns: list[str],
+                chunksize: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Parse the data rows after the header into (X, y), checking every chunk."""
+    import pandas as pd  # lazy: keeps `import fastnn` fast
+
     has_label = columns[0] == "label"
     n_pixels = len(columns) - has_label
-
+    max_rows = rows.max_lines
     start = min(chunksize, 4096)  # small first guess: a big chunksize must not cost a small file
     X = np.zeros((start, n_pixels), dtype=np.uint8)
     y = np.zeros(start, dtype=np.uint8) if has_label else None
     n = 0
     try:
-        reader = pd.read_csv(p, header=None, skiprows=1, chunksize=chunksize,
-                             compression="gzip" if compressed else None)
-        with reader:
+        with pd.read_csv(rows, header=None, chunksize=chunksize) as reader:
             for chunk in reader:
                 values = _checked_chunk(chunk, p, columns, first_row=n + 1)
                 k = len(values)
+                if max_rows is not None and n + k > max_rows:  # a last line without a newline
+                    raise DataError(_too_many_cells(p, max_rows, rows.limit))
                 if n + k > len(X):  # grow geometrically; resize reallocates in place when it can
                     cap = max(2 * len(X), n + k)
+                    cap = cap if max_rows is None else min(cap, max_rows)
+                    check_memory((cap - len(X)) * (n_pixels + has_label),
+                                 f"CSV file {p} beyond its first {n:,} rows")
                     X.resize((cap, n_pixels), refcheck=False)
                     if y is not None:
                         y.resize(cap, refcheck=False)
@@ -195,13 +290,11 @@ def read_csv(path: PathLike, *, chunksize: int = 10_000) -> tuple[np.ndarray, np
     except pd.errors.EmptyDataError:
         pass  # header only: reported below as "no data rows"
     except pd.errors.ParserError as e:
-        raise DataError(_parser_error_message(p, len(columns), e)) from e
+        raise DataError(_parser_error_message(p, len(columns), e, lines_before=1)) from e
     except UnicodeDecodeError as e:
         raise DataError(f"CSV file {p} is not UTF-8 text ({e.reason}).") from e
-    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-        raise DataError(f"CSV file {p} is a truncated or corrupt gzip file ({e}).") from e
-    except OSError as e:
-        raise DataError(f"CSV file {p} could not be read ({e}).") from e
+    except MemoryError:
+        raise DataError(f"CSV file {p}: not enough memory to load it ({n:,} rows so far).") from None
     if n == 0:
         raise DataError(f"CSV file {p} has a header but no data rows.")
     X.resize((n, n_pixels), refcheck=False)
@@ -210,17 +303,15 @@ def read_csv(path: PathLike, *, chunksize: int = 10_000) -> tuple[np.ndarray, np
     return X, y
 
 
-def _csv_header(p: Path, compressed: bool) -> list[str]:
-    """Read and check the header line; return its column names."""
-    try:
-        with (gzip.open(p, "rb") if compressed else p.open("rb")) as f:
-            line = f.readline(_MAX_HEADER_BYTES)
-    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-        raise DataError(f"CSV file {p} is a truncated or corrupt gzip file ({e}).") from e
-    except OSError as e:
-        raise DataError(f"CSV file {p} could not be read ({e}).") from e
+def _csv_header(stream: IO[bytes], p: Path) -> list[str]:
+    """Read and check the header line (the stream is left at the first data row); return its
+    column names."""
+    line = stream.readline(MAX_CSV_HEADER_BYTES + 1)
     if not line:
         raise DataError(f"CSV file {p} is empty.")
+    if len(line) > MAX_CSV_HEADER_BYTES and not line.endswith(b"\n"):
+        raise DataError(f"CSV file {p} has a header line longer than {MAX_CSV_HEADER_BYTES:,} bytes "
+                        f"(the limit, about 95,000 pixel columns).")
     try:
         text = line.decode("utf-8-sig").strip()
     except UnicodeDecodeError as e:
@@ -314,11 +405,13 @@ def _out_of_range_mask(col: pd.Series) -> np.ndarray:
     return col.map(lambda v: not 0 <= int(v) <= 255).to_numpy(dtype=bool)
 
 
-def _parser_error_message(p: Path, n_columns: int, e: Exception) -> str:
-    """Turn pandas' tokenizer error into one sentence about the file."""
+def _parser_error_message(p: Path, n_columns: int, e: Exception, lines_before: int) -> str:
+    """Turn pandas' tokenizer error into one sentence about the file (pandas counts its lines
+    after the ``lines_before`` it did not see)."""
     m = _TOKENIZE_ERROR.search(str(e))
     if m:
         expected, line, saw = (int(g) for g in m.groups())
+        line += lines_before
         if expected != n_columns:  # pandas took its width from a short first data row
             return (f"CSV file {p} has {expected} cells in data row 1 but its header has "
                     f"{n_columns} columns.")
@@ -541,10 +634,13 @@ def _mnist_places(path: PathLike | None) -> list[Path]:
 
 
 def _idx_file(folder: Path, name: str) -> Path | None:
-    """``folder/name`` or ``folder/name.gz``, whichever exists (plain first)."""
-    for candidate in (folder / name, folder / (name + ".gz")):
-        if candidate.is_file():
-            return candidate
+    """``folder/name`` or ``folder/name.gz``, whichever is a regular file (plain first); else
+    whichever exists, so that read_idx says what it is (a FIFO, a folder) rather than missing."""
+    candidates = (folder / name, folder / (name + ".gz"))
+    for test in (Path.is_file, Path.exists):
+        found = next((c for c in candidates if test(c)), None)
+        if found is not None:
+            return found
     return None
 
 
@@ -610,16 +706,15 @@ def load_dataset(
     Images are ``uint8 (n, n_pixels)``, labels ``uint8 (n,)``.
     """
     p = Path(path)
-    if p.is_dir():
-        m = load_mnist(p, download=False)
-        return m.train_images, m.train_labels, m.test_images, m.test_labels
-    if p.name.lower().endswith((".csv", ".csv.gz")):
+    if p.name.lower().endswith((".csv", ".csv.gz")):  # a file by its name: a folder or FIFO is an error
         X, y = read_csv(p)
         if y is None:
             raise DataError(f"CSV file {p} has no label column, so it cannot be used for training.")
         return X, y, None, None
-    if not p.exists():
-        raise DataError(f"Data path {p} does not exist.")
+    if p.is_dir():
+        m = load_mnist(p, download=False)
+        return m.train_images, m.train_labels, m.test_images, m.test_labels
+    regular_file(p, "Data path")  # missing, or not a regular file: say so
     raise DataError(f"Data path {p} is neither a folder of MNIST IDX files "
                     f"nor a .csv/.csv.gz file.")
 
@@ -627,19 +722,6 @@ def load_dataset(
 # --------------------------------------------------------------------------- helpers
 
 def _existing_file(path: PathLike, kind: str) -> Path:
-    """``path`` as a Path, or DataError if it is missing or a folder."""
-    p = Path(path)
-    if not p.exists():
-        raise DataError(f"{kind} {p} does not exist.")
-    if p.is_dir():
-        raise DataError(f"{kind} {p} is a folder, not a file.")
-    return p
-
-
-def _is_gzip(p: Path) -> bool:
-    """True when the file starts with the gzip magic bytes (the name is not trusted)."""
-    try:
-        with p.open("rb") as f:
-            return f.read(2) == _GZIP_MAGIC
-    except OSError as e:
-        raise DataError(f"File {p} could not be read ({e}).") from e
+    """``path`` as a Path, or DataError if it is missing or not a regular file (checked before
+    anything opens it: opening a FIFO blocks)."""
+    return regular_file(path, kind)
