@@ -118,7 +118,7 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
                     m.epochs_trained += 1
                     h.seconds.append(seconds)
                     h.loss.append(float(losses[k].mean(dtype=np.float64)))
-                    if m.output == "softmax":
+                    if m.classifies:
                         h.accuracy.append(float(hits[k].mean()))
                     h.lr.append(float(lrs[k, -1]))
                 if ctrl_c.pending:

@@ -11,22 +11,25 @@ from .data.examples import Examples, SparseRows, validation_rows
 from .data.prepared import sparse_rows
 from .errors import DataError
 from .kernels.args import Net
-from .kernels.codes import ACTIVATION_CODES, IDENTITY, SOFTMAX
+from .kernels.codes import ACTIVATION_CODES, IDENTITY, SIGMOID, SOFTMAX
 from .layout import Layout, aligned_zeros, cache_aligned
 from .optimizers import Optimizer
 from .schedules import Schedule
 from .training import EarlyStopping, History
-from .data.checks import check_labels, check_layer_sizes, check_network_size, check_targets, check_weights
+from .data.checks import (check_binary_targets, check_labels, check_layer_sizes, check_network_size, check_targets,
+                          check_weights)
 from .kernels.tuning import PREDICT_MIN_WORK
 
 INITS = ("uniform", "he", "glorot")
 DTYPES = {"float32": np.float32, "float64": np.float64}
-OUTPUTS = ("softmax", "linear")
+OUTPUTS = ("softmax", "linear", "sigmoid")
+OUTPUT_CODES = {"softmax": SOFTMAX, "linear": IDENTITY, "sigmoid": SIGMOID}  # the output layer's code picks the loss
 
 
 class MLP:
     """A multi-layer perceptron: dense layers, a hidden activation, and a softmax output with
-    cross-entropy (classification) or a linear output with mean squared error (regression).
+    cross-entropy (classification), a linear output with mean squared error (regression), or a
+    sigmoid output with binary cross-entropy (two classes, or several 0/1 labels per example).
 
     >>> model = MLP([784, 10, 10], seed=0)            # the tutorial's network
     >>> history = model.fit(X, y, epochs=5, batch_size=64, lr=0.1)
@@ -42,10 +45,14 @@ class MLP:
     def __init__(self, sizes: Sequence[int], *, activation: str = "relu", output: str = "softmax",
                  dropout: float = 0.0, init: str = "uniform", seed: int = 0, dtype: str = "float32") -> None:
         """``sizes``: inputs, hidden widths..., outputs. ``activation`` of the hidden layers:
-        relu, leaky_relu, tanh, sigmoid or identity. ``output``: 'softmax' (classes) or
-        'linear' (regression). ``dropout``: inverted dropout rate of the hidden layers while
-        training. ``init``: 'uniform' (the tutorial's), 'he' or 'glorot'. ``seed`` drives the
-        weights, the shuffles and dropout. ``dtype``: 'float32' or 'float64'."""
+        relu, leaky_relu, tanh, sigmoid, gelu (exact, erf form), silu or identity. ``output``:
+        'softmax' (classes, y: labels 0..k-1), 'linear' (regression, y: k targets per example),
+        or 'sigmoid' (binary cross-entropy with logits on each of the k outputs, as
+        torch.nn.BCEWithLogitsLoss; y: 0/1 labels, one per example for k = 1 (two classes),
+        else an (n, k) array of 0/1 labels, multi-label). ``dropout``: inverted dropout rate of
+        the hidden layers while training. ``init``: 'uniform' (the tutorial's), 'he' or
+        'glorot'. ``seed`` drives the weights, the shuffles and dropout. ``dtype``: 'float32' or
+        'float64'."""
         sizes = check_layer_sizes(sizes)  # ints >= 1, not bools
         if output not in OUTPUTS:
             raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
@@ -162,7 +169,8 @@ class MLP:
             labels = check_labels(y, n, self.n_classes, names[1])
             targets = np.zeros((1, 1), dtype=self.dtype)
         else:
-            targets = check_targets(y, n, self.n_classes, self.dtype, names[1])
+            check = check_binary_targets if self.output == "sigmoid" else check_targets
+            targets = check(y, n, self.n_classes, self.dtype, names[1])
             labels = np.zeros(n, dtype=np.int32)
         weights = check_weights(sample_weight, class_weight, labels if self.output == "softmax" else None,
                                 n, self.n_classes, self.dtype)
@@ -170,7 +178,7 @@ class MLP:
 
     def _net(self, training_key: int = 0):
         acts = [ACTIVATION_CODES[self.activation]] * (self.layout.n_layers - 1)
-        acts.append(SOFTMAX if self.output == "softmax" else IDENTITY)
+        acts.append(OUTPUT_CODES[self.output])
         return Net(np.array(self.sizes, dtype=np.int64), self.layout.strides, self.layout.offsets,
                    self.layout.cols, np.array(acts, dtype=np.int64), self.dtype.type(self.dropout),
                    np.uint64(training_key))
@@ -271,22 +279,39 @@ class MLP:
                         np.ones(rows.n_rows, self.dtype))
 
     def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities (softmax output) or predicted values (linear), shape (n, outputs)."""
+        """The outputs, shape (n, outputs): class probabilities (softmax), predicted values
+        (linear), or each output's probability of label 1 (sigmoid; (n, 1) for two classes,
+        the probability of class 1, not scikit-learn's (n, 2))."""
         return self._forward(self._unlabelled(X))[0]
 
     def predict(self, X) -> np.ndarray:
-        """The most probable class of each example (softmax output), or the predicted values."""
+        """The most probable class of each example (softmax output), the predicted values
+        (linear), or 0/1 labels (sigmoid: 1 where the probability is above 1/2; shape (n,) for
+        one output, (n, k) for k labels)."""
         outputs = self.predict_proba(X)
-        return outputs.argmax(axis=1) if self.output == "softmax" else outputs
+        if self.output == "softmax":
+            return outputs.argmax(axis=1)
+        if self.output == "sigmoid":
+            labels = (outputs > 0.5).astype(np.int64)
+            return labels[:, 0] if labels.shape[1] == 1 else labels
+        return outputs
+
+    @property
+    def classifies(self) -> bool:
+        """Whether the output predicts labels, and so has an accuracy (softmax or sigmoid)."""
+        return self.output != "linear"
 
     def evaluate(self, X, y) -> dict[str, float]:
-        """Mean loss (cross-entropy, or squared error) and, for classes, accuracy."""
+        """Mean loss (cross-entropy, squared error, or binary cross-entropy averaged over the
+        outputs) and, for labels, accuracy: the fraction of examples predicted right, for
+        several sigmoid labels those with every label right (scikit-learn's accuracy_score on
+        multi-label data, the subset accuracy)."""
         return self._metrics(self._examples(X, y))
 
     def _metrics(self, examples: Examples) -> dict[str, float]:
         _, losses, hits = self._forward(examples)
         metrics = {"loss": float(losses.mean(dtype=np.float64))}
-        if self.output == "softmax":
+        if self.classifies:
             metrics["accuracy"] = float(hits.mean())
         return metrics
 

@@ -2,13 +2,19 @@
 
 Written in the tutorial's notation (docs/seed.md): examples are columns, ``W`` has shape
 (n_out, n_in), ``b`` has shape (n_out, 1), hidden layers use ReLU and the output softmax
-with cross-entropy. Any number of layers. Nothing here is tuned for speed.
+with cross-entropy. Any number of layers. Nothing here is tuned for speed. The forward and
+backward passes, ``loss`` and ``gradients`` also take fastnn's other hidden activations
+(``activation=``, see HIDDEN) and outputs (``output=``: 'linear' with mean squared error,
+'sigmoid' with binary cross-entropy; their ``y`` is an (examples, outputs) array, or one value
+per example for one output).
 
 The update rules below (``sgd_step``, ``rmsprop_step``, ``adam_step``, ``adamw_step``) are
 torch.optim's definitions written out for one tensor; ``optimizer_epoch`` trains with any of them.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -35,6 +41,36 @@ def relu(Z: np.ndarray) -> np.ndarray:
     return np.maximum(Z, 0)
 
 
+def sigmoid(Z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-Z))
+
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+
+def normal_cdf(Z: np.ndarray) -> np.ndarray:
+    """Phi, the standard normal's distribution function."""
+    return 0.5 * (1 + _erf(Z / np.sqrt(2)))
+
+
+def normal_pdf(Z: np.ndarray) -> np.ndarray:
+    return np.exp(-Z * Z / 2) / np.sqrt(2 * np.pi)
+
+
+LEAKY_SLOPE = 0.01
+
+# The hidden activations: name -> (f, f'), both of the pre-activations Z.
+HIDDEN = {
+    "relu": (relu, lambda Z: (Z > 0).astype(Z.dtype)),
+    "leaky_relu": (lambda Z: np.where(Z > 0, Z, LEAKY_SLOPE * Z), lambda Z: np.where(Z > 0, 1.0, LEAKY_SLOPE)),
+    "tanh": (np.tanh, lambda Z: 1 - np.tanh(Z) ** 2),
+    "sigmoid": (sigmoid, lambda Z: sigmoid(Z) * (1 - sigmoid(Z))),
+    "identity": (lambda Z: Z, np.ones_like),
+    "gelu": (lambda Z: Z * normal_cdf(Z), lambda Z: normal_cdf(Z) + Z * normal_pdf(Z)),  # exact (erf) form
+    "silu": (lambda Z: Z * sigmoid(Z), lambda Z: sigmoid(Z) * (1 + Z * (1 - sigmoid(Z)))),
+}
+
+
 def softmax(Z: np.ndarray) -> np.ndarray:
     E = np.exp(Z - Z.max(axis=0, keepdims=True))  # shifted for stability; the result is the same
     return E / E.sum(axis=0, keepdims=True)
@@ -46,38 +82,70 @@ def one_hot(y: np.ndarray, n_classes: int, dtype=np.float64) -> np.ndarray:
     return Y
 
 
-def forward_prop(params: Params, X: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Z_l = W_l A_{l-1} + b_l; A_l = ReLU(Z_l) for hidden layers, softmax(Z_L) at the output."""
+def targets(y: np.ndarray, n_outputs: int) -> np.ndarray:
+    """A linear or sigmoid output's targets as columns, (n_outputs, examples)."""
+    return np.asarray(y, dtype=np.float64).reshape(-1, n_outputs).T
+
+
+def forward_prop(params: Params, X: np.ndarray, activation: str = "relu",
+                 output: str = "softmax") -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Z_l = W_l A_{l-1} + b_l; A_l = f(Z_l) for hidden layers (ReLU by default), softmax(Z_L)
+    at the output (Z_L itself for 'linear', sigmoid(Z_L) for 'sigmoid')."""
+    f = HIDDEN[activation][0]
+    last = {"softmax": softmax, "linear": lambda Z: Z, "sigmoid": sigmoid}[output]
     Zs, As = [], [X]
     for i, (W, b) in enumerate(params):
         Z = W @ As[-1] + b
         Zs.append(Z)
-        As.append(softmax(Z) if i == len(params) - 1 else relu(Z))
+        As.append(last(Z) if i == len(params) - 1 else f(Z))
     return Zs, As
 
 
-def backward_prop(params: Params, Zs: list[np.ndarray], As: list[np.ndarray], y: np.ndarray) -> Params:
-    """Mean cross-entropy gradients: dZ_L = A_L - Y, dW = dZ A^T / m, db = row sums / m."""
-    m = y.size
-    dZ = As[-1] - one_hot(y, As[-1].shape[0], As[-1].dtype)
+def output_gradient(Zs: list[np.ndarray], As: list[np.ndarray], y: np.ndarray, output: str) -> np.ndarray:
+    """dL/dZ_L of each example's loss (columns): A_L - Y for cross-entropy through the softmax,
+    2 (Z_L - T) / k for the mean squared error over k outputs, (sigmoid(Z_L) - T) / k for the
+    binary cross-entropy averaged over them."""
+    k = As[-1].shape[0]
+    if output == "softmax":
+        return As[-1] - one_hot(y, k, As[-1].dtype)
+    if output == "linear":
+        return 2 * (Zs[-1] - targets(y, k)) / k
+    return (As[-1] - targets(y, k)) / k
+
+
+def backward_prop(params: Params, Zs: list[np.ndarray], As: list[np.ndarray], y: np.ndarray,
+                  activation: str = "relu", output: str = "softmax") -> Params:
+    """Mean loss gradients: dZ_L from output_gradient (A_L - Y for cross-entropy),
+    dW = dZ A^T / m, db = row sums / m, dZ_{l-1} = (W_l^T dZ_l) f'(Z_{l-1})."""
+    derivative = HIDDEN[activation][1]
+    dZ = output_gradient(Zs, As, y, output)
+    m = dZ.shape[1]
     grads: Params = []
     for i in range(len(params) - 1, -1, -1):
         grads.append((dZ @ As[i].T / m, dZ.sum(axis=1, keepdims=True) / m))
         if i > 0:
-            dZ = (params[i][0].T @ dZ) * (Zs[i - 1] > 0)
+            dZ = (params[i][0].T @ dZ) * derivative(Zs[i - 1])
     return grads[::-1]
 
 
-def gradients(params: Params, X: np.ndarray, y: np.ndarray) -> Params:
+def gradients(params: Params, X: np.ndarray, y: np.ndarray, activation: str = "relu",
+              output: str = "softmax") -> Params:
     """Gradients of the mean loss over the batch (X: examples as columns)."""
-    Zs, As = forward_prop(params, X)
-    return backward_prop(params, Zs, As, y)
+    Zs, As = forward_prop(params, X, activation, output)
+    return backward_prop(params, Zs, As, y, activation, output)
 
 
-def loss(params: Params, X: np.ndarray, y: np.ndarray) -> float:
-    """Mean cross-entropy."""
-    _, As = forward_prop(params, X)
-    return float(-np.mean(np.log(As[-1][y, np.arange(y.size)])))
+def loss(params: Params, X: np.ndarray, y: np.ndarray, activation: str = "relu", output: str = "softmax") -> float:
+    """Mean cross-entropy; for 'linear' the mean squared error, for 'sigmoid' the binary
+    cross-entropy (as torch.nn.BCEWithLogitsLoss, from the logits: max(z, 0) - z t +
+    log(1 + e^-|z|)), both averaged over outputs and examples."""
+    Zs, As = forward_prop(params, X, activation, output)
+    if output == "softmax":
+        return float(-np.mean(np.log(As[-1][y, np.arange(y.size)])))
+    Z, T = Zs[-1], targets(y, Zs[-1].shape[0])
+    if output == "linear":
+        return float(np.mean((Z - T) ** 2))
+    return float(np.mean(np.maximum(Z, 0) - Z * T + np.log1p(np.exp(-np.abs(Z)))))
 
 
 def update_params(params: Params, grads: Params, alpha: float) -> Params:

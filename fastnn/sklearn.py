@@ -97,7 +97,7 @@ EXPECTED_FAILED_CHECKS = {
 }
 
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
-               "sigmoid": "sigmoid", "leaky_relu": "leaky_relu"}
+               "sigmoid": "sigmoid", "leaky_relu": "leaky_relu", "gelu": "gelu", "silu": "silu"}
 SOLVERS = ("sgd", "adam")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 DTYPES = {"float32": np.float32, "float64": np.float64}

@@ -217,7 +217,7 @@ def _train(model: "MLP", examples: "Examples", validation: "Examples | None", se
         history.seconds.append(time.perf_counter() - started)
         trained = slice(skip * batch_size, n)  # a resumed epoch reports the part it trained
         history.loss.append(float(losses[trained].mean(dtype=np.float64)))
-        if model.output == "softmax":
+        if model.classifies:
             history.accuracy.append(int(np.count_nonzero(hits[trained])) / hits[trained].size)
         history.lr.append(float(lrs[-1]))
         monitored = history.loss[-1]

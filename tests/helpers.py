@@ -2,8 +2,6 @@
 
 import numpy as np
 
-from fastnn import reference
-
 
 def to_reference(weights):
     """fastnn's [(W (n_in, n_out), b (n_out,))] as the tutorial's [(W (n_out, n_in), b (n_out, 1))]."""
@@ -22,16 +20,15 @@ def random_pixels(n, n_features, seed=0, density=0.3):
     return X, rng
 
 
-def reference_loss(params, X, y):
-    return reference.loss(params, reference.scale_pixels(X), y)
-
-
 def gaussian_problem(n, sizes, seed=0, output="softmax"):
-    """Gaussian inputs (dense, float64) and labels that depend on them, or regression targets."""
+    """Gaussian inputs (dense, float64) and labels that depend on them, regression targets, or
+    (output 'sigmoid') 0/1 labels, one column per output."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, sizes[0]))
     if output == "softmax":
         y = (X @ rng.normal(size=(sizes[0], sizes[-1])) + rng.normal(size=(n, sizes[-1]))).argmax(axis=1)
+    elif output == "sigmoid":
+        y = (X @ rng.normal(size=(sizes[0], sizes[-1])) + rng.normal(size=(n, sizes[-1])) > 0).astype(np.int64)
     else:
         y = np.tanh(X @ rng.normal(size=(sizes[0], sizes[-1])) / 3) + 0.1 * rng.normal(size=(n, sizes[-1]))
     return X, y

@@ -45,6 +45,12 @@ THREAD_RUNS = {
     "adam, clipping, float64": dict(sizes=(784, 12, 8, 10), n=700, dtype="float64",
                                     fit=dict(batch_size=64, optimizer="adam", clip_norm=0.5)),
     "sgd, float64, three layers": dict(sizes=(784, 12, 8, 10), n=700, dtype="float64", fit=dict(batch_size=32)),
+    # The sigmoid output: two classes (digit >= 5), and ten labels (one-hot: the multi-label path).
+    "gelu, sigmoid, two classes": dict(sizes=(784, 16, 1), n=700, activation="gelu", output="sigmoid",
+                                       targets=lambda y: (y >= 5).astype(int), fit=dict(batch_size=32)),
+    "silu, sigmoid, ten labels, adam": dict(sizes=(784, 24, 10), n=700, activation="silu", output="sigmoid",
+                                            targets=lambda y: np.eye(10, dtype=int)[y],
+                                            fit=dict(batch_size=64, optimizer="adam")),
 }
 
 
@@ -54,12 +60,13 @@ def test_two_workers_agree_with_one_bit_for_bit(mnist, force_parallel, two_cpus,
     continues the optimizer's state)."""
     import fastnn
 
-    X, y = mnist.train_images[:case["n"]], mnist.train_labels[:case["n"]]
+    X, y = mnist.train_images[:case["n"]], case.get("targets", np.asarray)(mnist.train_labels[:case["n"]])
     optimizers = {"momentum": fastnn.SGD(lr=0.05, momentum=0.9), "adam": fastnn.Adam(lr=0.003),
                   "rmsprop": fastnn.RMSprop(lr=0.001)}
 
     def run(threads):
-        model = MLP(list(case["sizes"]), seed=4, dtype=case.get("dtype", "float32"), dropout=case.get("dropout", 0.0))
+        model = MLP(list(case["sizes"]), seed=4, dtype=case.get("dtype", "float32"), dropout=case.get("dropout", 0.0),
+                    activation=case.get("activation", "relu"), output=case.get("output", "softmax"))
         settings = dict(case["fit"], optimizer=optimizers.get(case["fit"].get("optimizer")))
         assert model.fit(X, y, epochs=1, threads=threads, **settings).workers == threads
         model.fit(X, y, epochs=2, threads=threads, **settings)

@@ -102,3 +102,90 @@ def test_block_products_match_numpy_and_do_not_depend_on_the_blocks(dtype, batch
             dense_block_forward(params, 0, n_in, stride, True, X, 0, pieces_forward, n_in + 3, b0, b1)
             dense_block_backward_input(params, 0, n_in, stride, X, n_in + 3, pieces_gradient, 0, b0, b1)
         assert np.array_equal(pieces_forward, forward) and np.array_equal(pieces_gradient, gradient)
+
+
+# -- gelu, silu and the sigmoid output with binary cross-entropy ---------------------------------
+
+# Far past where exp overflows (float32 near 88) and z * z (near 1.8e19): no NaN may come out.
+EXTREMES = [-3e38, -1e30, -1e4, -100.0, -30.0, 0.0, 30.0, 100.0, 1e4, 1e30, 3e38]
+
+
+def exact_activation(name, x):
+    """(f(x), f'(x)) in float64, from scipy's erf and expit (written apart from the kernels')."""
+    from scipy.special import erf, expit
+
+    if name == "gelu":
+        cdf = 0.5 * (1 + erf(x / np.sqrt(2)))
+        with np.errstate(over="ignore"):
+            pdf = np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
+        return x * cdf, cdf + x * pdf
+    s = expit(x)
+    return x * s, s * (1 + x * (1 - s))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", ["gelu", "silu"])
+def test_gelu_and_silu_and_their_derivatives_match_numpy_everywhere(name, dtype):
+    """Within 4 ulps (of max(1, |z|)) of float64 NumPy over [-12, 12] and at the extremes of
+    the dtype, and never NaN. The tanh approximation of GELU would be off by 1e-4."""
+    from fastnn.kernels.codes import ACTIVATION_CODES
+    from fastnn.kernels.layers import activation_backward, activation_forward
+
+    z = np.concatenate([np.linspace(-12, 12, 2001), EXTREMES]).astype(dtype)
+    a, dz, da = np.empty_like(z), np.empty_like(z), np.full_like(z, 0.5)
+    activation_forward(ACTIVATION_CODES[name], z, a, z.size)
+    activation_backward(ACTIVATION_CODES[name], z, da, dz, z.size)
+    assert np.isfinite(a).all() and np.isfinite(dz).all()
+    x = z.astype(np.float64)
+    f, derivative = exact_activation(name, x)
+    allowed = 4 * np.finfo(dtype).eps * np.maximum(1, np.abs(x))
+    assert (np.abs(a - f) <= allowed).all()
+    assert (np.abs(dz - 0.5 * derivative) <= allowed).all()
+    np.testing.assert_array_equal(dz[-3:], [0.5, 0.5, 0.5])  # f' of 1e4, 1e30, 3e38: 1 exactly
+    np.testing.assert_array_equal(dz[-11:-9], [0, 0])  # of -3e38, -1e30: 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_binary_cross_entropy_is_finite_and_exact_at_any_logit(dtype):
+    """bce_forward's loss against float64 NumPy's log(1 + e^z) - z t: each term alone, with
+    logits far past where sigmoid rounds to 0 or 1, then the mean over 20 outputs;
+    bce_backward's dz = w (s - t) / n."""
+    from scipy.special import expit
+
+    from fastnn.kernels.layers import bce_backward, bce_forward
+
+    eps = np.finfo(dtype).eps
+    z = np.array(EXTREMES[1:-1], dtype)
+    s = np.empty_like(z)
+    for j in range(z.size):
+        for target in (0, 1):
+            loss, _ = bce_forward(z[j:j + 1], s[j:j + 1], np.array([[target]], dtype), 0, 1)
+            x = np.float64(z[j])
+            exact = np.logaddexp(0, -x if target else x)  # log(1 + e^z) - z t, without its cancellation
+            assert loss == pytest.approx(exact, rel=4 * eps, abs=8 * np.finfo(dtype).smallest_subnormal)
+    np.testing.assert_array_equal(s[-3:], [1, 1, 1])  # sigmoid of 100, 1e4, 1e30
+    np.testing.assert_array_equal(s[:2], [0, 0])  # of -1e30, -1e4
+
+    rng = np.random.default_rng(1)
+    z = (rng.normal(size=20) * 4).astype(dtype)
+    t = rng.integers(0, 2, (3, z.size)).astype(dtype)
+    s, dz, x = np.empty_like(z), np.empty_like(z), z.astype(np.float64)
+    for e in range(3):
+        loss, _ = bce_forward(z, s, t, e, z.size)
+        assert loss == pytest.approx(np.mean(np.logaddexp(0, x) - x * t[e]), rel=8 * eps)
+        np.testing.assert_allclose(s, expit(x), rtol=2 * eps)
+        bce_backward(s, t, e, dtype(0.25), dz, z.size)
+        np.testing.assert_allclose(dz, 0.25 * (expit(x) - t[e]) / z.size, rtol=0, atol=eps / z.size)
+
+
+@pytest.mark.parametrize("z, t, hit", [
+    ([3.0], [1], True), ([3.0], [0], False), ([-0.5], [0], True), ([-0.5], [1], False),
+    ([0.0], [0], True),  # a probability of exactly 1/2 predicts 0
+    ([2.0, -1.0, 0.5], [1, 0, 1], True), ([2.0, -1.0, 0.5], [1, 0, 0], False), ([2.0, 1.0, 0.5], [0, 1, 1], False),
+])
+def test_binary_cross_entropy_hit_needs_every_label_right(z, t, hit):
+    """The kernel's hit: every output on its label's side of 1/2 (subset accuracy)."""
+    from fastnn.kernels.layers import bce_forward
+
+    z, t = np.array(z), np.array([t], dtype=np.float64)
+    assert bce_forward(z, np.empty_like(z), t, 0, z.size)[1] is hit

@@ -197,10 +197,11 @@ def test_reduce_on_plateau_matches_torch():
 
 
 @requires_torch
-@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid", "identity"])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid", "identity", "gelu", "silu"])
 @pytest.mark.parametrize("init", ["uniform", "he", "glorot"])
 def test_activation_matches_torch(activation, init):
-    """Hidden activations (leaky slope 0.01, as nn.LeakyReLU's default) with each initialiser."""
+    """Hidden activations (leaky slope 0.01, as nn.LeakyReLU's default; gelu as nn.GELU(), the
+    exact erf form) with each initialiser."""
     X, y = problem(160, seed=11)
     model = MLP(SIZES, activation=activation, init=init, seed=12, dtype="float64")
     error, *_ = compare(model, X, y, optimizer=fastnn.SGD(lr=0.1, momentum=0.5),
@@ -226,6 +227,38 @@ def test_mse_regression_matches_torch(opt):
                                         batch_size=16)
     assert error < TOLERANCE
     np.testing.assert_allclose(history.loss, losses, rtol=1e-10)
+
+
+@requires_torch
+@pytest.mark.parametrize("opt", ["sgd", "adam"])
+@pytest.mark.parametrize("k", [1, 3], ids=["two-classes", "three-labels"])
+def test_binary_cross_entropy_matches_torch(opt, k):
+    """output='sigmoid': nn.BCEWithLogitsLoss (mean over outputs and over the batch), for one
+    output (1-D 0/1 labels, two classes) and for three labels per example."""
+    optimizer, torch_optimizer = OPTIMIZERS[opt]
+    sizes = [12, 10, 8, k]
+    X, y = problem(160, seed=30 + k, sizes=sizes, output="sigmoid")
+    y = y.ravel() if k == 1 else y
+    assert 0.2 < y.mean() < 0.8
+    model = MLP(sizes, activation="gelu", output="sigmoid", init="he", seed=31, dtype="float64")
+    error, history, losses, _ = compare(model, X, y, optimizer=optimizer, torch_optimizer=torch_optimizer, epochs=2,
+                                        batch_size=16)
+    assert error < TOLERANCE
+    np.testing.assert_allclose(history.loss, losses, rtol=1e-10)
+
+
+@requires_torch
+def test_binary_cross_entropy_with_sample_weight_matches_torch():
+    """sample_weight with a sigmoid output: sum(w l) / sum(w) per batch, l each example's mean
+    binary cross-entropy over its labels."""
+    sizes = [12, 10, 3]
+    X, y = problem(160, seed=32, sizes=sizes, output="sigmoid")
+    w = np.random.default_rng(33).uniform(0, 3, 160)
+    model = MLP(sizes, activation="silu", output="sigmoid", init="he", seed=34, dtype="float64")
+    error, *_ = compare(model, X, y, optimizer=fastnn.SGD(lr=0.1, momentum=0.9),
+                        torch_optimizer=lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), epochs=2, batch_size=16,
+                        sample_weight=w)
+    assert error < TOLERANCE
 
 
 @requires_torch

@@ -106,7 +106,7 @@ def test_dropout_is_off_outside_training():
 
 # -- sample weights, activations, MSE -----------------------------------------------------------
 
-@pytest.mark.parametrize("output", ["softmax", "linear"])
+@pytest.mark.parametrize("output", ["softmax", "linear", "sigmoid"])
 def test_sample_weight_matches_numpy_reference(output):
     """Each batch's loss is sum(w_i l_i) / sum(w_i); zero weights drop examples out."""
     X, y = problem(160, seed=4, output=output)
@@ -141,10 +141,11 @@ def test_uniform_sample_weights_change_nothing():
     assert max_relative_error(b.get_weights(), a.get_weights()) < 1e-12
 
 
-@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid", "identity"])
-@pytest.mark.parametrize("output", ["softmax", "linear"])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid", "identity", "gelu", "silu"])
+@pytest.mark.parametrize("output", ["softmax", "linear", "sigmoid"])
 def test_activation_and_loss_match_numpy_reference(activation, output):
-    """Without torch, the activations, cross-entropy and MSE still meet an independent reference."""
+    """Without torch, the activations, cross-entropy, MSE and binary cross-entropy (four labels
+    per example) still meet an independent reference."""
     X, y = problem(160, seed=7, output=output)
     model = MLP(SIZES, activation=activation, output=output, init="uniform", seed=13, dtype="float64")
     start = model.get_weights()

@@ -5,8 +5,8 @@
   torch is imported only when called, so this module imports without it.
 - ``numpy_train``: plain minibatch SGD in NumPy with hidden activations, inverted dropout
   (the same counter-based mask as the kernels: see ``dropout_uniform_numpy``), per-example loss
-  weights and a softmax/cross-entropy or linear/MSE output; for what torch cannot reproduce
-  (fastnn's dropout stream) and as a second opinion where it can.
+  weights and a softmax/cross-entropy, linear/MSE or sigmoid/binary cross-entropy output; for
+  what torch cannot reproduce (fastnn's dropout stream) and as a second opinion where it can.
 
 Weights travel as fastnn's get_weights gives them: [(W (n_in, n_out), b (n_out,)), ...].
 """
@@ -57,7 +57,7 @@ def torch_network(weights, activation="relu"):
     from torch import nn
 
     make = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(LEAKY_SLOPE), "tanh": nn.Tanh,
-            "sigmoid": nn.Sigmoid, "identity": nn.Identity}[activation]
+            "sigmoid": nn.Sigmoid, "identity": nn.Identity, "gelu": nn.GELU, "silu": nn.SiLU}[activation]
     layers = []
     for l, (W, b) in enumerate(weights):
         linear = nn.Linear(W.shape[0], W.shape[1], dtype=torch.float64)
@@ -83,8 +83,10 @@ def torch_train(weights, X, y, *, make_optimizer, epochs, batch_size, activation
     ``make_optimizer(params)`` and ``make_scheduler(optimizer)`` build torch objects;
     ``scheduler_per``: 'epoch' (scheduler.step() after each epoch), 'batch' (after each
     optimizer step) or 'plateau' (scheduler.step(mean training loss of the epoch)).
-    The loss: nn.CrossEntropyLoss on the logits (``weight=class_weight``) or nn.MSELoss, mean over
-    the batch; with ``sample_weight``, sum(w * loss_i) / sum(w) from the per-example losses.
+    The loss: nn.CrossEntropyLoss on the logits (``weight=class_weight``), nn.MSELoss ('linear') or
+    nn.BCEWithLogitsLoss ('sigmoid', y: 0/1 labels, (n,) or (n, k)), mean over the batch (and
+    the outputs); with ``sample_weight``, sum(w * loss_i) / sum(w) from the per-example losses,
+    each the mean over the example's outputs.
     Returns (weights, per-epoch mean training loss as it trained, lr of each epoch's last step).
     """
     with float64_torch() as torch:
@@ -101,8 +103,9 @@ def torch_train(weights, X, y, *, make_optimizer, epochs, batch_size, activation
             per_example = nn.CrossEntropyLoss(reduction="none")
         else:
             yt = torch.from_numpy(np.asarray(y, dtype=np.float64).reshape(len(X), -1))
-            mean_loss = nn.MSELoss()
-            per_example = lambda out, t: nn.MSELoss(reduction="none")(out, t).mean(dim=1)  # noqa: E731
+            loss_class = nn.BCEWithLogitsLoss if output == "sigmoid" else nn.MSELoss
+            mean_loss = loss_class()
+            per_example = lambda out, t: loss_class(reduction="none")(out, t).mean(dim=1)  # noqa: E731
         sw = None if sample_weight is None else torch.from_numpy(np.asarray(sample_weight, dtype=np.float64))
         n = len(X)
         epoch_losses, lrs = [], []
@@ -189,13 +192,24 @@ ACTIVATIONS = {
     "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
     "sigmoid": (lambda z: 1 / (1 + np.exp(-z)), lambda z: np.exp(-z) / (1 + np.exp(-z)) ** 2),
     "identity": (lambda z: z, np.ones_like),
+    # GELU's exact form, x Phi(x), and its derivative Phi(x) + x phi(x); SiLU, x sigmoid(x).
+    "gelu": (lambda z: z * normal_cdf(z), lambda z: normal_cdf(z) + z * np.exp(-z * z / 2) / np.sqrt(2 * np.pi)),
+    "silu": (lambda z: z / (1 + np.exp(-z)),
+             lambda z: 1 / (1 + np.exp(-z)) + z * np.exp(-z) / (1 + np.exp(-z)) ** 2),
 }
+
+
+def normal_cdf(z):
+    from scipy.special import erf
+
+    return 0.5 * (1 + erf(z / np.sqrt(2)))
 
 
 def numpy_train(weights, X, y, *, lr, epochs, batch_size, activation="relu", output="softmax", dropout=0.0,
                 seed=0, sample_weight=None, first_epoch=0, orders=None):
     """Minibatch SGD, batches in order: each batch minimises sum(w_i loss_i) / sum(w_i) with
-    loss_i cross-entropy (softmax output) or the mean over outputs of the squared error (linear).
+    loss_i cross-entropy (softmax output), the mean over outputs of the squared error (linear)
+    or of the binary cross-entropy with logits (sigmoid; y: 0/1 labels, (n,) or (n, k)).
     With ``dropout``, hidden activations are multiplied by dropout_scale(seed, epoch, example
     index, layer, ...) in the forward pass and their gradients by the same in the backward pass.
     ``orders``: each epoch's order of the examples (default: in order); dropout's mask follows
@@ -230,6 +244,10 @@ def numpy_train(weights, X, y, *, lr, epochs, batch_size, activation="relu", out
                 seen.append(-np.log(P[np.arange(len(idx)), y[idx]]))
                 P[np.arange(len(idx)), y[idx]] -= 1
                 dZ = P * w[:, None]
+            elif output == "sigmoid":
+                T = np.asarray(y, dtype=np.float64).reshape(n, -1)[idx]
+                seen.append((np.logaddexp(0, Z) - Z * T).mean(axis=1))  # -t log s - (1 - t) log(1 - s)
+                dZ = (1 / (1 + np.exp(-Z)) - T) / Z.shape[1] * w[:, None]
             else:
                 T = np.asarray(y, dtype=np.float64).reshape(n, -1)[idx]
                 seen.append(((Z - T) ** 2).mean(axis=1))

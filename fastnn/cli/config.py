@@ -149,8 +149,9 @@ class Option:
 OPTIONS = [
     # the network
     Option("layers", layers, [784, 10, 10], "layer sizes, input to output, e.g. 784,128,10", "network", "N,N,..."),
-    Option("activation", choice("relu", "leaky_relu", "tanh", "sigmoid", "identity"), "relu",
-           "activation of the hidden layers: relu, leaky_relu, tanh, sigmoid or identity", "network", "NAME"),
+    Option("activation", choice("relu", "leaky_relu", "tanh", "sigmoid", "gelu", "silu", "identity"), "relu",
+           "activation of the hidden layers: relu, leaky_relu, tanh, sigmoid, gelu, silu or identity", "network",
+           "NAME"),
     Option("init", choice("auto", "uniform", "he", "glorot"), "auto",
            "weight initialisation: uniform (the tutorial's U[-0.5, 0.5)), he or glorot; auto = uniform "
            "for hidden widths up to 32, he above", "network", "NAME"),

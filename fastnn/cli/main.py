@@ -163,7 +163,7 @@ def load_model(path: Path):
 
     model = MLP.load(path)
     if model.output != "softmax":
-        raise FastnnError(f"{path} is a regression network; this command needs a classifier")
+        raise FastnnError(f"{path} has a {model.output} output; this command needs a softmax classifier")
     return model
 
 

@@ -96,6 +96,22 @@ def check_targets(y, n_examples: int, n_outputs: int, dtype: np.dtype, name: str
     return y
 
 
+def check_binary_targets(y, n_examples: int, n_outputs: int, dtype: np.dtype, name: str = "y") -> np.ndarray:
+    """0/1 targets of a sigmoid output as a C-contiguous (n, n_outputs) array of ``dtype``: one
+    label per example for one output (shape (n,) or (n, 1)), else a row of 0/1 labels each."""
+    y = np.asarray(y)
+    if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_) \
+            or np.issubdtype(y.dtype, np.complexfloating):
+        raise DataError(f"{name} must hold 0/1 labels, not {y.dtype}")
+    if y.ndim == 1 and n_outputs == 1:
+        y = y[:, None]
+    if y.shape != (n_examples, n_outputs):
+        raise DataError(f"{name} must have shape ({n_examples}, {n_outputs}) for this network, got {y.shape}")
+    if not np.isin(y, (0, 1)).all():
+        raise DataError(f"{name} must hold 0/1 labels; it has other values")
+    return np.ascontiguousarray(y, dtype=dtype)
+
+
 def check_weights(sample_weight, class_weight, labels, n_examples: int, n_classes: int,
                   dtype: np.dtype) -> np.ndarray:
     """Per-example loss weights: sample_weight times the weight of each example's class."""

@@ -17,7 +17,7 @@ class Net(NamedTuple):
     strides: np.ndarray  # int64 (L,): each layer's outputs padded to whole SIMD vectors
     offsets: np.ndarray  # int64 (L + 1,): each layer's first value in the flat parameters; their length
     cols: np.ndarray  # int64 (L + 1,): each layer's first column in the rows of Z, A, D; their width
-    acts: np.ndarray  # int64 (L,): activation codes, the last SOFTMAX or IDENTITY (which picks the loss)
+    acts: np.ndarray  # int64 (L,): activation codes, the last SOFTMAX, IDENTITY or SIGMOID (which picks the loss)
     dropout: np.floating  # the hidden layers' dropout rate
     key: np.uint64  # the key of this epoch's dropout stream
 

@@ -25,10 +25,12 @@ SGD, MOMENTUM, NESTEROV, RMSPROP, ADAM, ADAMW = 0, 1, 2, 3, 4, 5
 OPTIMIZER_CODES = {"sgd": SGD, "momentum": MOMENTUM, "nesterov": NESTEROV, "rmsprop": RMSPROP,
                    "adam": ADAM, "adamw": ADAMW}
 
-# Activations (kernels/layers.py); the output layer is SOFTMAX (classification) or IDENTITY.
-IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID, SOFTMAX = 0, 1, 2, 3, 4, 5
+# Activations (kernels/layers.py). The output layer's code picks the loss: SOFTMAX (classes,
+# cross-entropy), IDENTITY (regression, mean squared error) or SIGMOID (binary and multi-label,
+# binary cross-entropy).
+IDENTITY, RELU, LEAKY_RELU, TANH, SIGMOID, SOFTMAX, GELU, SILU = 0, 1, 2, 3, 4, 5, 6, 7
 ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU, "tanh": TANH,
-                    "sigmoid": SIGMOID}
+                    "sigmoid": SIGMOID, "gelu": GELU, "silu": SILU}
 LEAKY_SLOPE = 0.01
 
 # Slots of a ``sync`` array shared by workers (the protocol: kernels/sync.py). The two counters

@@ -11,11 +11,13 @@ are compiled functions of their own, called from the training and inference kern
 allocates, and all arithmetic stays in the dtype of the buffers.
 """
 
+import math
+
 import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from .codes import LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, TANH
+from .codes import GELU, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SILU, TANH
 from .tuning import PANEL_ROWS
 from .jit import kernel
 from .optim import step_vector
@@ -536,10 +538,50 @@ def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0
 
 # -- activations ---------------------------------------------------------------------------------
 
+# The scalar helpers below take an array and an index, f(z, j) = f(z[j]), to know its dtype: their
+# arithmetic stays in it (float32 constants for a float32 network).
+
+@njit(inline="always")
+def sigmoid(z, j):
+    """1 / (1 + e^-z[j]). Safe at any z: for very negative z, e^-z overflows to inf and the
+    result is 0, never NaN."""
+    one = z.dtype.type(1)
+    return one / (one + np.exp(-z[j]))
+
+
+@njit(inline="always")
+def normal_cdf(z, j):
+    """Phi(z[j]), the standard normal's distribution function: 0.5 (1 + erf(z / sqrt 2))."""
+    half, one = z.dtype.type(0.5), z.dtype.type(1)
+    return half * (one + math.erf(z[j] * z.dtype.type(0.7071067811865476)))
+
+
+@njit(inline="always")
+def gelu(z, j):
+    """z Phi(z) at z[j]: the exact form of torch.nn.GELU() (its default), not the tanh one."""
+    return z[j] * normal_cdf(z, j)
+
+
+@njit(inline="always")
+def gelu_derivative(z, j):
+    """Phi(z) + z phi(z) at z[j], phi the standard normal's density. For large |z|, z * z
+    overflows to inf and phi to 0: the derivative is then 0 or 1, never NaN."""
+    x = z[j]
+    return normal_cdf(z, j) + x * z.dtype.type(0.3989422804014327) * np.exp(z.dtype.type(-0.5) * x * x)
+
+
+@njit(inline="always")
+def silu_derivative(z, j):
+    """d/dz z sigmoid(z) = s (1 + z (1 - s)) at z[j], s = sigmoid(z[j])."""
+    one = z.dtype.type(1)
+    s = sigmoid(z, j)
+    return s * (one + z[j] * (one - s))
+
+
 @kernel
 def activation_forward(code, z, a, n):
     """a = f(z) for a hidden activation."""
-    zero, one = z.dtype.type(0), z.dtype.type(1)
+    zero = z.dtype.type(0)
     if code == RELU:
         for j in range(n):
             a[j] = z[j] if z[j] > 0 else zero
@@ -552,7 +594,13 @@ def activation_forward(code, z, a, n):
             a[j] = np.tanh(z[j])
     elif code == SIGMOID:
         for j in range(n):
-            a[j] = one / (one + np.exp(-z[j]))
+            a[j] = sigmoid(z, j)
+    elif code == GELU:
+        for j in range(n):
+            a[j] = gelu(z, j)
+    elif code == SILU:
+        for j in range(n):
+            a[j] = z[j] * sigmoid(z, j)
     else:
         for j in range(n):
             a[j] = z[j]
@@ -577,8 +625,14 @@ def activation_backward(code, z, da, dz, n):
             dz[j] = da[j] * (one - t * t)
     elif code == SIGMOID:
         for j in range(n):
-            s = one / (one + np.exp(-z[j]))
+            s = sigmoid(z, j)
             dz[j] = da[j] * s * (one - s)
+    elif code == GELU:
+        for j in range(n):
+            dz[j] = da[j] * gelu_derivative(z, j)
+    elif code == SILU:
+        for j in range(n):
+            dz[j] = da[j] * silu_derivative(z, j)
     else:
         for j in range(n):
             dz[j] = da[j]
@@ -639,6 +693,37 @@ def mse_backward(z, targets, e, weight, dz, n):
     c = weight * z.dtype.type(2) / z.dtype.type(n)
     for j in range(n):
         dz[j] = c * (z[j] - targets[e, j])
+
+
+# -- output: sigmoid with binary cross-entropy (two classes, or several labels) --------------------
+
+@kernel
+def bce_forward(z, s, targets, e, n):
+    """s = sigmoid(z); returns (the mean over the outputs of the binary cross-entropy with logits
+    against targets[e], as torch.nn.BCEWithLogitsLoss; whether every output is on its target's
+    side of 1/2).
+
+    Each term from z, max(z, 0) - z t + log(1 + e^-|z|): finite for any z, where log(s) would
+    overflow to -inf once s rounds to 0.
+    """
+    zero, half = z.dtype.type(0), z.dtype.type(0.5)
+    total = zero
+    hit = True
+    for j in range(n):
+        x, t = z[j], targets[e, j]
+        s[j] = sigmoid(z, j)
+        total += max(x, zero) - x * t + np.log1p(np.exp(-abs(x)))
+        hit = hit and (s[j] > half) == (t > half)
+    return total / z.dtype.type(n), hit
+
+
+@kernel
+def bce_backward(s, targets, e, weight, dz, n):
+    """dz = weight * (s - t) / n: the binary cross-entropy's gradient through the sigmoid, from
+    the outputs s that bce_forward stored."""
+    c = weight / s.dtype.type(n)
+    for j in range(n):
+        dz[j] = c * (s[j] - targets[e, j])
 
 
 # -- inverted dropout, from a counter-based random stream ------------------------------------------

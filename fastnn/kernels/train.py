@@ -19,12 +19,14 @@ from numba import njit
 
 from .args import Buffers, Hyper, Net, Opt
 from .codes import (AFTER_EXAMPLES, AFTER_HALVES, AFTER_NORM, AFTER_UPDATE, BEFORE_NORM, BLOCK, REPLICAS, SGD,
-                    SHARED, SOFTMAX, SPLIT, STOP, STOP_AT)
+                    SHARED, SIGMOID, SOFTMAX, SPLIT, STOP, STOP_AT)
 from .jit import kernel
 from .layers import (
     activation_backward,
     activation_forward,
     add_bias_gradient,
+    bce_backward,
+    bce_forward,
     dense_backward_rows,
     dense_block_backward_input,
     dense_block_forward,
@@ -83,23 +85,27 @@ def hidden_forward_block(params, net, rows, b0, b1, Z, A, training):
 
 @njit(inline="always")
 def output_forward(net, data, e, z_row, a_row):
-    """The output layer of example e from its pre-activations: its outputs (class probabilities
-    or regression values) into a_row; returns (loss, predicted class or -1 for regression)."""
+    """The output layer of example e from its pre-activations: its outputs (class probabilities,
+    regression values or sigmoid probabilities) into a_row; returns (loss, hit): whether the
+    prediction is right (the most probable class is the label; every sigmoid output is on its
+    0/1 target's side of 1/2; never for regression)."""
     sizes, cols, acts = net.sizes, net.cols, net.acts
     n_layers = acts.size
     k = sizes[n_layers]
     z = z_row[cols[n_layers - 1]:]
     out = a_row[cols[n_layers - 1]:]
+    if acts[n_layers - 1] == SIGMOID:
+        return bce_forward(z, out, data.targets, e, k)
     if acts[n_layers - 1] != SOFTMAX:
         for j in range(k):
             out[j] = z[j]
-        return mse_forward(z, data.targets, e, k), -1
+        return mse_forward(z, data.targets, e, k), False
     log_partition = softmax_forward(z, out, k)
     predicted = 0
     for j in range(1, k):
         if z[j] > z[predicted]:
             predicted = j
-    return log_partition - z[data.labels[e]], predicted
+    return log_partition - z[data.labels[e]], predicted == data.labels[e]
 
 
 @njit(inline="always")
@@ -110,6 +116,8 @@ def output_backward(net, data, e, weight, z_row, a_row, d_row):
     last = cols[n_layers - 1]
     if acts[n_layers - 1] == SOFTMAX:
         softmax_xent_backward(a_row[last:], data.labels[e], weight, d_row[last:], sizes[n_layers])
+    elif acts[n_layers - 1] == SIGMOID:
+        bce_backward(a_row[last:], data.targets, e, weight, d_row[last:], sizes[n_layers])
     else:
         mse_backward(z_row[last:], data.targets, e, weight, d_row[last:], sizes[n_layers])
 
@@ -177,9 +185,7 @@ def upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, l
             prefetch(data.indptr, later), prefetch(data.labels, later), prefetch(data.weights, later)
         if start + b + ahead < order.size:  # the next block's inputs
             prefetch_row(data.indptr, data.indices, data.values, order[start + b + ahead])
-        loss, predicted = output_forward(net, data, e, Z[b], A[b])
-        losses[start + b] = loss
-        hits[start + b] = predicted == data.labels[e]
+        losses[start + b], hits[start + b] = output_forward(net, data, e, Z[b], A[b])
         output_backward(net, data, e, weights[e] * inverse, Z[b], A[b], D[b])
     hidden_backward_block(params, net, rows, b0, b1, bufs)
 
@@ -507,9 +513,7 @@ def predict_block(params, net, data, rows, first, last, Z, A, outputs, losses, h
     first_layer_forward(params, net, data, rows[first:last], Z[:last - first])
     hidden_forward_block(params, net, rows[first:], 0, last - first, Z, A, False)
     for e in range(first, last):
-        loss, predicted = output_forward(net, data, e, Z[e - first], A[e - first])
-        losses[e] = loss
-        hits[e] = predicted == data.labels[e]
+        losses[e], hits[e] = output_forward(net, data, e, Z[e - first], A[e - first])
         for j in range(k):
             outputs[e, j] = A[e - first, cols[-2] + j]
 

@@ -43,7 +43,8 @@ from ..kernels.tuning import INLINING_THRESHOLD
 from .loader import DIRECTORY, ENTRY_POINTS, MANIFEST, _library, cpu, file_record, fingerprint
 
 # What the library may take from the process: the C library and libm.
-ALLOWED_EXTERNAL = {"exp", "expf", "log", "logf", "tanh", "tanhf", "sqrt", "sqrtf", "pow", "powf", "memset", "memcpy",
+ALLOWED_EXTERNAL = {"exp", "expf", "log", "logf", "log1p", "log1pf", "tanh", "tanhf", "erf", "erff", "sqrt", "sqrtf", "pow",
+                    "powf", "memset", "memcpy",
                     "memmove", "sched_yield", "usleep", "clock_gettime"}
 
 
