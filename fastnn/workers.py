@@ -151,7 +151,17 @@ def run_stoppable(n_workers: int, work: Callable[[int], None], stop: Callable[[]
     (those of one training loop), the others get PATIENCE_SECONDS and a second more; past that it
     calls abort() (their waits give up), and past another second raises WorkerStalledError,
     leaving the lost threads behind. Raises what a worker raised."""
-    helpers, done = _start(work, range(n_workers))
+    with DeferredInterrupt() as deferred:  # on the main thread, Ctrl-C sets a flag: it cannot land between
+        helpers, done = _start(work, range(n_workers))  # starting the helpers and waiting for them
+        interrupted = _wait(helpers, done, n_workers, stop, abort, together)
+    _finish(helpers)
+    return interrupted or deferred.pending
+
+
+def _wait(helpers: list[_Helper], done: queue.SimpleQueue, n_workers: int, stop: Callable[[], None],
+          abort: Callable[[], None], together: bool) -> bool:
+    """run_stoppable's wait for its helpers; returns whether a KeyboardInterrupt arrived (off
+    the main thread's deferred handling)."""
     interrupted = stopped = False
     since = aborted = None  # since when the others should be ending; when abort() was called
     while any(h.running for h in helpers):
@@ -174,7 +184,6 @@ def run_stoppable(n_workers: int, work: Callable[[int], None], stop: Callable[[]
                 pass
         except KeyboardInterrupt:
             interrupted = True
-    _finish(helpers)
     return interrupted
 
 
