@@ -24,9 +24,9 @@ import numpy as np
 def worker(hidden: int, threads: int, min_work: int | None, no_probe: bool, optimizer: str, whole: bool) -> None:
     """Warm up, then train for two epochs per line read from stdin; print their seconds (with
     ``whole``, of two fit(epochs=1) calls from start to end, as bench.compare times them)."""
-    import time
-
     import importlib
+    import inspect
+    import time
 
     import fastnn
 
@@ -47,8 +47,12 @@ def worker(hidden: int, threads: int, min_work: int | None, no_probe: bool, opti
     mnist = load_mnist(os.path.join(os.environ.get("FASTNN_DATA", "../shared/data"), "mnist"))
     X = fastnn.prepare(mnist.train_images)
 
+    # 0..255 pixels as X / 255 in either checkout: since MLP's pixels=False default that takes
+    # pixels=True; checkouts from before it read uint8 input as pixels.
+    pixels = {"pixels": True} if "pixels" in inspect.signature(fastnn.MLP).parameters else {}
+
     def epochs() -> list[float]:
-        model = fastnn.MLP([784, hidden, 10], seed=0)
+        model = fastnn.MLP([784, hidden, 10], seed=0, **pixels)
         options = dict(batch_size=64, threads=threads,
                        optimizer=fastnn.Adam(lr=0.001) if optimizer == "adam" else fastnn.SGD(lr=0.1))
         if not whole:

@@ -25,15 +25,17 @@ from fastnn.data.datasets import load_mnist
 # name -> (MLP options, fit options without the schedule, epochs, target accuracy)
 RUNS = {
     "adam-cosine": (
-        dict(sizes=[784, 128, 10], activation="relu", init="he", seed=0, dtype="float32"),
+        dict(sizes=[784, 128, 10], activation="relu", init="he", seed=0, dtype="float32", pixels=True),
         dict(batch_size=128, optimizer=fastnn.Adam(lr=1e-3)),
         10, 0.975),
     "dropout": (
-        dict(sizes=[784, 256, 128, 10], activation="relu", init="he", dropout=0.2, seed=0, dtype="float32"),
+        dict(sizes=[784, 256, 128, 10], activation="relu", init="he", dropout=0.2, seed=0, dtype="float32",
+             pixels=True),
         dict(batch_size=128, optimizer=fastnn.Adam(lr=1e-3)),
         20, 0.980),
     "simard-800": (
-        dict(sizes=[784, 800, 10], activation="relu", init="he", dropout=0.2, seed=0, dtype="float32"),
+        dict(sizes=[784, 800, 10], activation="relu", init="he", dropout=0.2, seed=0, dtype="float32",
+             pixels=True),
         dict(batch_size=128, optimizer=fastnn.Adam(lr=1e-3)),
         30, 0.984),
 }
@@ -50,7 +52,7 @@ def run(name: str, mnist, epochs: int | None = None, threads: int | None = None)
     model = fastnn.MLP(**model_options)
     started = time.perf_counter()
     history = model.fit(mnist.train_images, mnist.train_labels, epochs=epochs, schedule=schedule, threads=threads,
-                        on_epoch=lambda e, h: print(f"   epoch {e + 1}: loss {h.loss[-1]:.4f} "
+                        on_epoch=lambda e, h: print(f"   epoch {e}: loss {h.loss[-1]:.4f} "
                                                     f"train accuracy {h.accuracy[-1]:.4f} "
                                                     f"({h.seconds[-1]:.1f} s)", flush=True),
                         **fit_options)

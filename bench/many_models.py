@@ -31,7 +31,7 @@ def optimizer(name: str):
 def one_after_another(X, y, layers, k, name):
     import fastnn
 
-    models = [fastnn.MLP(layers, seed=s, init="he") for s in range(k)]
+    models = [fastnn.MLP(layers, seed=s, init="he", pixels=True) for s in range(k)]  # MNIST pixels
     started = time.perf_counter()
     for model in models:
         model.fit(X, y, epochs=1, batch_size=BATCH, optimizer=optimizer(name))
@@ -41,7 +41,7 @@ def one_after_another(X, y, layers, k, name):
 def all_at_once(X, y, layers, k, name):
     import fastnn
 
-    models = [fastnn.MLP(layers, seed=s, init="he") for s in range(k)]
+    models = [fastnn.MLP(layers, seed=s, init="he", pixels=True) for s in range(k)]  # MNIST pixels
     started = time.perf_counter()
     fastnn.fit_many(models, X, y, epochs=1, batch_size=BATCH, optimizers=optimizer(name))
     return time.perf_counter() - started, models

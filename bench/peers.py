@@ -182,7 +182,10 @@ def run_fastnn(task, prepared=True):
         optimizer = fastnn.Adam(lr=ADAM_LR, betas=ADAM_BETAS, eps=ADAM_EPS)
     else:
         optimizer = fastnn.SGD(lr=SGD_LR)
-    model = MLP(list(task.layers), init=init_scheme(task.layers), seed=task.seed, dtype="float32")
+    # The uint8 images as X / 255, as the peers see them: pixels=True where MLP has it (before, it
+    # read uint8 input as pixels).
+    pixels = {"pixels": True} if "pixels" in inspect.signature(MLP).parameters else {}
+    model = MLP(list(task.layers), init=init_scheme(task.layers), seed=task.seed, dtype="float32", **pixels)
     model.set_weights(_pairs(initial_weights(task)))  # the peers' weights (same law as init=)
     kwargs = dict(epochs=1, batch_size=task.batch, optimizer=optimizer, threads=task.threads)
     if "verbose" in inspect.signature(model.fit).parameters:

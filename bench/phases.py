@@ -18,9 +18,10 @@ from numba import njit  # noqa: E402
 
 import fastnn  # noqa: E402
 from fastnn.data.datasets import load_mnist  # noqa: E402
+from fastnn.kernels.args import Opt  # noqa: E402
 from fastnn.layout import batch_buffers, gradient_plan  # noqa: E402
 from fastnn.kernels.sparse import transpose_batch  # noqa: E402
-from fastnn.kernels.train import (BLOCK, accumulate_units, forward_backward_block, inverse_weight,  # noqa: E402
+from fastnn.kernels.train import (BLOCK, accumulate_units, no_step, forward_backward_block, inverse_weight,  # noqa: E402
                                   transpose_layers, update_units)
 
 
@@ -44,7 +45,7 @@ def phase2_gradient(grad, net, data, order, bufs, units, n_batches, batch_size):
         if bufs[3].size > 0:
             transpose_batch(data[0], data[1], data[2], data[3], order, start, n_batch, bufs[3], bufs[4], bufs[5])
         accumulate_units(grad, grad, grad.dtype.type(0), net, data, order, start, n_batch, bufs, units, 0,
-                         units.shape[0])
+                         units.shape[0], no_step(grad, grad))
 
 
 @njit
@@ -58,12 +59,12 @@ def phase2_transpose(data, order, bufs, n_batches, batch_size):
 @njit
 def phase2_update(params, grad, net, units, opt, n_batches):
     for batch in range(n_batches):
-        update_units(params, grad, net, units, opt, batch, params.dtype.type(1), 0, units.shape[0], False)
+        update_units(params, grad, net, units, opt, batch, params.dtype.type(1), 0, units.shape[0], False, False)
 
 
 def main(hidden: int = 10, batch_size: int = 64) -> None:
     mnist = load_mnist(os.path.join(os.environ.get("FASTNN_DATA", "../shared/data"), "mnist"))
-    model = fastnn.MLP([784, hidden, 10], seed=0)
+    model = fastnn.MLP([784, hidden, 10], seed=0, pixels=True)  # uint8 pixels, read as bytes
     examples = model._examples(mnist.train_images, mnist.train_labels)
     data = examples.kernel_tuple()
     n = mnist.train_images.shape[0]
@@ -72,8 +73,9 @@ def main(hidden: int = 10, batch_size: int = 64) -> None:
     grad = np.zeros(model.layout.n_params, model.dtype)
     units = gradient_plan(model.layout, 1)
     losses, hits, order = np.empty(n, model.dtype), np.empty(n, np.bool_), np.arange(n)
-    opt = (0, np.zeros(0, model.dtype), np.zeros(0, model.dtype), np.zeros((n_batches, 6), model.dtype),
-           np.full(n_batches, 0.1, model.dtype), 0.0)
+    sgd = fastnn.SGD(lr=0.1)
+    opt = Opt(sgd.code, np.zeros(0, model.dtype), np.zeros(0, model.dtype), sgd.settings(),
+              np.full(n_batches, 0.1, model.dtype), 0.0, 1)
     params, net = model._params.copy(), model._net(0)
     phases = [("phase 1: forward, loss, error signals",
                lambda: phase1(params, net, data, order, bufs, losses, hits, n_batches, batch_size)),

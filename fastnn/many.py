@@ -42,9 +42,10 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
     if not models or not all(isinstance(m, MLP) for m in models):
         raise ValueError("models must be a non-empty list of MLP")
     first = models[0]
-    shape = lambda m: (m.sizes, m.activation, m.output, m.dropout, m.dtype)  # noqa: E731
+    shape = lambda m: (m.sizes, m.activation, m.output, m.dropout, m.dtype, m.pixels, m.classes)  # noqa: E731
     if any(shape(m) != shape(first) for m in models):
-        raise ValueError("fit_many needs models of one shape: same sizes, activation, output, dropout, dtype")
+        raise ValueError("fit_many needs models of one shape: same sizes, activation, output, dropout, dtype, "
+                         "pixels and classes")
     if len({id(m) for m in models}) != len(models):
         raise ValueError("a model appears twice in models")
     if optimizers is None or isinstance(optimizers, Optimizer):
@@ -56,7 +57,9 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
                                blocks_per_epoch=1) for m, o in zip(models, optimizers)]
     if len({type(s.optimizer) for s in settings}) != 1 or len({s.optimizer.code for s in settings}) != 1:
         raise ValueError("fit_many needs optimizers of one kind")
-    examples = first._examples(X, y, sample_weight, class_weight)
+    examples = first._examples(X, y, sample_weight, class_weight, learn=all(m.epochs_trained == 0 for m in models))
+    for m in models:  # the classes the first one learnt from the labels
+        m.classes = first.classes
     common = settings[0]
     n, K = examples.rows.n_rows, len(models)
     size = min(common.batch_size, n)

@@ -13,7 +13,7 @@ from .io import brief
 
 MAX_LAYERS_IN_FILE = 1000  # a model file's network: beyond it, building and describing it take long
 MAX_COUNT_IN_FILE = 2**53  # epochs, batches and steps read from a file: exact in JSON, far from int64's end
-CONFIG_KEYS = ("sizes", "activation", "output", "dropout", "init", "seed", "dtype")
+CONFIG_KEYS = ("sizes", "activation", "output", "dropout", "init", "seed", "dtype", "pixels", "classes")
 
 
 def _is_int_in(value, low: int, high: int) -> bool:
@@ -56,12 +56,19 @@ def checked_config(config, params) -> dict:
         network = "-".join(map(str, sizes))
         network = network if len(network) <= 80 else network[:77] + "..."
         raise ValueError(f"a {network} network has {expected:,} parameters; the file holds {params.size:,}")
+    if not (config.get("pixels") is None or isinstance(config["pixels"], bool)):
+        raise ValueError(f"pixels must be true, false or null, got {brief(config['pixels'])}")
+    classes = config.get("classes")
+    if classes is not None and not (isinstance(classes, list) and len(classes) == sizes[-1]
+                                    and all(type(c) in (str, int, float, bool) for c in classes)):
+        raise ValueError(f"classes must be {sizes[-1]} names (strings or numbers), got {brief(classes)}")
     dtype = config.get("dtype", "float32")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype must be float32 or float64, got {brief(dtype)}")
     if params.dtype.name != dtype:
         raise ValueError(f"parameters of dtype {params.dtype} in a {brief(dtype)} network")
-    return config
+    # Files from before pixels was a setting read uint8 inputs as pixels, others as given.
+    return {"pixels": None, **config}
 
 
 def checked_rng_state(state, what: str) -> dict:

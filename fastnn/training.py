@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from .data.examples import Examples
     from .model import MLP
 
+# An epoch shorter than this is followed by epochs of one block each: on_block then runs once an
+# epoch (the progress bar and Ctrl-C wait at most this long), and small data sets do not pay a
+# kernel call per block. Results do not depend on the blocks.
+QUICK_EPOCH_SECONDS = 0.05
+
+
 @dataclass
 class History:
     """Per-epoch metrics of a fit: training loss and accuracy (over the epoch, as it trained),
@@ -165,7 +171,6 @@ def _train(model: "MLP", examples: "Examples", validation: "Examples | None", se
     hits = aligned_zeros(n, np.bool_)
     data = examples.kernel_tuple()
     n_blocks = min(settings.blocks_per_epoch, n_batches)
-    edges = [n_batches * i // n_blocks for i in range(n_blocks + 1)]
     history = History()
     stopper = _Stopper(settings.early_stopping, model)
     for epoch in range(settings.epochs):
@@ -177,6 +182,9 @@ def _train(model: "MLP", examples: "Examples", validation: "Examples | None", se
         order = epoch_order(model.rng, n) if settings.shuffle else np.arange(n)
         net = model._net(dropout_key(model.seed, model.epochs_trained))
         skip = resumed["batches_done"] if resumed is not None else 0
+        if history.seconds and history.seconds[-1] < QUICK_EPOCH_SECONDS:
+            n_blocks = 1  # Python gets control between epochs anyway: a call per block would cost more
+        edges = [n_batches * i // n_blocks for i in range(n_blocks + 1)]
         if skip >= n_batches or (resumed is not None and resumed.get("n_batches") != n_batches):
             raise ValueError("the checkpoint was interrupted in an epoch of another data set or batch size")
         for first, last in zip(edges[:-1], edges[1:]):
@@ -207,7 +215,7 @@ def _train(model: "MLP", examples: "Examples", validation: "Examples | None", se
             model.position = {"rng": epoch_start_rng, "batches_done": int(stopped_at), "n_batches": n_batches}
             if ctrl_c.pending and stopped_at < n_batches:
                 return history  # train raises KeyboardInterrupt
-            asked = on_block is not None and on_block(epoch, int(stopped_at), n_batches)
+            asked = on_block is not None and on_block(model.epochs_trained + 1, int(stopped_at), n_batches)
             if asked or stopped_at < last:
                 history.interrupted = True
                 if stopped_at < n_batches:  # stop mid-epoch: model.position says where to resume
@@ -228,7 +236,7 @@ def _train(model: "MLP", examples: "Examples", validation: "Examples | None", se
             monitored = metrics["loss"]
         settings.schedule.end_epoch(monitored)
         stop = stopper.update(epoch, monitored)
-        if on_epoch is not None and on_epoch(epoch, history):
+        if on_epoch is not None and on_epoch(model.epochs_trained, history):
             history.interrupted = True
         if stop:
             history.stopped_early = True

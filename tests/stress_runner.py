@@ -57,7 +57,7 @@ def train(case: dict, threads: int) -> tuple[np.ndarray, int]:
                   "adam": fastnn.Adam(lr=0.003), "adamw": fastnn.AdamW(lr=0.003), "rmsprop": fastnn.RMSprop(lr=0.001)}
     X, y = data(case["n"], case["sizes"][0])
     model = fastnn.MLP(list(case["sizes"]), seed=4, dtype=case.get("dtype", "float32"),
-                       dropout=case.get("dropout", 0.0))
+                       dropout=case.get("dropout", 0.0), pixels=True)  # uint8 pixels: the kernels' byte path
     options = dict(case["fit"], optimizer=optimizers.get(case["fit"].get("optimizer")), threads=threads)
     workers = model.fit(X, y, epochs=1, **options).workers
     model.fit(X, y, epochs=1, **options)  # continues the optimizer's state

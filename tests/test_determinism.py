@@ -11,7 +11,7 @@ LANES = VECTOR_BYTES // 4  # float32 values per vector: 16 with AVX-512, 8 with 
 
 
 def train(X, y, threads, seed=0, sizes=(784, 32, 10), clip_norm=None):
-    model = MLP(list(sizes), seed=seed)
+    model = MLP(list(sizes), pixels=True, seed=seed)
     model.fit(X, y, epochs=2, batch_size=64, lr=0.1, threads=threads, clip_norm=clip_norm)
     return model.get_params()
 
@@ -65,8 +65,9 @@ def test_two_workers_agree_with_one_bit_for_bit(mnist, force_parallel, two_cpus,
                   "rmsprop": fastnn.RMSprop(lr=0.001)}
 
     def run(threads):
-        model = MLP(list(case["sizes"]), seed=4, dtype=case.get("dtype", "float32"), dropout=case.get("dropout", 0.0),
-                    activation=case.get("activation", "relu"), output=case.get("output", "softmax"))
+        model = MLP(list(case["sizes"]), pixels=True, seed=4, dtype=case.get("dtype", "float32"),
+                    dropout=case.get("dropout", 0.0), activation=case.get("activation", "relu"),
+                    output=case.get("output", "softmax"))
         settings = dict(case["fit"], optimizer=optimizers.get(case["fit"].get("optimizer")))
         assert model.fit(X, y, epochs=1, threads=threads, **settings).workers == threads
         model.fit(X, y, epochs=2, threads=threads, **settings)
@@ -87,7 +88,7 @@ def test_two_workers_with_clipping_agree_with_one_on_every_run(force_parallel, t
     y = rng.integers(0, 10, 160)
 
     def run(threads):
-        model = MLP([64, 24, 12, 10], init="he", seed=27, dtype="float64")
+        model = MLP([64, 24, 12, 10], init="he", pixels=True, seed=27, dtype="float64")
         model.fit(X, y, epochs=2, batch_size=16, optimizer=fastnn.Adam(lr=0.01), shuffle=False, clip_norm=0.3,
                   threads=threads)
         return model.get_params()

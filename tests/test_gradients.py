@@ -29,7 +29,7 @@ def test_kernel_gradient_equals_reference(sizes, pixels):
     if not pixels:
         X = rng.normal(size=X.shape) * (X > 0)  # real-valued, still with zeros to skip
     y = rng.integers(0, sizes[-1], 40)
-    model = MLP(sizes, seed=1, dtype="float64")
+    model = MLP(sizes, pixels=pixels, seed=1, dtype="float64")  # reference.scale_pixels divides uint8 only
     expected = reference.gradients(to_reference(model.get_weights()), reference.scale_pixels(X), y)
     assert relative_error(model.gradient(X, y), flatten_reference(expected)) < 1e-10
 
@@ -99,7 +99,7 @@ def test_kernel_gradient_matches_finite_differences(activation, output, k):
     sizes = [12, 6, 5, k]
     X, rng = random_pixels(16, sizes[0], seed=4)
     y = labels_for(output, k, 16, rng)
-    model = MLP(sizes, activation=activation, output=output, init="glorot", seed=5, dtype="float64")
+    model = MLP(sizes, activation=activation, output=output, init="glorot", pixels=True, seed=5, dtype="float64")
     model.set_params(model.get_params() + rng.normal(scale=0.1, size=model.get_params().size))  # non-zero biases
     analytic = model.gradient(X, y)
 

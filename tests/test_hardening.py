@@ -37,28 +37,47 @@ def problems(draw):
     dtype = draw(st.sampled_from(DTYPES))
     X = draw(hnp.arrays(dtype, (n, d), elements=hnp.from_dtype(np.dtype(dtype), allow_nan=True,
                                                                     allow_infinity=True)))
-    label_type = draw(st.sampled_from([np.int64, np.int32, np.uint8, np.float64]))
-    y = draw(hnp.arrays(label_type, (n,), elements=st.integers(0 if label_type == np.uint8 else -1, 4)))
+    label_type = draw(st.sampled_from([np.int64, np.int32, np.uint8, np.float64, np.bool_, np.str_]))
+    if label_type == np.bool_:
+        y = draw(hnp.arrays(np.bool_, (n,)))
+    elif label_type == np.str_:
+        y = np.array(list("vwxyz"))[draw(hnp.arrays(np.int64, (n,), elements=st.integers(0, 4)))]
+    else:
+        y = draw(hnp.arrays(label_type, (n,), elements=st.integers(0 if label_type == np.uint8 else -1, 4)))
     return layouts(draw, X), y, d
 
 
+def labels_ok(y, n_classes):
+    """Labels 0..k-1 are their own classes; any others (numbers outside 0..k-1, strings, bools)
+    must name exactly k classes. Bools are never indices: True is not class 1."""
+    distinct = set(y.tolist())
+    indices = y.dtype != np.bool_ and y.dtype.kind != "U" and distinct <= set(range(n_classes))
+    return indices or len(distinct) == n_classes
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(problems(), st.integers(1, 64), st.integers(0, 2), st.sampled_from(["float32", "float64"]))
-def test_fit_trains_or_raises_a_clear_error(problem, batch_size, epochs, dtype):
+@given(problems(), st.integers(1, 64), st.integers(0, 2), st.sampled_from(["float32", "float64"]),
+       st.sampled_from([False, True, None]))
+def test_fit_trains_or_raises_a_clear_error(problem, batch_size, epochs, dtype, pixels):
     X, y, d = problem
-    model = MLP([d, 5, 4], dtype=dtype, init="he")
+    model = MLP([d, 5, 4], dtype=dtype, init="he", pixels=pixels)
     finite = not np.issubdtype(X.dtype, np.floating) or np.isfinite(X).all()
-    labels_ok = np.isin(y, np.arange(4)).all()
+    labelled = labels_ok(y, 4)
     try:
         history = model.fit(X, y, epochs=epochs, batch_size=batch_size, lr=0.01)
     except fastnn.TrainingDivergedError:
         assert np.isfinite(model.get_params()).all()  # huge inputs: stopped, last good weights kept
         return
     except DataError as error:
-        assert not (finite and labels_ok) or "too large" in str(error), error
+        assert not (finite and labelled) or "too large" in str(error), error
         return
-    assert finite and labels_ok
+    assert finite and labelled
     assert len(history.loss) == epochs and np.isfinite(history.loss).all()
+    learnt = model.classes is not None
+    assert learnt == (y.dtype == np.bool_ or y.dtype.kind == "U" or not set(y.tolist()) <= set(range(4)))
+    if learnt:
+        assert model.classes_.tolist() == sorted(set(y.tolist()))
+        assert set(model.predict(X).tolist()) <= set(y.tolist())
     try:
         probabilities = model.predict_proba(X)
     except DataError as error:  # huge inputs: weights that make the outputs overflow
@@ -103,14 +122,15 @@ def test_kernels_stay_in_bounds_under_numba_boundscheck():
                 for threads in (1, 2):
                     fastnn.parallel.PARALLEL_MIN_WORK = 0 if threads == 2 else 10**12
                     fastnn.parallel.PROBE = False
-                    m = fastnn.MLP(sizes, dtype=dtype, dropout=0.3, activation="tanh", seed=1)
+                    m = fastnn.MLP(sizes, dtype=dtype, dropout=0.3, activation="tanh", pixels=True, seed=1)
                     m.fit(X.astype(np.uint8), y, epochs=2, batch_size=32, threads=threads,
                           optimizer=fastnn.Adam(lr=0.01), clip_norm=1.0, sample_weight=np.ones(37))
                     m.fit(X / 255.0, y, epochs=1, batch_size=64, threads=threads)
                     m.predict_proba(X.astype(np.uint8)); m.gradient(X.astype(np.uint8), y)
                 r = fastnn.MLP(sizes, output="linear", dtype="float64")
                 r.fit(X / 255.0, rng.normal(size=(37, sizes[-1])), epochs=1, batch_size=5)
-            fastnn.fit_many([fastnn.MLP(sizes, seed=s) for s in range(3)], X.astype(np.uint8), y, epochs=1)
+            fastnn.fit_many([fastnn.MLP(sizes, pixels=True, seed=s) for s in range(3)], X.astype(np.uint8), y,
+                            epochs=1)
         print("in bounds")
     """)
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": os.environ["NUMBA_CACHE_DIR"] + "-boundscheck",

@@ -40,7 +40,7 @@ def test_ctrl_c_inside_a_kernel_call_stops_fit_at_a_batch_and_fit_continues_exac
     run never interrupted, bit for bit."""
     X, y = long_fit_data(mnist)
     options = dict(batch_size=32, optimizer=fastnn.Adam(lr=0.001), threads=threads)
-    model = MLP([784, 256, 10], seed=1)
+    model = MLP([784, 256, 10], seed=1, pixels=True)
     warm(model, mnist, **options)
     timer = interrupt_after(0.3)
     with pytest.raises(KeyboardInterrupt):
@@ -53,7 +53,7 @@ def test_ctrl_c_inside_a_kernel_call_stops_fit_at_a_batch_and_fit_continues_exac
     assert model.epochs_trained < 4 and (position is not None or model.epochs_trained > 1)
     model.fit(X, y, epochs=4 - model.epochs_trained, **options)  # 1 warm-up epoch + 3
 
-    uninterrupted = MLP([784, 256, 10], seed=1)
+    uninterrupted = MLP([784, 256, 10], seed=1, pixels=True)
     warm(uninterrupted, mnist, **options)
     uninterrupted.fit(X, y, epochs=3, **options)
     assert np.array_equal(model.get_params(), uninterrupted.get_params())
@@ -65,7 +65,7 @@ def test_a_stop_request_ends_fit_at_a_batch_with_history_interrupted(mnist):
     from fastnn.cli.signals import StopRequest
 
     X, y = long_fit_data(mnist)
-    model = MLP([784, 256, 10], seed=2)
+    model = MLP([784, 256, 10], seed=2, pixels=True)
     warm(model, mnist, batch_size=32)
     with StopRequest() as stop:
         timer = threading.Timer(0.3, lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM))
@@ -84,7 +84,7 @@ def test_a_worker_that_stops_answering_ends_fit_with_the_last_good_weights(mnist
     the epoch's order as they were. Fitting again continues as if nothing had happened."""
     X, y = mnist.train_images[:1000], mnist.train_labels[:1000]
     options = dict(batch_size=64, optimizer=fastnn.Adam(lr=0.003), threads=2)
-    model, reference = MLP([784, 32, 10], seed=3), MLP([784, 32, 10], seed=3)
+    model, reference = MLP([784, 32, 10], seed=3, pixels=True), MLP([784, 32, 10], seed=3, pixels=True)
     model.fit(X, y, epochs=1, **options)
     reference.fit(X, y, epochs=1, **options)
     before = model.get_params()
@@ -107,7 +107,8 @@ def test_a_worker_that_stops_answering_ends_fit_with_the_last_good_weights(mnist
 def test_fastnn_train_ends_soon_after_a_signal_inside_a_long_epoch(signum, status, mnist, shared_data, tmp_path):
     """An epoch of several seconds: the signal ends the run after the current batch, inside the
     first epoch (the checkpoint's position says so), instead of after the epoch."""
-    MLP([784, 16, 10]).fit(mnist.train_images[:100], mnist.train_labels[:100])  # the kernel compiled, in the cache
+    # the kernel compiled, in the cache
+    MLP([784, 16, 10], pixels=True).fit(mnist.train_images[:100], mnist.train_labels[:100])
     checkpoint = tmp_path / "c.npz"
     process = subprocess.Popen([sys.executable, "-m", "fastnn.cli", "train", "--data", str(shared_data / "mnist"),
                                 "--layers", "784,1024,1024,10", "--epochs", "2", "--checkpoint", str(checkpoint)],

@@ -20,7 +20,8 @@ def data():
                          ids=["sgd", "adam", "momentum per model"])
 def test_each_model_equals_its_single_run(data, optimizers):
     X, y = data
-    make = lambda: [MLP([60, 12, 4], seed=s, dropout=0.1, init="he") for s in range(3)]  # noqa: E731
+    make = lambda: [MLP([60, 12, 4], seed=s, dropout=0.1, init="he", pixels=True)  # noqa: E731
+                    for s in range(3)]
     singles, many = make(), make()
     options = dict(epochs=2, batch_size=32, schedule=fastnn.schedules.Cosine(2))
     for k, model in enumerate(singles):

@@ -11,7 +11,7 @@ def test_tutorial_network_minibatch_sgd(mnist):
     """784-10-10, the tutorial's initialisation, lr 0.1, batch 64: median over five seeds."""
     after_one, after_five = [], []
     for seed in range(5):
-        model = MLP([784, 10, 10], seed=seed)
+        model = MLP([784, 10, 10], pixels=True, seed=seed)
         accuracy = []
         model.fit(mnist.train_images, mnist.train_labels, epochs=5, batch_size=64, lr=0.1,
                   on_epoch=lambda e, h: accuracy.append(
@@ -23,7 +23,7 @@ def test_tutorial_network_minibatch_sgd(mnist):
 
 
 def test_wider_network_reaches_97_percent(mnist):
-    model = MLP([784, 128, 10], init="he", seed=0)
+    model = MLP([784, 128, 10], init="he", pixels=True, seed=0)
     model.fit(mnist.train_images, mnist.train_labels, epochs=10, batch_size=64, lr=0.1)
     assert model.evaluate(mnist.test_images, mnist.test_labels)["accuracy"] >= 0.97
 
@@ -43,7 +43,7 @@ def tutorial_split(X, y, seed):
 @pytest.mark.slow
 def test_full_batch_matches_reference_on_the_tutorial(kaggle):
     X, y, X_dev, y_dev = tutorial_split(*kaggle, seed=0)
-    model = MLP([784, 10, 10], seed=0, dtype="float64")
+    model = MLP([784, 10, 10], pixels=True, seed=0, dtype="float64")
     params = reference.gradient_descent(to_reference(model.get_weights()), reference.scale_pixels(X), y,
                                         0.10, 500)
     model.fit(X, y, epochs=500, batch_size=len(y), lr=0.10, shuffle=False)
@@ -58,7 +58,7 @@ def test_tutorial_dev_accuracy_over_five_seeds(kaggle):
     dev = []
     for seed in range(5):
         X, y, X_dev, y_dev = tutorial_split(*kaggle, seed=seed)
-        model = MLP([784, 10, 10], seed=seed)
+        model = MLP([784, 10, 10], pixels=True, seed=seed)
         model.fit(X, y, epochs=500, batch_size=len(y), lr=0.10, shuffle=False)
         dev.append(model.evaluate(X_dev, y_dev)["accuracy"])
     assert np.median(dev) >= 0.83, dev

@@ -15,7 +15,7 @@ def small():
 
 def test_predict_proba_equals_reference(small):
     X, y = small
-    model = MLP([30, 9, 4], seed=2, dtype="float64")
+    model = MLP([30, 9, 4], pixels=True, seed=2, dtype="float64")
     expected = reference.forward_prop(to_reference(model.get_weights()), reference.scale_pixels(X))[1][-1].T
     np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-12)
     assert np.array_equal(model.predict(X), expected.argmax(axis=1))
@@ -104,12 +104,19 @@ def test_bad_inputs_raise_before_any_kernel(X, message):
 
 
 @pytest.mark.parametrize("y, message", [
-    (np.array([0, 1, 3] * 4), "outside 0..2"),
-    (np.array([0, -1, 2] * 4), "outside 0..2"),
-    (np.array([0.5] * 12), "integer"),
-    (np.zeros(11, int), "11 labels for 12"),
+    # Labels other than 0..2 name the classes: there must be exactly 3 of them.
+    (np.array([0, 1, 3, 4] * 3), r"y has 4 classes \(0, 1, 3, 4\), the network has 3 outputs"),
+    (np.array([0, -1] * 6), "y has 2 classes for a network of 3 outputs"),
+    (np.array([0.5] * 12), "y has 1 classes for a network of 3 outputs"),
+    (np.array(["a", "b"] * 6), "y has 2 classes for a network of 3 outputs"),
+    (np.array([True, False] * 6), "y has 2 classes for a network of 3 outputs"),  # bools are not 0 and 1
+    (np.array([0.0, 1.0, np.nan] * 4), "a class label cannot be nan"),
+    (np.array([1j, 2j, 3j] * 4), "not complex"),
+    (np.array([None, "a", "b"] * 4, dtype=object), "not NoneType"),
+    (np.zeros(11, int), "y has 11 labels for 12 examples"),
+    (np.array(["a", "b", "c"] * 4)[:11], "y has 11 labels for 12 examples"),
     (np.zeros((12, 1), int), "1-D"),
-    (np.array(["a"] * 12), "integer"),
+    (np.array([["a"], ["b"], ["c"]] * 4), "1-D"),
 ])
 def test_bad_labels_raise(y, message):
     with pytest.raises(DataError, match=message):

@@ -39,11 +39,13 @@ PLANS = {"shared weights": dict(hidden=40, batch_size=16, momentum=0.0),
 
 
 def train_and_predict(dtype, X, y, threads: int, hidden: int, batch_size: int, momentum: float):
-    model = fastnn.MLP([X.shape[1], hidden, 4], dtype=dtype, seed=1, dropout=0.1)
+    pixels = X.dtype == np.uint8  # uint8 pixels stay bytes: the kernels' table path
+    model = fastnn.MLP([X.shape[1], hidden, 4], dtype=dtype, seed=1, dropout=0.1, pixels=pixels)
     history = model.fit(X, y, epochs=2, batch_size=batch_size, threads=threads,
                         optimizer=fastnn.SGD(lr=0.1, momentum=momentum))
     assert history.workers == threads
-    return model.get_params(), model.predict_proba(X), history.loss, fastnn.prepare(X, dtype).rows_for(30, dtype, "X")
+    rows = fastnn.prepare(X, dtype).rows_for(30, dtype, "X", pixels)
+    return model.get_params(), model.predict_proba(X), history.loss, rows
 
 
 @needs_library
@@ -77,7 +79,7 @@ def test_native_fit_many_gives_the_jit_weights_bit_for_bit(monkeypatch):
     X, y = data("uint8", "float32")
 
     def train():
-        models = [fastnn.MLP([30, 12, 4], seed=s) for s in range(3)]
+        models = [fastnn.MLP([30, 12, 4], pixels=True, seed=s) for s in range(3)]
         fastnn.fit_many(models, X, y, epochs=2, batch_size=16, threads=2)
         return [m.get_params() for m in models]
 
@@ -95,13 +97,14 @@ def test_a_process_with_the_library_never_imports_numba():
     have run the JIT), and never loads Numba."""
     code = ("import sys, numpy as np, fastnn\n"
             "X = (np.arange(64 * 20).reshape(64, 20) % 7 == 0).astype(np.uint8) * 200\n"
-            "model = fastnn.MLP([20, 10, 2])\n"
+            "model = fastnn.MLP([20, 10, 2], pixels=True)\n"
             "model.fit(X, np.arange(64) % 2, epochs=1)\n"
-            "fastnn.fit_many([fastnn.MLP([20, 10, 2], seed=s) for s in range(2)], X, np.arange(64) % 2)\n"
+            "models = [fastnn.MLP([20, 10, 2], pixels=True, seed=s) for s in range(2)]\n"
+            "fastnn.fit_many(models, X, np.arange(64) % 2)\n"
             "print(repr(model.evaluate(X, np.arange(64) % 2)['loss']), 'numba' in sys.modules)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     X = (np.arange(64 * 20).reshape(64, 20) % 7 == 0).astype(np.uint8) * 200
-    model = fastnn.MLP([20, 10, 2])
+    model = fastnn.MLP([20, 10, 2], pixels=True)
     model.fit(X, np.arange(64) % 2, epochs=1)
     assert done.stdout.split() == [repr(model.evaluate(X, np.arange(64) % 2)["loss"]), "False"], done.stderr
 

@@ -319,7 +319,7 @@ def test_a_fit_compiles_again_over_a_corrupt_cache_of_its_kernel_with_the_same_w
     """train_worker, the largest kernel: tens of seconds to compile again."""
     fit = ("import sys, numpy as np, fastnn\n"
            "X = (np.arange(64 * 20).reshape(64, 20) % 7 == 0).astype(np.uint8) * 200\n"
-           "model = fastnn.MLP([20, 10, 2])\n"
+           "model = fastnn.MLP([20, 10, 2], pixels=True)\n"
            "model.fit(X, np.arange(64) % 2, epochs=2, threads=1)\n"
            "print(model.get_params().tobytes().hex())\n")
     cache = tmp_path / "cache"

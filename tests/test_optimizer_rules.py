@@ -58,7 +58,8 @@ def from_reference(params):
 
 
 def problem(n=100, seed=0, sizes=SIZES):
-    """uint8 pixels and labels; batches of 16 leave a ragged last batch of 4."""
+    """uint8 pixels (models read them with pixels=True, as reference.scale_pixels does) and
+    labels; batches of 16 leave a ragged last batch of 4."""
     X, rng = random_pixels(n, sizes[0], seed=seed)
     return X, rng.integers(0, sizes[-1], n)
 
@@ -76,7 +77,7 @@ def kernel_and_reference(name, *, epochs=2, clip_norm=None, seed=0):
     """fastnn and the NumPy rule ``name``, from the same weights on the same batches in order:
     (fastnn's weights, the reference's, the starting weights)."""
     X, y = problem(seed=seed)
-    model = MLP(SIZES, seed=seed + 1, dtype="float64")
+    model = MLP(SIZES, pixels=True, seed=seed + 1, dtype="float64")
     start = model.get_weights()
     model.fit(X, y, epochs=epochs, batch_size=16, optimizer=fastnn_optimizer(name), shuffle=False,
               clip_norm=clip_norm)
@@ -137,7 +138,7 @@ def test_partial_fit_carries_the_optimizer_state(name):
     """Two partial_fit calls are two epochs of the NumPy rule with its state carried over
     (momentum buffer, moments, Adam's step count)."""
     X, y = problem(seed=3)
-    model = MLP(SIZES, seed=4, dtype="float64")
+    model = MLP(SIZES, pixels=True, seed=4, dtype="float64")
     start = model.get_weights()
     for _ in range(2):
         model.partial_fit(X, y, batch_size=16, optimizer=fastnn_optimizer(name), shuffle=False)
@@ -156,7 +157,7 @@ def test_workers_follow_the_numpy_rule(force_parallel, two_cpus, threads, name, 
     """On workers (the update's rows shared out between threads) the rules are the same."""
     sizes = [100, 24, 12, 5]
     X, y = problem(300, seed=5, sizes=sizes)
-    model = MLP(sizes, seed=6, dtype="float64")
+    model = MLP(sizes, pixels=True, seed=6, dtype="float64")
     start = model.get_weights()
     if clip_norm:
         assert min(first_epoch_gradient_norms(start, X, y, batch_size=32)) > clip_norm

@@ -320,13 +320,15 @@ def test_partial_fit_continues_the_optimizer_state(opt):
 
 
 @requires_torch
-def test_pixel_inputs_match_torch():
-    """uint8 inputs are scaled by 1/255 inside the first layer: torch gets X / 255 as float64."""
+@pytest.mark.parametrize("dtype", [np.uint8, np.float64])
+def test_pixel_inputs_match_torch(dtype):
+    """pixels=True: 0..255 inputs (uint8 bytes, or floats) are scaled by 1/255 inside the first
+    layer; torch gets X / 255 as float64."""
     sizes = [64, 16, 10]
     rng = np.random.default_rng(24)
-    X = ((rng.random((160, 64)) < 0.3) * rng.integers(1, 256, (160, 64))).astype(np.uint8)
+    X = ((rng.random((160, 64)) < 0.3) * rng.integers(1, 256, (160, 64))).astype(dtype)
     y = rng.integers(0, 10, 160)
-    model = MLP(sizes, init="he", seed=25, dtype="float64")
+    model = MLP(sizes, init="he", pixels=True, seed=25, dtype="float64")
     start = model.get_weights()
     expected, _, _ = torch_train(start, X / 255.0, y, make_optimizer=lambda p: torch.optim.Adam(p, lr=0.01), epochs=2,
                                  batch_size=16)
@@ -343,7 +345,7 @@ def test_workers_with_clipping_match_torch(force_parallel, threads):
     rng = np.random.default_rng(26)
     X = ((rng.random((160, 64)) < 0.3) * rng.integers(1, 256, (160, 64))).astype(np.uint8)
     y = rng.integers(0, 10, 160)
-    model = MLP(sizes, init="he", seed=27, dtype="float64")
+    model = MLP(sizes, init="he", pixels=True, seed=27, dtype="float64")
     start = model.get_weights()
     assert min(torch_gradient_norms(start, X / 255.0, y, batch_size=16)) > 0.3
     expected, _, _ = torch_train(start, X / 255.0, y, make_optimizer=lambda p: torch.optim.Adam(p, lr=0.01),

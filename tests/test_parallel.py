@@ -14,7 +14,7 @@ from fastnn.parallel import Plan
 
 
 def test_how_each_shape_shares_a_batch(mnist):
-    model = MLP([784, 10, 10])
+    model = MLP([784, 10, 10], pixels=True)
     examples = model._examples(mnist.train_images[:640], mnist.train_labels[:640])
     sgd, adam = fastnn.SGD(lr=0.1), fastnn.Adam()
 
@@ -34,7 +34,7 @@ def test_how_each_shape_shares_a_batch(mnist):
 
 
 def run(mnist, threads, sizes=(784, 10, 10), n=6000, optimizer="adam", epochs=2):
-    model = MLP(list(sizes), seed=6)
+    model = MLP(list(sizes), pixels=True, seed=6)
     history = model.fit(mnist.train_images[:n], mnist.train_labels[:n], epochs=epochs, batch_size=32, threads=threads,
                         optimizer=fastnn.Adam(lr=0.002) if optimizer == "adam" else fastnn.SGD(lr=0.1))
     return model.get_params(), history

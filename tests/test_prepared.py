@@ -10,19 +10,21 @@ from fastnn import MLP, DataError, fit_many
 from helpers import gaussian_problem, random_pixels
 
 
-def trained(X, y, dtype="float32", **options):
-    model = MLP([60, 12, 4], seed=2, dtype=dtype)
+def trained(X, y, dtype="float32", pixels=True, **options):
+    model = MLP([60, 12, 4], seed=2, dtype=dtype, pixels=pixels)
     model.fit(X, y, epochs=2, batch_size=32, **options)
     return model
 
 
+@pytest.mark.parametrize("pixels", [True, False], ids=["pixels", "as-given"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_pixels_prepared_once_train_and_predict_as_the_array(dtype):
+def test_pixels_prepared_once_train_and_predict_as_the_array(dtype, pixels):
     X, rng = random_pixels(600, 60, seed=5)
     y = rng.integers(0, 4, 600)
     prepared = fastnn.prepare(X)  # float32 scale: a float64 model gets its own
-    from_array = trained(X, y, dtype, validation_split=0.2)
-    assert np.array_equal(from_array.get_params(), trained(prepared, y, dtype, validation_split=0.2).get_params())
+    from_array = trained(X, y, dtype, pixels, validation_split=0.2)
+    assert np.array_equal(from_array.get_params(),
+                          trained(prepared, y, dtype, pixels, validation_split=0.2).get_params())
     assert np.array_equal(from_array.predict_proba(X), from_array.predict_proba(prepared))
     assert from_array.evaluate(X, y) == from_array.evaluate(prepared, y)
 
@@ -136,7 +138,8 @@ def test_an_array_fit_after_fit_is_converted_once_while_its_bytes_stay_the_same(
     conversions = []
     convert = module._convert
     monkeypatch.setattr(module, "_convert", lambda *args: conversions.append(1) or convert(*args))
-    model, again = MLP([60, 12, 4], seed=2), MLP([60, 12, 4], seed=2)
+    # uint8 pixels stay bytes, and so keep their rows (as given, they become a float copy each fit)
+    model, again = MLP([60, 12, 4], pixels=True, seed=2), MLP([60, 12, 4], pixels=True, seed=2)
     model.fit(X, y, epochs=1, batch_size=32)
     model.fit(X, y, epochs=1, batch_size=32)
     assert len(conversions) == 1

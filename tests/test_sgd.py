@@ -1,4 +1,5 @@
-"""SGD steps of the fused kernels against the NumPy reference, from the same weights and batches."""
+"""SGD steps of the fused kernels against the NumPy reference, from the same weights and batches.
+The data are uint8 pixels, read with pixels=True as reference.scale_pixels reads them."""
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ def test_sgd_steps_equal_reference(n_examples, dtype):
     sizes = [784, 16, 10]
     X, rng = random_pixels(n_examples, sizes[0], seed=n_examples, density=0.2)
     y = rng.integers(0, 10, n_examples)
-    model = MLP(sizes, seed=7, dtype=dtype)
+    model = MLP(sizes, pixels=True, seed=7, dtype=dtype)
     params = to_reference(model.get_weights())
     model.fit(X, y, epochs=1, batch_size=64, lr=0.1, shuffle=False)
     expected = reference.sgd_epoch(params, reference.scale_pixels(X), y, 0.1, 64)
@@ -31,7 +32,7 @@ def test_workers_steps_equal_reference(force_parallel, two_cpus, threads):
     sizes = [100, 24, 12, 5]
     X, rng = random_pixels(300, sizes[0], seed=11)
     y = rng.integers(0, sizes[-1], 300)
-    model = MLP(sizes, seed=3, dtype="float64")
+    model = MLP(sizes, pixels=True, seed=3, dtype="float64")
     params = to_reference(model.get_weights())
     assert model.fit(X, y, epochs=1, batch_size=32, lr=0.05, shuffle=False, threads=threads).workers == threads
     expected = reference.sgd_epoch(params, reference.scale_pixels(X), y, 0.05, 32)
@@ -43,7 +44,7 @@ def test_shuffled_epoch_follows_the_seeded_order():
     sizes = [50, 8, 3]
     X, rng = random_pixels(200, sizes[0], seed=5)
     y = rng.integers(0, 3, 200)
-    model = MLP(sizes, seed=9, dtype="float64")
+    model = MLP(sizes, pixels=True, seed=9, dtype="float64")
     params = to_reference(model.get_weights())
     order = np.random.default_rng(9)
     for n_in, n_out in zip(sizes[:-1], sizes[1:]):  # replay the initialisation's draws
@@ -57,7 +58,7 @@ def test_full_batch_is_gradient_descent():
     sizes = [30, 8, 4]
     X, rng = random_pixels(90, sizes[0], seed=2)
     y = rng.integers(0, 4, 90)
-    model = MLP(sizes, seed=4, dtype="float64")
+    model = MLP(sizes, pixels=True, seed=4, dtype="float64")
     params = to_reference(model.get_weights())
     model.fit(X, y, epochs=20, batch_size=10_000, lr=0.1)
     expected = reference.gradient_descent(params, reference.scale_pixels(X), y, 0.1, 20)

@@ -20,7 +20,7 @@ def labels(n, k, rng):
 def test_predictions_and_metrics_equal_the_reference(k):
     X, rng = random_pixels(120, 30, seed=k)
     y = labels(120, k, rng)
-    model = MLP([30, 9, k], activation="gelu", output="sigmoid", seed=2, dtype="float64")
+    model = MLP([30, 9, k], activation="gelu", output="sigmoid", pixels=True, seed=2, dtype="float64")
     params = to_reference(model.get_weights())
     expected = reference.forward_prop(params, reference.scale_pixels(X), "gelu", "sigmoid")[1][-1].T
     np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-12)

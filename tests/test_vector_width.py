@@ -22,7 +22,7 @@ from fastnn import MLP
 data = np.load(sys.argv[2])
 out = {}
 for i, (sizes, dtype, threads) in enumerate(eval(sys.argv[3])):
-    model = MLP(sizes, seed=i, dtype=dtype)
+    model = MLP(sizes, pixels=True, seed=i, dtype=dtype)  # uint8 pixels, as reference.scale_pixels
     out[f"before{i}"] = np.concatenate([np.append(W.ravel(), b) for W, b in model.get_weights()])
     model.fit(data["X"], data["y"], epochs=1, batch_size=32, lr=0.1, shuffle=False, threads=threads)
     out[f"after{i}"] = np.concatenate([np.append(W.ravel(), b) for W, b in model.get_weights()])

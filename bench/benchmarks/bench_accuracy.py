@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fastnn
 
-from .common import Benchmark, mnist, warm_jit
+from .common import Benchmark, mnist, pixels, warm_jit
 
 # name -> (MLP sizes, init); both train 1 epoch, batch 64, lr 0.1, seed 0, ReLU.
 NETWORKS = {
@@ -30,7 +30,7 @@ class OneEpochAccuracy(Benchmark):
         data = mnist()
         results = {}
         for name, (sizes, init) in NETWORKS.items():
-            model = fastnn.MLP(sizes, init=init, seed=0)
+            model = fastnn.MLP(sizes, init=init, seed=0, **pixels())
             model.fit(data.train_images, data.train_labels, epochs=1, batch_size=64, lr=0.1)
             results[name] = model.evaluate(data.test_images, data.test_labels)
         return results

@@ -19,12 +19,14 @@ from .common import Benchmark, run_python
 # to run two workers (chosen from the requested threads, whatever the core count). Both compile
 # the same training kernel: one compiled function serves any number of workers.
 _TINY_FIT = """
+import inspect
 import numpy as np
 import fastnn
 rng = np.random.default_rng(0)
 X = rng.integers(0, 256, size=(64, 784), dtype=np.uint8)
 y = rng.integers(0, 10, size=64)
-model = fastnn.MLP([784, {hidden}, 10], init="he")
+pixels = {{"pixels": True}} if "pixels" in inspect.signature(fastnn.MLP).parameters else {{}}  # bytes, as before it
+model = fastnn.MLP([784, {hidden}, 10], init="he", **pixels)
 model.fit(X, y, batch_size={batch}, lr=0.01, threads={threads})
 model.predict_proba(X)
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fastnn
 
-from .common import Benchmark, mnist, warm_jit
+from .common import Benchmark, mnist, pixels, warm_jit
 
 
 class LoadMNIST(Benchmark):
@@ -34,5 +34,5 @@ class TrainMemory(Benchmark):
         self.X, self.y = data.train_images, data.train_labels
 
     def peakmem_fit_epoch_full_mnist(self):
-        fastnn.MLP([784, 128, 10], init="he", seed=0).fit(self.X, self.y, epochs=1,
-                                                          batch_size=64, lr=0.1)
+        fastnn.MLP([784, 128, 10], init="he", seed=0, **pixels()).fit(self.X, self.y, epochs=1,
+                                                                      batch_size=64, lr=0.1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fastnn
 
-from .common import Benchmark, mnist, warm_jit
+from .common import Benchmark, mnist, pixels, warm_jit
 
 
 class PredictProba(Benchmark):
@@ -19,7 +19,7 @@ class PredictProba(Benchmark):
     def setup(self, hidden):
         warm_jit()
         self.X = mnist().test_images
-        self.model = fastnn.MLP([784, hidden, 10], init="he", seed=0)
+        self.model = fastnn.MLP([784, hidden, 10], init="he", seed=0, **pixels())
 
     def time_predict_proba(self, hidden):
         self.model.predict_proba(self.X)

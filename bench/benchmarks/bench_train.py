@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fastnn
 
-from .common import N_TRAIN_SUBSET, Benchmark, mnist, warm_jit
+from .common import N_TRAIN_SUBSET, Benchmark, mnist, pixels, warm_jit
 
 
 class TrainEpoch(Benchmark):
@@ -25,7 +25,7 @@ class TrainEpoch(Benchmark):
         data = mnist()
         self.X = data.train_images[:N_TRAIN_SUBSET]
         self.y = data.train_labels[:N_TRAIN_SUBSET]
-        self.model = fastnn.MLP([784, hidden, 10], init="he", seed=0)
+        self.model = fastnn.MLP([784, hidden, 10], init="he", seed=0, **pixels())
 
     def time_fit_epoch(self, hidden, batch_size):
         self.model.fit(self.X, self.y, epochs=1, batch_size=batch_size, lr=0.1)
@@ -46,7 +46,7 @@ class TrainEpochThreads(Benchmark):
         data = mnist()
         self.X = data.train_images[:N_TRAIN_SUBSET]
         self.y = data.train_labels[:N_TRAIN_SUBSET]
-        self.model = fastnn.MLP([784, hidden, 10], init="he", seed=0)
+        self.model = fastnn.MLP([784, hidden, 10], init="he", seed=0, **pixels())
 
     def time_fit_epoch(self, hidden, batch_size, threads):
         self.model.fit(self.X, self.y, epochs=1, batch_size=batch_size, lr=0.1, threads=threads)
@@ -65,7 +65,7 @@ class FullEpochThreads(Benchmark):
         data = mnist()
         self.X = fastnn.prepare(data.train_images)
         self.y = data.train_labels
-        self.model = fastnn.MLP([784, hidden, 10], seed=0)
+        self.model = fastnn.MLP([784, hidden, 10], seed=0, **pixels())
         self.optimizer = fastnn.Adam(lr=0.001) if optimizer == "adam" else fastnn.SGD(lr=0.1)
 
     def time_fit_epoch(self, hidden, optimizer, threads):
@@ -87,7 +87,7 @@ class DeepEpoch(Benchmark):
         data = mnist()
         self.X = fastnn.prepare(data.train_images)
         self.y = data.train_labels
-        self.model = fastnn.MLP([int(n) for n in network.split("-")], init="he", seed=0)
+        self.model = fastnn.MLP([int(n) for n in network.split("-")], init="he", seed=0, **pixels())
         self.optimizer = fastnn.Adam(lr=0.001) if optimizer == "adam" else fastnn.SGD(lr=0.1)
         self.batch_size = 128 if "1024" in network else 64
 

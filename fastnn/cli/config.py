@@ -95,15 +95,7 @@ def layers(value, name):
     dtype it gets)."""
     from ..data.checks import check_network_size
 
-    if isinstance(value, str):
-        try:
-            sizes = [int(part) for part in value.split(",")]
-        except ValueError:
-            raise OptionError(f"{name} must be comma-separated integers, got {_shown(value)}") from None
-    elif isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-        sizes = list(value)
-    else:
-        raise OptionError(f"{name} must be a list of integers, got {_shown(value)}")
+    sizes = _integers(value, name)
     if len(sizes) < 2 or min(sizes) < 1:
         raise OptionError(f"{name} needs at least two positive sizes, got {_shown(value)}")
     try:
@@ -111,6 +103,32 @@ def layers(value, name):
     except ValueError as e:
         raise OptionError(str(e)) from None
     return sizes
+
+
+def hidden(value, name):
+    """Hidden layer widths, e.g. 64,32: the table's input and output widths go around them (the
+    network's size is checked once they are known)."""
+    sizes = _integers(value, name)
+    if not sizes or min(sizes) < 1:
+        raise OptionError(f"{name} needs at least one positive width, got {_shown(value)}")
+    return sizes
+
+
+def _integers(value, name) -> list[int]:
+    if isinstance(value, str):
+        try:
+            return [int(part) for part in value.split(",")]
+        except ValueError:
+            raise OptionError(f"{name} must be comma-separated integers, got {_shown(value)}") from None
+    if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return list(value)
+    raise OptionError(f"{name} must be a list of integers, got {_shown(value)}")
+
+
+def column(value, name):
+    if isinstance(value, str) and value:
+        return value
+    raise OptionError(f"{name} must be a column name, got {_shown(value)}")
 
 
 def boolean(value, name):
@@ -189,9 +207,9 @@ OPTIONS = [
     Option("validation-split", real(0, 1), 0.0,
            "fraction of the training examples held out (drawn with the seed) to report validation "
            "loss and accuracy each epoch", "training", "F"),
-    Option("early-stopping", integer(1), None,
+    Option("early-stopping", integer(0), None,
            "stop when the validation loss (else training loss) has not improved for this many epochs, "
-           "keeping the best weights", "training", "PATIENCE"),
+           "keeping the best weights; 0: never (a table's default is 10)", "training", "PATIENCE"),
     Option("min-delta", real(0), 0.0, "improvement that counts for --early-stopping", "training", "D"),
     Option("threads", integer(1), None, "threads (default: all cores); results do not depend on it",
            "training", "N", on_resume=True),
@@ -199,8 +217,9 @@ OPTIONS = [
            "Python regains control this many times per epoch (progress bar, Ctrl-C); results do not "
            "depend on it", "training", "N", on_resume=True),
     # files
-    Option("data", path, None, "an MNIST IDX folder or a Kaggle-layout CSV (label,pixel0..pixel783); "
-           "default: MNIST from $FASTNN_DATA or the cache", "files", "PATH", on_resume=True),
+    Option("data", path, None, "an MNIST IDX folder, a Kaggle-layout digits CSV (label,pixel0..pixel783), or "
+           "a table (.csv, .csv.gz, .tsv, .parquet, .npz with X and y; see --target); default: MNIST from "
+           "$FASTNN_DATA or the cache", "files", "PATH", on_resume=True),
     Option("out", path, None, "save the trained model to this file (.npz); with --resume CHECKPOINT, "
            "default: NAME.npz beside a checkpoint NAME.ckpt.npz, else the checkpoint itself", "files", "FILE",
            on_resume=True),
@@ -211,9 +230,27 @@ OPTIONS = [
     Option("checkpoint-every", integer(1), None, "save a checkpoint every N epochs", "files", "N",
            on_resume=True),
 ]
+OPTIONS += [
+    # tables: any CSV, TSV, Parquet or .npz file
+    Option("target", column, None, "the table's column to predict (default: y, label, target or class)",
+           "table", "COLUMN"),
+    Option("hidden", hidden, None, "hidden layer widths of a table's network (default 100); its input and output "
+           "widths come from the table", "table", "N,N,..."),
+    Option("task", choice("classification", "regression"), None, "classification or regression (default: from "
+           "the target: text, or integers with few values, are classes)", "table", "TASK"),
+    Option("scale", choice("standard", "minmax", "pixels", "none"), None, "scaling of the numeric columns, "
+           "learnt on the training rows: standard (the default), minmax, pixels (/255) or none", "table", "HOW"),
+    Option("test-split", real(0, 1, low_open=True), None, "hold out this fraction of a table's rows, stratified "
+           "by class, as the test set", "table", "F"),
+]
 BY_NAME = {o.name: o for o in OPTIONS}
 GROUPS = {"network": "the network", "optimizer": "optimizer and learning rate", "training": "training loop",
-          "files": "files"}
+          "files": "files", "table": "tables (a CSV, TSV, Parquet or .npz file)"}
+# A table's defaults, as scikit-learn's MLPClassifier/MLPRegressor: Adam at 0.001, batches of up
+# to 200, up to 200 epochs, stopping when the loss improves by less than 1e-4 for 10 epochs,
+# Glorot's initialisation, one hidden layer of 100 (an option given, or in --config, wins).
+TABLE_DEFAULTS = {"optimizer": "adam", "batch-size": 200, "epochs": 200, "early-stopping": 10, "min-delta": 1e-4,
+                  "init": "glorot", "hidden": [100], "scale": "standard", "layers": None}  # layers: from the table
 OPTIMIZER_LR = {"sgd": 0.1, "rmsprop": 0.01, "adam": 0.001, "adamw": 0.001}
 
 
@@ -315,9 +352,12 @@ def read_toml(file) -> dict[str, Any]:
     return options
 
 
-def resolve(given: dict[str, Any], file: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults < config file < command line, then the checks that look at several options."""
+def resolve(given: dict[str, Any], file: dict[str, Any] | None = None, table: bool = False) -> dict[str, Any]:
+    """Defaults (a table's: TABLE_DEFAULTS) < config file < command line, then the checks that
+    look at several options."""
     config = {o.name: o.default for o in OPTIONS}
+    if table:
+        config.update(TABLE_DEFAULTS)
     config.update(file or {})
     config.update(given)
     check(config)

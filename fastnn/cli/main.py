@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -127,6 +128,25 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print the metadata as JSON")
     info.set_defaults(run=run_info)
 
+    export = commands.add_parser(
+        "export", help="write a model as ONNX or TorchScript, for other runtimes",
+        description="Write MODEL as an ONNX graph (onnxruntime; needs pip install 'fastnn[onnx]') or as "
+                    "TorchScript (torch.jit.load, no fastnn needed; needs torch). The file computes "
+                    "predict_proba from the inputs fastnn reads: it divides pixel models' 0..255 inputs by "
+                    "255, and a table model takes the encoded row (numeric columns raw, text columns one-hot) "
+                    "and applies the stored scaling.")
+    export.add_argument("model", type=Path, metavar="MODEL", help="a model file (.npz)")
+    export.add_argument("--out", type=Path, metavar="FILE",
+                        help="the file to write (default: MODEL with the suffix .onnx, or .pt for torch)")
+    export.add_argument("--format", choices=("onnx", "torch"),
+                        help="onnx or torch (TorchScript); default: torch for an --out ending in .pt or .pth, "
+                             "else onnx")
+    export.add_argument("--opset", type=positive_int, metavar="N", help="the ONNX opset (default: 17)")
+    export.add_argument("--pixels", action=argparse.BooleanOptionalAction, default=None,
+                        help="for a model of fastnn 0.1 only, which took uint8 inputs for pixels: whether the "
+                             "exported inputs are 0..255 pixels (default: yes)")
+    export.set_defaults(run=run_export)
+
     build = commands.add_parser(
         "build", help="compile the kernels ahead of time (once, after installing)",
         description="Compile fastnn's entry kernels into a native library (one to five minutes, with the C "
@@ -159,12 +179,25 @@ def load_data(path: Path | None, need_labels: str | None):
 
 
 def load_model(path: Path):
+    """The model and its table encoding (None for a digits model, which must classify)."""
     from ..model import MLP
+    from .tables import model_encoding
 
     model = MLP.load(path)
-    if model.output != "softmax":
+    encoding = model_encoding(model)
+    if encoding is None and model.output != "softmax":
         raise FastnnError(f"{path} has a {model.output} output; this command needs a softmax classifier")
-    return model
+    return model, encoding
+
+
+def load_table(encoding, path: Path | None, model):
+    """(frame, encoded inputs) of a table file for a model trained on a table."""
+    from ..data.tables import read_table
+
+    if path is None:
+        raise FastnnError("this model was trained on a table: give one with --data FILE")
+    frame = read_table(path)
+    return frame, encoding.inputs(frame, model.dtype)
 
 
 def check_width(model, X, path) -> None:
@@ -208,10 +241,11 @@ def run_tutorial(args: argparse.Namespace) -> int:
         raise FastnnError("the tutorial's CSV needs a label column")
     order = np.random.default_rng(seed).permutation(len(y))
     dev, train = order[:1000], order[1000:]
-    model = MLP([784, 10, 10], seed=seed, dtype=dtype)
+    model = MLP([784, 10, 10], seed=seed, dtype=dtype, pixels=True)
     print(f"full-batch gradient descent on {len(train):,} examples, {len(dev):,} for dev")
 
-    def report(iteration, history):
+    def report(epoch, history):
+        iteration = epoch - 1  # the tutorial counts its iterations from 0
         if iteration % 10 == 0:
             print(f"iteration {iteration}: accuracy {history.accuracy[-1]:.4f}", flush=True)
 
@@ -226,9 +260,11 @@ def run_tutorial(args: argparse.Namespace) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .report import classification_report, format_report
+    from ..metrics import classification_report, format_report
 
-    model = load_model(args.model)
+    model, encoding = load_model(args.model)
+    if encoding is not None:
+        return evaluate_table(args, model, encoding)
     X, y = load_data(args.data, need_labels="evaluate")
     check_width(model, X, args.data)
     proba = model.predict_proba(X)
@@ -239,10 +275,62 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_predict(args: argparse.Namespace) -> int:
-    from .show import draw_text, image_side, save_png
+def evaluate_table(args: argparse.Namespace, model, encoding) -> int:
+    """evaluate on a table: the target column found by its stored name."""
+    from ..metrics import classification_report, format_report
+    from ..metrics import format_regression, regression_report
 
-    model = load_model(args.model)
+    frame, X = load_table(encoding, args.data, model)
+    where = {"model": str(args.model), "data": str(args.data), "target": encoding.target}
+    if encoding.task == "regression":
+        report = {**where, **regression_report(encoding.values(model.predict_proba(X)),
+                                               encoding.values(encoding.targets(frame)))}
+        print(json.dumps(report, indent=2) if args.json else format_regression(report))
+        return 0
+    y = encoding.targets(frame)
+    proba = model.predict_proba(X)
+    loss = float(-np.log(np.maximum(proba[np.arange(len(y)), y], np.finfo(proba.dtype).tiny)).mean())
+    report = {**where, **classification_report(y, proba.argmax(axis=1), model.n_classes, loss, encoding.classes)}
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def predict_table(args: argparse.Namespace, model, encoding) -> int:
+    """predict on a table: one row per input row, in its order, the class name or the value."""
+    import csv
+    import io
+
+    if args.png:
+        raise FastnnError("--png draws digits; a table's rows are shown as text (--show N)")
+    frame, X = load_table(encoding, args.data, model)
+    outputs = model.predict_proba(X)
+    if encoding.task == "regression":
+        predicted = encoding.values(outputs)
+    else:
+        predicted = encoding.class_names(outputs.argmax(axis=1))
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["row", encoding.target])
+    writer.writerows((i, value) for i, value in enumerate(predicted.tolist(), start=1))
+    if args.out:
+        write_text(args.out, text.getvalue())
+        print(f"wrote {len(predicted):,} predictions to {args.out}", file=sys.stderr)
+    elif not args.show:
+        print(text.getvalue(), end="")
+    if args.show:
+        truth = encoding.target in frame.columns
+        for i in range(args.start, min(args.start + args.show, len(frame))):
+            known = f", true {frame[encoding.target].iloc[i]!r}" if truth else ""
+            print(f"row {i + 1}: predicted {predicted[i]!r}{known}")
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from .show import draw_text, image_side, save_png, value_range
+
+    model, encoding = load_model(args.model)
+    if encoding is not None:
+        return predict_table(args, model, encoding)
     X, y = load_data(args.data, need_labels=None)
     check_width(model, X, args.data)
     if args.png and not args.show:
@@ -259,6 +347,7 @@ def run_predict(args: argparse.Namespace) -> int:
         if args.start >= len(X):
             raise FastnnError(f"--start {args.start} is past the last example ({len(X) - 1})")
         image_side(X.shape[1])
+        limits = value_range(X)
         if args.png:
             make_dir(args.png)
         for i in range(args.start, min(args.start + args.show, len(X))):
@@ -268,23 +357,26 @@ def run_predict(args: argparse.Namespace) -> int:
             print(f"example {i} (ImageId {i + 1}): predicted {p} ({proba[i, p]:.1%}), {label}{verdict}")
             if args.png:
                 path = Path(args.png) / f"example_{i + 1}.png"
-                save_png(X[i], f"predicted {p}, {label}", path)
+                save_png(X[i], f"predicted {p}, {label}", path, limits=limits)
                 print(f"  saved {path}")
             else:
-                print(draw_text(X[i]))
+                print(draw_text(X[i], limits))
     return 0
 
 
 def run_plot(args: argparse.Namespace) -> int:
     from . import metrics_log, plots
-    from .report import confusion_matrix
+    from ..metrics import confusion_matrix
 
     if args.model is None and args.metrics is None:
         raise FastnnError("nothing to plot: give a MODEL file and/or --metrics LOG")
-    model = load_model(args.model) if args.model else None
+    model, encoding = load_model(args.model) if args.model else (None, None)
     rows = metrics_log.read(args.metrics) if args.metrics else (metrics_log.stored_rows(model.metadata.get("history"), model.epochs_trained) or None)
     X = y = None
-    if model is not None:
+    if model is not None and encoding is not None and args.data is not None:  # without: the curves only
+        frame, X = load_table(encoding, args.data, model)
+        y = encoding.targets(frame) if encoding.task == "classification" else None
+    elif model is not None:
         X, y = load_data(args.data, need_labels="plotting the confusion matrix")
         check_width(model, X, args.data)
     make_dir(args.out_dir)
@@ -294,14 +386,36 @@ def run_plot(args: argparse.Namespace) -> int:
         written.append(f"{args.out_dir / 'curves.png'} ({len(rows)} epochs)")
     elif model is not None:
         print(f"no training curves: {args.model} holds no history and no --metrics log was given", file=sys.stderr)
-    if model is not None:
-        predicted = model.predict(X)
-        plots.confusion(confusion_matrix(y, predicted, model.n_classes), args.out_dir / "confusion.png", args.dpi)
+    if y is not None:
+        predicted = model.predict_proba(X).argmax(axis=1)
+        plots.confusion(confusion_matrix(y, predicted, model.n_classes), args.out_dir / "confusion.png", args.dpi,
+                        names=encoding.classes if encoding is not None else None)
         written.append(f"{args.out_dir / 'confusion.png'}")
-        wrong = plots.misclassified(X, y, predicted, args.out_dir / "misclassified.png", args.dpi)
-        written.append(f"{args.out_dir / 'misclassified.png'} ({wrong:,} misclassified of {len(y):,})")
+        if encoding is None and is_image(X):  # digits: the misclassified ones
+            wrong = plots.misclassified(X, y, predicted, args.out_dir / "misclassified.png", args.dpi)
+            written.append(f"{args.out_dir / 'misclassified.png'} ({wrong:,} misclassified of {len(y):,})")
     for line in written:
         print(f"wrote {line}")
+    return 0
+
+
+def is_image(X: np.ndarray) -> bool:
+    """Whether examples of X can be drawn: a square number of inputs."""
+    return math.isqrt(X.shape[1]) ** 2 == X.shape[1]
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from .. import export
+    from ..model import MLP
+    from .outputs import check_output
+
+    file_format = args.format or export.format_of(args.out)
+    out = args.out or args.model.with_suffix(export.FORMATS[file_format])
+    if out.resolve() == args.model.resolve():
+        raise FastnnError(f"--out {out} is the model file itself; give another name")
+    model = MLP.load(args.model)
+    check_output(out.absolute(), "--out")
+    print(export.export_file(model, out, format=file_format, opset=args.opset, pixels=args.pixels))
     return 0
 
 
@@ -343,7 +457,8 @@ def describe(path, meta: dict, model) -> str:
     lines = [f"file: {path} ({Path(path).stat().st_size:,} bytes), format {meta['format']} version "
              f"{meta['version']}, written by fastnn {shown(meta.get('fastnn', '?'))}",
              f"network: {'-'.join(map(str, model.sizes))}, {model.activation} hidden, {model.output} output, "
-             f"{model.dtype.name}, init {model.init}, seed {model.seed}, dropout {model.dropout:g}",
+             f"{model.dtype.name}, init {model.init}, seed {model.seed}, dropout {model.dropout:g}, inputs "
+             f"{'0..255 pixels' if model.pixels else 'as given' if model.pixels is False else 'uint8 as pixels'}",
              f"parameters: {n_params:,} ({n_params * model.dtype.itemsize / 1024:,.1f} KiB)"]
     for l, (n_in, n_out) in enumerate(zip(model.sizes[:-1], model.sizes[1:])):
         lines.append(f"  layer {l + 1}: W {n_in}x{n_out}, b {n_out}")
@@ -364,8 +479,20 @@ def describe(path, meta: dict, model) -> str:
         lines.append(data_text(extra["data"]))
     if extra.get("history"):
         lines.append(history_text(extra["history"]))
+    if "table" in extra:
+        lines.append(table_text(model))
     lines.append(f"checksum (sha256 of the arrays): {meta['sha256']}")
     return "\n".join(lines)
+
+
+def table_text(model) -> str:
+    """The table encoding a model keeps: its target, scaling and one-hot columns."""
+    from .tables import model_encoding
+
+    try:
+        return model_encoding(model).describe()
+    except FastnnError as e:
+        return f"table: {e}"
 
 
 # -- info: values from a file's free-form metadata, shown whatever their type ----------------------

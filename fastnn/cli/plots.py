@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .show import as_image
+from .show import as_image, value_range
 
 CURVES_SIZE = (10.0, 4.0)
 CONFUSION_SIZE = (6.0, 6.0)
@@ -56,15 +56,17 @@ def curves(rows: list[dict], path, dpi: int = 100) -> None:
     _save(fig, path, dpi)
 
 
-def confusion(matrix, path, dpi: int = 100) -> None:
-    """The confusion matrix as a heat map, counts written in the cells."""
+def confusion(matrix, path, dpi: int = 100, names: list | None = None) -> None:
+    """The confusion matrix as a heat map, counts written in the cells, classes by ``names``."""
     cm = np.asarray(matrix)
     fig = _figure(CONFUSION_SIZE, dpi)
     ax = fig.add_subplot()
     ax.imshow(cm, cmap="Blues")
     k = len(cm)
-    ax.set_xticks(range(k))
-    ax.set_yticks(range(k))
+    labels = [str(n) for n in names] if names is not None else [str(c) for c in range(k)]
+    ax.set_xticks(range(k), labels, rotation=45 if max(map(len, labels)) > 2 else 0, ha="right" if
+                  max(map(len, labels)) > 2 else "center")
+    ax.set_yticks(range(k), labels)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     accuracy = np.trace(cm) / max(cm.sum(), 1)
@@ -80,8 +82,9 @@ def confusion(matrix, path, dpi: int = 100) -> None:
 
 def misclassified(X, y_true, y_pred, path, dpi: int = 100, limit: int = 36) -> int:
     """A grid of (up to ``limit``) misclassified digits titled 'pred P / true T'; returns how many
-    examples were misclassified in all."""
+    examples were misclassified in all. Drawn in the range of X's values (show.value_range)."""
     wrong = np.flatnonzero(np.asarray(y_true) != np.asarray(y_pred))
+    limits = value_range(X)
     fig = _figure(GRID_SIZE, dpi)
     shown = wrong[:limit]
     if shown.size == 0:
@@ -90,7 +93,7 @@ def misclassified(X, y_true, y_pred, path, dpi: int = 100, limit: int = 36) -> i
     rows = max(1, int(np.ceil(shown.size / cols)))
     for i, index in enumerate(shown):
         ax = fig.add_subplot(rows, cols, i + 1)
-        ax.imshow(as_image(X[index]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.imshow(as_image(X[index], limits), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"pred {y_pred[index]} / true {y_true[index]}", fontsize=8,
                      color="crimson")
         ax.set_axis_off()

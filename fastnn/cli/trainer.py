@@ -27,6 +27,8 @@ from ..data.examples import validation_rows
 from ..errors import DataError, FastnnError, ModelFileError, TrainingDivergedError
 from ..native import loader as native
 from .outputs import checkpoint_path, claimed, outputs
+from ..metrics import regression_report
+from .tables import is_table, load_training_data, model_encoding, network_settings
 
 def data_checksum(X: np.ndarray, y: np.ndarray) -> str:
     """SHA-256 of the training arrays (dtype, shape and bytes of X, then of y)."""
@@ -36,16 +38,6 @@ def data_checksum(X: np.ndarray, y: np.ndarray) -> str:
         digest.update(f"{a.dtype.str}|{a.shape}|".encode())
         digest.update(a.data)
     return digest.hexdigest()
-
-
-def load_training_data(path):
-    """(X, y, X_test, y_test): MNIST by default; from --data, an IDX folder or a CSV."""
-    from ..data import datasets
-
-    if path is None:
-        mnist = datasets.load_mnist()
-        return mnist.train_images, mnist.train_labels, mnist.test_images, mnist.test_labels
-    return datasets.load_dataset(path)
 
 
 def resume_command(config, checkpoint: str) -> str:
@@ -62,6 +54,10 @@ def resume_command(config, checkpoint: str) -> str:
     return shlex.join(words)
 
 
+def plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def warn(message: str) -> None:
     print(f"fastnn: warning: {' '.join(message.split())}", file=sys.stderr, flush=True)
 
@@ -76,7 +72,10 @@ def resolve_run(args):
     given = options.typed(args)
     if not args.resume:
         file = options.read_toml(args.config) if args.config else None
-        return options.absolute(options.resolve(given, file)), None
+        config = options.resolve(given, file)
+        if is_table(config["data"], config["target"]):
+            config = options.resolve(given, file, table=True)
+        return options.absolute(config), None
     if args.config:
         raise FastnnError("--config cannot be combined with --resume (the checkpoint holds the config)")
     model = MLP.load(args.resume)
@@ -98,21 +97,25 @@ def train(args, config, model) -> int:
     from .signals import StopRequest
     from ..training import EarlyStopping
 
-    X, y, X_test, y_test = load_training_data(config["data"])
+    encoding = model_encoding(model) if model is not None else None
+    data = load_training_data(config, encoding, np.dtype(config["dtype"]))
+    X, y = data.X, data.y
     jit_reason = native.missing()
     if jit_reason is not None:  # else a first run's silent compiling looks like a hang
         print(f"note: {jit_reason}; until then the kernels compile on first use (about 20 s, then cached)",
               file=sys.stderr, flush=True)
     checksum = data_checksum(X, y)
     if model is not None:
-        data = model.metadata.get("data")
-        before = data.get("sha256") if isinstance(data, dict) else None
+        trained_on = model.metadata.get("data")
+        before = trained_on.get("sha256") if isinstance(trained_on, dict) else None
         if before is not None and before != checksum:
             raise DataError(f"the training data ({config['data'] or 'MNIST'}) is not the data "
                             f"{args.resume} was trained on (its SHA-256 differs)")
     else:
+        network = network_settings(config, data.encoding)
+        config["layers"] = network.pop("sizes")
         model = MLP(config["layers"], activation=config["activation"], init=options.init(config),
-                    dropout=config["dropout"], seed=config["seed"], dtype=config["dtype"])
+                    dropout=config["dropout"], seed=config["seed"], dtype=config["dtype"], **network)
     if list(model.sizes) != list(config["layers"]):
         raise FastnnError(f"{args.resume} holds a {'-'.join(map(str, model.sizes))} network, its config says "
                           f"{'-'.join(map(str, config['layers']))}")
@@ -131,9 +134,11 @@ def train(args, config, model) -> int:
                  "sha256": checksum}
     checkpoint = checkpoint_path(config)
 
+    table = {"table": data.encoding.to_dict()} if data.encoding is not None else {}
+
     def save(path):
         model.save(path, config=config, data=data_info, history=history_rows,
-                   schedule_state=options.schedule_state(schedule))
+                   schedule_state=options.schedule_state(schedule), **table)
 
     def save_checkpoint():
         try:
@@ -156,20 +161,22 @@ def train(args, config, model) -> int:
             where += f", batch {model.position['batches_done'] + 1} of {model.position['n_batches']}"
         print(f"resuming {layers} on {len(y):,} examples{held_out} from {args.resume}: {where}")
     else:
-        print(f"training {layers} on {len(y):,} examples{held_out}: {config['epochs']} epochs, batch "
+        print(f"training {layers} on {len(y):,} examples{held_out}: {plural(config['epochs'], 'epoch')}, batch "
               f"{config['batch-size']}, lr {optimizer.lr:g}, seed {config['seed']}")
 
     progress = Progress(bar_wanted(getattr(args, "quiet", False), getattr(args, "progress", False)),
                         len(y), config["batch-size"], config["epochs"])
     skipped = model.position["batches_done"] if model.position else 0
 
+    first_epoch = model.epochs_trained + 1  # the one a checkpoint may have stopped inside
+
     def on_block(epoch, batches_done, n_batches):
-        progress.block(model.epochs_trained + 1, batches_done, n_batches, skipped if epoch == 0 else 0)
+        progress.block(epoch, batches_done, n_batches, skipped if epoch == first_epoch else 0)
         return stop.requested
 
     def on_epoch(epoch, history):
         seconds = history.seconds[-1]
-        trained = len(y) - (min(skipped * config["batch-size"], len(y)) if epoch == 0 else 0)
+        trained = len(y) - (min(skipped * config["batch-size"], len(y)) if epoch == first_epoch else 0)
         row = {"epoch": model.epochs_trained, "loss": history.loss[-1],
                "accuracy": history.accuracy[-1] if history.accuracy else None,
                "val_loss": history.val_loss[-1] if history.val_loss else None,
@@ -223,15 +230,22 @@ def train(args, config, model) -> int:
     if config["out"]:  # before the evaluation: whatever happens there, the training is kept
         save(config["out"])
         print(f"saved {config['out']}")
-    report_test_accuracy(model, X_test, y_test, config)
+    report_test(model, data, config)
     return 0
 
 
-def report_test_accuracy(model, X_test, y_test, config) -> None:
-    """Print the accuracy on the data's test set, if it has one; an empty one is a warning."""
-    if X_test is None:
+def report_test(model, data, config) -> None:
+    """Print the accuracy (a table's regression: R², RMSE, MAE) on the data's test set, if it
+    has one; an empty one is a warning."""
+    if data.X_test is None:
         return
-    if len(X_test) == 0:
+    if len(data.X_test) == 0:
         warn(f"no test accuracy: the test set of {config['data'] or 'MNIST'} has no examples")
         return
-    print(f"test accuracy: {model.evaluate(X_test, y_test)['accuracy']:.4f}")
+    if model.output == "linear":
+        encoding = data.encoding
+        report = regression_report(encoding.values(model.predict_proba(data.X_test)),
+                                   encoding.values(data.y_test))
+        print(f"test R² {report['r2']:.4f}, RMSE {report['rmse']:.6g}, MAE {report['mae']:.6g}")
+        return
+    print(f"test accuracy: {model.evaluate(data.X_test, data.y_test)['accuracy']:.4f}")

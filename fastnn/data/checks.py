@@ -21,12 +21,9 @@ from ..errors import DataError
 MAX_PARAMETERS = 2**31
 
 
-def check_inputs(X, n_features: int, dtype: np.dtype, name: str = "X") -> np.ndarray:
-    """A C-contiguous (n, n_features) array the kernels can read: uint8 pixels, else ``dtype``.
-
-    uint8 inputs stay uint8 (the kernels scale them by 1/255); every other real dtype is converted
-    to the model's dtype and must be finite.
-    """
+def check_inputs(X, n_features: int, dtype: np.dtype, name: str = "X", keep_uint8: bool = True) -> np.ndarray:
+    """A C-contiguous (n, n_features) array the kernels can read: uint8 pixels (``keep_uint8``:
+    the kernels divide them by 255 through a table), else ``dtype``, finite."""
     X = np.asarray(X)
     if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
         raise DataError(f"{name} must hold numbers, not {X.dtype}")
@@ -38,7 +35,7 @@ def check_inputs(X, n_features: int, dtype: np.dtype, name: str = "X") -> np.nda
         raise DataError(f"{name} has no examples")
     if X.shape[1] != n_features:
         raise DataError(f"{name} has {X.shape[1]} features per example, the network expects {n_features}")
-    if X.dtype == np.uint8:
+    if X.dtype == np.uint8 and keep_uint8:
         return np.ascontiguousarray(X)
     if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
         raise DataError(f"{name} contains NaN or infinite values")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -50,19 +50,22 @@ class PreparedInputs:
     def __len__(self) -> int:
         return self.rows.n_rows
 
-    def rows_for(self, n_features: int, dtype: np.dtype, name: str = "X") -> SparseRows:
-        """The rows as a model of n_features inputs and parameters of ``dtype`` reads them."""
+    def rows_for(self, n_features: int, dtype: np.dtype, name: str = "X", pixels: bool | None = False) -> SparseRows:
+        """The rows as a model of n_features inputs and parameters of ``dtype`` reads them, as
+        pixels (divided by 255) or as given (see MLP's ``pixels``)."""
         if self.rows.n_features != n_features:
             raise DataError(f"{name} has {self.rows.n_features} features per example, the network expects {n_features}")
-        if np.dtype(dtype) == self.dtype:
-            return self.rows
-        r = self.rows
-        if r.values.dtype == np.uint8:  # pixels: only the scale is in the model's dtype
-            return SparseRows(r.indptr, r.indices, r.values, np.dtype(dtype).type(1 / 255), n_features, r.halves)
-        values = r.values.astype(dtype)
-        if not np.isfinite(values).all():
-            raise DataError(f"{name} has values too large for {np.dtype(dtype).name}")
-        return SparseRows(r.indptr, r.indices, values, np.dtype(dtype).type(1), n_features, r.halves)
+        r, dtype = self.rows, np.dtype(dtype)
+        pixels = reads_pixels(pixels, r.values.dtype)
+        values = r.values
+        if values.dtype != dtype and not (values.dtype == np.uint8 and pixels):  # uint8 pixels stay bytes
+            values = values.astype(dtype)
+            if not np.isfinite(values).all():
+                raise DataError(f"{name} has values too large for {dtype.name}")
+        scale = _scale(pixels, dtype)
+        if values is r.values and _same_scale(scale, r.scale):
+            return r
+        return SparseRows(r.indptr, r.indices, values, scale, n_features, r.halves)
 
 
 def _halves_split_rows(r: SparseRows) -> bool:
@@ -76,24 +79,40 @@ def _halves_split_rows(r: SparseRows) -> bool:
     return before.size == 0 or at.size == 0 or int(before.max()) < int(at.min())
 
 
-def sparse_rows(X, n_features: int, dtype, name: str = "X") -> SparseRows:
+def reads_pixels(pixels: bool | None, input_dtype) -> bool:
+    """Whether inputs of ``input_dtype`` are 0..255 pixels (MLP's ``pixels``; None: uint8 ones)."""
+    return np.dtype(input_dtype) == np.uint8 if pixels is None else bool(pixels)
+
+
+def _scale(pixels: bool, dtype) -> np.floating:
+    return np.dtype(dtype).type(1 / 255 if pixels else 1)
+
+
+def sparse_rows(X, n_features: int, dtype, name: str = "X", pixels: bool | None = False) -> SparseRows:
     """The checked sparse rows of X (an array, or PreparedInputs) for a model of n_features
-    inputs and parameters of ``dtype``.
+    inputs and parameters of ``dtype``, read as pixels (divided by 255) or as given: uint8
+    pixels stay bytes (the kernels divide them by a table), other inputs take ``dtype``.
 
     An array the kernels can read as it is keeps its rows while its bytes stay the same
     (_RecentRows): fit after fit on one array, as a sweep runs them, converts it once."""
     if isinstance(X, PreparedInputs):
-        return X.rows_for(n_features, dtype, name)
-    given = X
-    X = check_inputs(X, n_features, dtype, name)
+        return X.rows_for(n_features, dtype, name, pixels)
+    given = X = X if isinstance(X, np.ndarray) else np.asarray(X)
+    pixels = reads_pixels(pixels, X.dtype)
+    X = check_inputs(X, n_features, dtype, name, keep_uint8=pixels)
+    scale = _scale(pixels, dtype)
     if X is not given:  # a converted copy: nothing to find again
-        return _convert(X, n_features, dtype)
-    return _recent.rows(X, np.dtype(dtype), lambda: _convert(X, n_features, dtype))
+        return _convert(X, n_features, scale)
+    rows = _recent.rows(X, np.dtype(dtype), lambda: _convert(X, n_features, scale))
+    return rows if _same_scale(rows.scale, scale) else replace(rows, scale=scale)  # cached with another pixels
 
 
-def _convert(X: np.ndarray, n_features: int, dtype) -> SparseRows:
+def _same_scale(a: np.floating, b: np.floating) -> bool:
+    return a == b and a.dtype == b.dtype
+
+
+def _convert(X: np.ndarray, n_features: int, scale: np.floating) -> SparseRows:
     indptr, indices, values, halves = to_sparse_rows(X, np.uint16 if n_features <= 2**16 else np.int32)
-    scale = np.dtype(dtype).type(1 / 255) if X.dtype == np.uint8 else np.dtype(dtype).type(1)
     return SparseRows(indptr, indices, values, scale, n_features, halves)
 
 
@@ -185,4 +204,4 @@ def prepare(X, dtype="float32") -> PreparedInputs:
     if len(shape) != 2:
         raise DataError(f"X must be 2-D (examples x features), got shape {shape}")
     # Its own arrays, left writeable: Numba compiles separate kernels for read-only arrays.
-    return PreparedInputs(sparse_rows(X, shape[1], dtype), dtype)
+    return PreparedInputs(sparse_rows(X, shape[1], dtype, pixels=None), dtype)
