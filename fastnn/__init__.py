@@ -9,6 +9,7 @@ from .errors import DataError, FastnnError, ModelFileError, TrainingDivergedErro
 from .many import fit_many
 from .model import MLP
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .lbfgs import LBFGS
 from .data.prepared import PreparedInputs, prepare
 from .sweeps import sweep
 from .training import EarlyStopping, History
@@ -16,5 +17,5 @@ from .training import EarlyStopping, History
 __version__ = "0.1.0"
 
 __all__ = ["MLP", "fit_many", "prepare", "PreparedInputs", "History", "EarlyStopping", "Optimizer", "SGD", "RMSprop",
-           "Adam", "AdamW", "schedules", "sweep", "FastnnError", "DataError", "ModelFileError", "TrainingDivergedError",
+           "Adam", "AdamW", "LBFGS", "schedules", "sweep", "FastnnError", "DataError", "ModelFileError", "TrainingDivergedError",
            "WorkerStalledError", "__version__"]

@@ -17,7 +17,17 @@ How scikit-learn's settings map onto fastnn (the differences are small, and list
   update equals scikit-learn's at a constant learning rate; 'adam' is fastnn.Adam(betas=
   (beta_1, beta_2), eps=epsilon) (torch's form: eps is added after the bias correction of the
   second moment, scikit-learn adds it before; the difference is of the order of eps).
-  'lbfgs' is not available (fastnn trains in minibatches only): ValueError.
+  'lbfgs' is fastnn.LBFGS: SciPy's L-BFGS-B on the whole training set, each loss and gradient
+  one pass of fastnn's gradient kernel, minimizing exactly scikit-learn's loss (the weighted
+  mean loss plus ``0.5 * alpha * ||W||^2 / sum(w)``, weights not biases, sum(w) the examples or
+  the sum of their weights), with ``max_iter`` (iterations), ``max_fun`` (loss evaluations) and
+  ``tol`` (the gradient's largest component) as scikit-learn passes them to SciPy. As in
+  scikit-learn, it ignores the minibatch settings (batch_size, learning rates, shuffle,
+  early_stopping, n_iter_no_change), has no partial_fit, and warns (ConvergenceWarning) when it
+  stops before converging; ``dropout`` must be 0, and ``threads`` is unused (one thread
+  evaluates the loss). A regression with k > 1 outputs minimizes 0.5 * the sum of squared
+  errors over the outputs, the loss whose gradient scikit-learn follows (its ``loss_``, and
+  fastnn's, report 0.5 * their mean).
 - ``alpha`` (L2 penalty 0.5 * alpha * ||W||^2 per batch of B examples, divided by B, in
   scikit-learn) becomes fastnn's weight decay ``alpha / B`` (``2 alpha / (B k)`` for a
   regression with k outputs, see below), which adds the same ``alpha / B * W`` to the gradient.
@@ -35,8 +45,7 @@ How scikit-learn's settings map onto fastnn (the differences are small, and list
   L2 term, as scikit-learn; with sample weights the data term is unweighted.
 - ``max_iter`` is epochs; ``tol``/``n_iter_no_change`` stop on the training loss, or with
   ``early_stopping=True`` on the score of a held-out ``validation_fraction`` (stratified), and
-  the best weights are restored, exactly scikit-learn's rules. ``max_fun`` (lbfgs only) is
-  accepted and unused.
+  the best weights are restored, exactly scikit-learn's rules (for 'sgd' and 'adam').
 - ``random_state``: an int is the fastnn seed itself (MLPClassifier(random_state=3) starts
   from the weights of fastnn.MLP(..., seed=3)); fixed, training is bit-identical whatever the
   number of threads. It also draws the early-stopping split.
@@ -45,7 +54,9 @@ How scikit-learn's settings map onto fastnn (the differences are small, and list
   uses sqrt(2 / ...) for logistic).
 
 fastnn-only parameters (after scikit-learn's): ``init`` ('glorot', 'he', 'uniform'),
-``dropout``, ``dtype`` ('float32', the default, or 'float64'), ``threads``, and ``pixels``:
+``dropout``, ``dtype`` ('float32', 'float64', or 'auto', the default: float64 for 'lbfgs', whose
+SciPy driver works in float64 and whose line searches need the precision, as scikit-learn's
+MLPs on float64 data; float32 for 'sgd' and 'adam'), ``threads``, and ``pixels``:
 
 - ``pixels=False`` (default): X is used as given, as scikit-learn does; uint8 input is the
   numbers 0..255.
@@ -57,8 +68,9 @@ fastnn-only parameters (after scikit-learn's): ``init`` ('glorot', 'he', 'unifor
 Sparse input (scipy.sparse) is accepted and made dense (the kernels skip zero inputs anyway).
 
 ``EXPECTED_FAILED_CHECKS`` lists the checks of sklearn.utils.estimator_checks these
-estimators do not pass, with the reason; pass it as ``expected_failed_checks=`` to
-check_estimator or parametrize_with_checks.
+estimators do not pass with solver='sgd' or 'adam', with the reason; with solver='lbfgs' they
+pass every check. ``expected_failed_checks(estimator)`` gives the list for an estimator's
+solver: pass it as ``expected_failed_checks=`` to check_estimator or parametrize_with_checks.
 """
 
 from __future__ import annotations
@@ -71,9 +83,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
+from .lbfgs import LBFGS, fit_lbfgs
 from .model import MLP
 from .optimizers import SGD, Adam
 from .schedules import Schedule
@@ -84,21 +98,29 @@ except ImportError:  # scikit-learn < 1.6
     def validate_data(estimator, *args, **kwargs):
         return estimator._validate_data(*args, **kwargs)
 
-__all__ = ["MLPClassifier", "MLPRegressor", "EXPECTED_FAILED_CHECKS"]
+__all__ = ["MLPClassifier", "MLPRegressor", "EXPECTED_FAILED_CHECKS", "expected_failed_checks"]
 
-#: Checks of sklearn.utils.estimator_checks that these estimators do not pass, and why.
+#: Checks of sklearn.utils.estimator_checks that these estimators do not pass with the minibatch
+#: solvers ('sgd', 'adam'), and why. With solver='lbfgs' they pass every check.
 EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_dense_data":
         "minibatch training: an example of weight 2 is one example in one batch, its repeat is "
         "two examples that the shuffle sends to different batches, so the two fits follow different "
-        "paths (scikit-learn's own MLPs pass it with solver='lbfgs' only, which fastnn lacks)",
+        "paths (scikit-learn's own MLPs pass it with solver='lbfgs' only, and so do these)",
     "check_sample_weight_equivalence_on_sparse_data":
         "as check_sample_weight_equivalence_on_dense_data",
 }
 
+
+def expected_failed_checks(estimator) -> dict:
+    """The checks ``estimator`` is expected to fail (EXPECTED_FAILED_CHECKS for the minibatch
+    solvers, none for 'lbfgs'), for check_estimator's or parametrize_with_checks'
+    ``expected_failed_checks=``."""
+    return {} if getattr(estimator, "solver", None) == "lbfgs" else EXPECTED_FAILED_CHECKS
+
 ACTIVATIONS = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu",
                "sigmoid": "sigmoid", "leaky_relu": "leaky_relu", "gelu": "gelu", "silu": "silu"}
-SOLVERS = ("sgd", "adam")
+SOLVERS = ("sgd", "adam", "lbfgs")
 LEARNING_RATES = ("constant", "invscaling", "adaptive")
 DTYPES = {"float32": np.float32, "float64": np.float64}
 _NO_Y = object()  # predict's call of _validate_X (fit's y=None is an error)
@@ -126,7 +148,7 @@ class _BaseMLP(BaseEstimator):
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
                  beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
-                 init="glorot", dropout=0.0, dtype="float32", pixels=False, threads=None):
+                 init="glorot", dropout=0.0, dtype="auto", pixels=False, threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -179,9 +201,6 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
-        if self.solver == "lbfgs":
-            raise ValueError("solver='lbfgs' is not available in fastnn, which trains in minibatches: "
-                             "use solver='adam' or 'sgd'")
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
         if self.learning_rate not in LEARNING_RATES:
@@ -189,11 +208,11 @@ class _BaseMLP(BaseEstimator):
         if not (self.batch_size == "auto" or (isinstance(self.batch_size, (int, np.integer))
                                               and not isinstance(self.batch_size, bool) and self.batch_size >= 1)):
             raise ValueError(f"batch_size must be 'auto' or a positive integer, got {self.batch_size!r}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if self.dtype not in DTYPES and self.dtype != "auto":
+            raise ValueError(f"dtype must be 'auto', 'float32' or 'float64', got {self.dtype!r}")
         if self.init not in ("glorot", "he", "uniform"):
             raise ValueError(f"init must be 'glorot', 'he' or 'uniform', got {self.init!r}")
-        if self.pixels not in (True, False):
+        if not isinstance(self.pixels, bool):
             raise ValueError(f"pixels must be True or False, got {self.pixels!r}")
         number("alpha", 0)
         number("learning_rate_init", 0, low_open=True)
@@ -207,8 +226,17 @@ class _BaseMLP(BaseEstimator):
         number("epsilon", 0, low_open=True)
         number("n_iter_no_change", 1, integer=True)
         number("dropout", 0, 1, high_open=True)
+        number("max_fun", 1, integer=True)
+        if self.solver == "lbfgs" and self.dropout:
+            raise ValueError(f"solver='lbfgs' needs dropout=0 (L-BFGS minimizes one fixed loss), got {self.dropout!r}")
         if self.threads is not None:
             number("threads", 1, integer=True)
+
+    def _dtype_name(self) -> str:
+        """The network's dtype: ``dtype``, with 'auto' float64 for 'lbfgs', float32 otherwise."""
+        if self.dtype == "auto":
+            return "float64" if self.solver == "lbfgs" else "float32"
+        return self.dtype
 
     def _hidden(self) -> list:
         sizes = self.hidden_layer_sizes
@@ -217,7 +245,8 @@ class _BaseMLP(BaseEstimator):
     def _validate_X(self, X, y=_NO_Y, reset=True, **y_options):
         """X as the model reads it (and y checked against it), following ``pixels``."""
         keep_bytes = self.pixels and getattr(X, "dtype", None) == np.uint8 and not hasattr(X, "toarray")
-        options = dict(accept_sparse=["csr", "csc", "coo"], dtype=None if keep_bytes else DTYPES[self.dtype],
+        dtype = self.model_.dtype if not reset and hasattr(self, "model_") else DTYPES[self._dtype_name()]
+        options = dict(accept_sparse=["csr", "csc", "coo"], dtype=None if keep_bytes else dtype,
                        reset=reset)
         if y is _NO_Y:
             X = validate_data(self, X, **options)
@@ -253,6 +282,8 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"y has {self._n_targets(targets)} outputs, the fitted network "
                              f"{self.n_outputs_}")
         self._random_state = random_state
+        if self.solver == "lbfgs":
+            return self._fit_lbfgs(X, targets, sample_weight)
 
         X_val = y_val = sw_val = None
         early_stopping = self.early_stopping and not incremental
@@ -350,6 +381,34 @@ class _BaseMLP(BaseEstimator):
             model.set_params(best_params)
         return self
 
+    def _fit_lbfgs(self, X, targets, sample_weight):
+        """solver='lbfgs': fastnn.LBFGS on the whole training set, minimizing scikit-learn's loss
+        (see the module's docstring) with scikit-learn's max_iter, max_fun and tol."""
+        total_weight = X.shape[0] if sample_weight is None else float(np.sum(sample_weight))
+        c = self._gradient_scale()  # fastnn's gradient is c times scikit-learn's
+        optimizer = LBFGS(max_iter=int(self.max_iter), max_fun=int(self.max_fun), tol=float(self.tol),
+                          l2=c * float(self.alpha) / total_weight if total_weight > 0 else 0.0)
+
+        def report(epoch, history):
+            print("Iteration %d, loss = %.8f" % (len(history.loss), self._lbfgs_loss(history.loss[-1],
+                                                                                     history.penalty[-1])))
+
+        history = fit_lbfgs(self.model_, X, targets, optimizer, sample_weight=sample_weight,
+                            on_epoch=report if self.verbose else None, loss_scale=1 / c)
+        self.loss_curve_ = [self._lbfgs_loss(loss, penalty) for loss, penalty in zip(history.loss, history.penalty)]
+        self.loss_ = self._lbfgs_loss(history.final_loss, history.final_penalty)
+        self.n_iter_ = min(history.n_iter, int(self.max_iter))
+        if not history.converged:
+            warnings.warn(f"lbfgs failed to converge after {self.n_iter_} iteration(s) (status={history.status}):\n"
+                          f"{history.message}\n\nIncrease the number of iterations (max_iter) or the number of "
+                          "loss evaluations (max_fun), or scale the data.", ConvergenceWarning)
+        return self
+
+    def _lbfgs_loss(self, loss: float, penalty: float) -> float:
+        """scikit-learn's loss_ from fastnn's weighted mean loss and LBFGS's L2 term
+        (0.5 * c * alpha / sum(w) * ||W||^2, c the gradient scale)."""
+        return loss * self._loss_scale() + penalty / self._gradient_scale()
+
     def _initialize(self, n_features, targets, random_state) -> None:
         """A new network, and the fitted attributes of a first fit."""
         seed = self.random_state if isinstance(self.random_state, (int, np.integer)) and self.random_state >= 0 \
@@ -357,7 +416,7 @@ class _BaseMLP(BaseEstimator):
         n_outputs = self._n_outputs_from(targets)
         self.model_ = MLP([n_features, *self._hidden(), n_outputs], activation=ACTIVATIONS[self.activation],
                           output=self._output, dropout=float(self.dropout), init=self.init, seed=int(seed),
-                          dtype=self.dtype)
+                          dtype=self._dtype_name(), pixels=None)  # uint8 reaches it only as pixels (_validate_X)
         self.n_outputs_ = n_outputs if self._output == "linear" else len(self.classes_)
         self.n_layers_ = len(self.model_.sizes)
         self.out_activation_ = "softmax" if self._output == "softmax" else "identity"
@@ -414,7 +473,14 @@ class _BaseMLP(BaseEstimator):
         return tags
 
     def _more_tags(self):  # scikit-learn < 1.6
-        return {"_xfail_checks": EXPECTED_FAILED_CHECKS}
+        return {"_xfail_checks": expected_failed_checks(self)}
+
+    def _check_solver(self) -> bool:
+        """partial_fit exists for the minibatch solvers only, as in scikit-learn."""
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. {self.solver} is not "
+                                 "stochastic.")
+        return True
 
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
@@ -449,6 +515,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              f"got {np.unique(y[unknown])!r}")
         return codes.astype(np.int32)
 
+    @available_if(_BaseMLP._check_solver)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
         """One epoch over (X, y), continuing from the current weights and optimizer state.
         ``classes`` (every label y may ever hold) is required on the first call."""
@@ -518,6 +585,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _loss_scale(self):
         return 0.5  # scikit-learn reports 0.5 * mean((p - y)^2)
 
+    @available_if(_BaseMLP._check_solver)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing from the current weights and optimizer state."""
         return self._fit(X, y, sample_weight, incremental=True)
@@ -537,4 +605,4 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return tags
 
     def _more_tags(self):  # scikit-learn < 1.6
-        return {"multioutput": True, "_xfail_checks": EXPECTED_FAILED_CHECKS}
+        return {"multioutput": True, "_xfail_checks": expected_failed_checks(self)}

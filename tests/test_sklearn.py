@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 from sklearn.base import clone  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
 from sklearn.neural_network import MLPClassifier as SkMLPClassifier  # noqa: E402
 from sklearn.neural_network import MLPRegressor as SkMLPRegressor  # noqa: E402
@@ -93,6 +94,67 @@ def test_same_steps_as_scikit_learn():
                 np.testing.assert_allclose(mine, sk, rtol=0, atol=tolerance)
             np.testing.assert_allclose(a.loss_curve_, b.loss_curve_[1:], rtol=tolerance)  # [0]: the warm-up fit
             np.testing.assert_allclose(a.predict(X), b.predict(X), atol=tolerance * 10)
+
+
+def test_lbfgs_minimizes_scikit_learns_loss():
+    """solver='lbfgs' from scikit-learn's start weights ends where scikit-learn's lbfgs ends (the
+    same loss: weighted mean loss + alpha ||W||^2 / (2 sum(w)), weights not biases), with sample
+    weights, for three classes and a regression; loss_ and n_iter_ in scikit-learn's terms."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 6))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1)
+    t = X[:, 0] - 2 * X[:, 1] + 0.3 * rng.normal(size=100)
+    sw = rng.integers(1, 4, 100).astype(float)
+    for ours, theirs, target, output, k in [(MLPClassifier, SkMLPClassifier, y, "softmax", 3),
+                                             (MLPRegressor, SkMLPRegressor, t, "linear", 1)]:
+        common = dict(hidden_layer_sizes=(8,), solver="lbfgs", alpha=1.0, max_iter=3000, tol=1e-7, random_state=0,
+                      activation="tanh")
+        a = ours(**common).fit(X, target, sample_weight=sw)
+        start = MLP([6, 8, k], activation="tanh", init="glorot", seed=0, dtype="float64", output=output).get_weights()
+        b = theirs(**common).set_params(max_iter=1, warm_start=True).fit(X, target, sample_weight=sw)
+        b.coefs_, b.intercepts_ = [W for W, _ in start], [c for _, c in start]
+        b.set_params(max_iter=3000).fit(X, target, sample_weight=sw)
+        assert a.model_.dtype == np.float64  # dtype='auto' is float64 for lbfgs
+        assert a.loss_ == pytest.approx(b.loss_, rel=1e-6) and a.loss_ > 0.04
+        assert a.n_iter_ == len(a.loss_curve_) == pytest.approx(b.n_iter_, rel=0.1)
+        assert a.loss_curve_[-1] == pytest.approx(a.loss_, rel=1e-12)
+        for mine, sk in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+            np.testing.assert_allclose(mine, sk, rtol=0, atol=5e-3)
+        if ours is MLPClassifier:
+            np.testing.assert_allclose(a.predict_proba(X), b.predict_proba(X), atol=1e-3)
+        else:
+            np.testing.assert_allclose(a.predict(X), b.predict(X), atol=2e-3)
+
+
+def test_lbfgs_limits_warnings_and_what_it_lacks():
+    X, y = blobs()
+    with pytest.warns(ConvergenceWarning, match="lbfgs failed to converge after 3 iteration"):
+        clf = MLPClassifier(solver="lbfgs", hidden_layer_sizes=(8,), max_iter=3, random_state=0).fit(X, y)
+    assert clf.n_iter_ == 3 and len(clf.loss_curve_) == 3
+    with pytest.warns(ConvergenceWarning, match="EVALUATIONS"):
+        clf = MLPClassifier(solver="lbfgs", hidden_layer_sizes=(8,), max_fun=4, random_state=0).fit(X, y)
+    assert clf.n_iter_ <= 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # converges: no warning
+        clf = MLPClassifier(solver="lbfgs", hidden_layer_sizes=(8,), random_state=0).fit(X, y)
+    assert clf.score(X, y) > 0.9 and 3 < clf.n_iter_ < 200
+    assert not hasattr(clf, "partial_fit")  # as scikit-learn's: partial_fit is for stochastic solvers
+    with pytest.raises(AttributeError, match="partial_fit") as raised:
+        clf.partial_fit(X, y)
+    assert "only available for stochastic optimizers. lbfgs is not stochastic" in str(raised.value.__cause__)
+    assert hasattr(MLPRegressor(solver="sgd"), "partial_fit") and not hasattr(MLPRegressor(solver="lbfgs"),
+                                                                              "partial_fit")
+    assert clone(clf).set_params(solver="adam").fit(X, y).model_.dtype == np.float32  # 'auto' per solver
+    assert MLPClassifier(solver="lbfgs", dtype="float32", hidden_layer_sizes=(8,), random_state=0).fit(
+        X, y).model_.dtype == np.float32
+    Y = np.c_[X[:, 0] - X[:, 1], np.tanh(X[:, 2])]  # several targets
+    reg = MLPRegressor(solver="lbfgs", hidden_layer_sizes=(16,), random_state=0).fit(X, Y)
+    assert reg.predict(X).shape == (len(X), 2) and reg.score(X, Y) > 0.95
+    assert reg.loss_ == pytest.approx(0.5 * np.mean((reg.predict(X) - Y) ** 2) + 0.5 * reg.alpha * sum(
+        float(np.sum(W * W)) for W in reg.coefs_) / len(X), rel=1e-9)
+    warm = MLPClassifier(solver="lbfgs", hidden_layer_sizes=(8,), random_state=0, warm_start=True, max_iter=5)
+    first = warm.fit(X, y).loss_
+    assert warm.fit(X, y).loss_ < first  # continues from the weights it has
 
 
 def test_partial_fit_is_fit_epoch_by_epoch():
@@ -191,8 +253,14 @@ def test_warm_start_continues():
 def test_parameters_checked_in_fit_not_init():
     X, y = blobs()
     MLPClassifier(solver="lbfgs", alpha=-1)  # no error: scikit-learn checks parameters in fit
-    with pytest.raises(ValueError, match="lbfgs"):
-        MLPClassifier(solver="lbfgs").fit(X, y)
+    with pytest.raises(ValueError, match="solver must be one of"):
+        MLPClassifier(solver="newton").fit(X, y)
+    with pytest.raises(ValueError, match="alpha"):
+        MLPClassifier(solver="lbfgs", alpha=-1).fit(X, y)
+    with pytest.raises(ValueError, match="max_fun"):
+        MLPClassifier(solver="lbfgs", max_fun=0).fit(X, y)
+    with pytest.raises(ValueError, match="dropout=0"):
+        MLPClassifier(solver="lbfgs", dropout=0.1).fit(X, y)
     with pytest.raises(ValueError, match="alpha"):
         MLPClassifier(alpha=-1).fit(X, y)
     with pytest.raises(ValueError, match="2 classes"):
