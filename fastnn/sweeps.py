@@ -1,7 +1,7 @@
 """Sweeps: many trainings of one data set, a grid or a random search over `fastnn train` options
 and seeds, on this machine or on a Dask cluster.
 
-    fastnn sweep CONFIG.toml [--out DIR] [--resume] [--scheduler ADDRESS | --workers N]
+    fastnn sweep CONFIG.toml [--out DIR] [--resume] [--scheduler ADDRESS | --workers N] [--dashboard]
     fastnn.sweep(config, client=None, ...)          (Python; config: a TOML path or a dict)
 
 A config file has three tables; every key of [train], [grid] and [random] is a long option name
@@ -30,7 +30,14 @@ Results go to OUT/results.csv, one row per run as it completes (so an interrupte
 with ``--resume``, skipping the runs already there), rewritten sorted by the metric at the end;
 the best run's model to OUT/best.npz. Runs of one network shape and optimizer kind are trained
 together by fastnn.fit_many (one kernel call, each model bit-identical to its own fit), so the
-results do not depend on how runs are grouped, on threads, or on the machine that ran them.
+results do not depend on how runs are grouped, on threads, or on the machine that ran them. On
+Dask, each group is cut into one chunk per worker core; the column `worker` of the results names
+the worker that trained each run ("local" without Dask).
+
+Ctrl-C stops a sweep with one line that says how to resume it. On a local Dask cluster
+(--workers) that means keeping the Ctrl-C that a terminal sends to every process away from the
+workers (they ignore it, and the sweep stops them) and away from Dask's blocking calls (a call cut
+short leaves the client broken, and Dask prints tracebacks).
 """
 
 from __future__ import annotations
@@ -40,10 +47,16 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import math
 import os
-import socket
+import shlex
+import signal
+import sys
+import threading
 import time
+import warnings
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,7 +65,7 @@ import numpy as np
 from .data.examples import validation_rows
 from .errors import DataError, FastnnError
 
-__all__ = ["sweep", "plan", "add_sweep_command", "run_sweep_command"]
+__all__ = ["sweep", "plan", "SweepError", "SweepInterrupted", "add_sweep_command", "run_sweep_command"]
 
 SWEEP_KEYS = {"data", "limit", "validation", "split-seed", "seeds", "metric", "mode", "runs", "search-seed",
               "models-per-task", "out"}
@@ -285,15 +298,23 @@ def group_key(spec: dict) -> str | None:
     return _digest(shared)
 
 
-def chunks(runs: list[dict], per_task: int) -> list[list[dict]]:
-    """Runs grouped by group_key, in plan order, cut into chunks of at most per_task runs."""
+def chunks(runs: list[dict], per_task: int, cores: int = 1) -> list[list[dict]]:
+    """Runs grouped by group_key, in plan order, cut into chunks of at most per_task runs, and
+    each group into at least ``cores`` chunks (as many as it has runs allow) of near-equal size:
+    on a cluster, one chunk per worker core, so that one group keeps every core busy."""
     groups: dict = {}
     for r in runs:
         key = group_key(r["spec"])
         groups.setdefault(key if key is not None else f"alone-{r['id']}", []).append(r)
     out = []
     for members in groups.values():
-        out.extend(members[i:i + per_task] for i in range(0, len(members), per_task))
+        parts = max(-(-len(members) // per_task), min(cores, len(members)))
+        size, extra = divmod(len(members), parts)
+        start = 0
+        for part in range(parts):  # the first `extra` chunks get one run more
+            end = start + size + (part < extra)
+            out.append(members[start:end])
+            start = end
     return out
 
 
@@ -303,6 +324,7 @@ def _build(run: dict):
 
     spec = run["spec"]
     return MLP(spec["layers"], activation=spec["activation"], init=options.init(spec), dropout=spec["dropout"],
+               pixels=None,  # uint8 images (the loaders' digits) are pixels, other data is used as given
                seed=run["seed"], dtype=spec["dtype"])
 
 
@@ -359,7 +381,7 @@ def run_chunk(runs: list[dict], data: dict, threads: int | None = None) -> list[
             except TrainingDivergedError:
                 statuses[k] = "diverged"
     seconds = (time.perf_counter() - started) / len(runs)
-    worker = f"{socket.gethostname()}:{os.getpid()}"
+    worker = worker_name()
     out = []
     for run, model, history, status in zip(runs, models, histories, statuses):
         row = {"id": run["id"], "index": run["index"], "seed": run["seed"], "status": status,
@@ -376,6 +398,18 @@ def run_chunk(runs: list[dict], data: dict, threads: int | None = None) -> list[
     return out
 
 
+def worker_name() -> str:
+    """The address of the Dask worker running this, or "local" outside a Dask worker."""
+    if "distributed" in sys.modules:  # never import Dask for a local sweep
+        from distributed import get_worker
+
+        try:
+            return get_worker().address
+        except ValueError:  # not in a worker
+            pass
+    return "local"
+
+
 def _local_results(todo_chunks, data):
     for chunk in todo_chunks:
         yield run_chunk(chunk, data, threads=None)
@@ -387,11 +421,17 @@ SCATTER_TIMEOUT_SECONDS = 120
 SCATTER_TRIES = 2
 
 
-def _scatter_to_all(client, data):
-    """client.scatter(data, broadcast=True), tried again if it does not return in time."""
+def _scatter_to_all(client, data: dict) -> dict:
+    """The arrays of ``data`` sent to every worker: {name: future} (None stays None), tried
+    again if the scatter does not return in time. Each under a key of its own: a dict given to
+    scatter keeps its names ("X", "y") as the cluster's keys, which another sweep on the same
+    cluster would share, and release under this one."""
+    names = [name for name, value in data.items() if value is not None]
     for attempt in range(SCATTER_TRIES):
         try:
-            return client.scatter(data, broadcast=True, timeout=SCATTER_TIMEOUT_SECONDS)
+            futures = client.scatter([data[name] for name in names], broadcast=True, hash=False,
+                                     timeout=SCATTER_TIMEOUT_SECONDS)
+            return {**data, **dict(zip(names, futures))}
         except TimeoutError as error:
             if attempt == SCATTER_TRIES - 1:
                 raise SweepError(f"sending the data to the Dask workers did not finish in {SCATTER_TRIES} tries "
@@ -404,14 +444,20 @@ def _dask_results(todo_chunks, data, client):
     from distributed import as_completed
 
     token = os.urandom(4).hex()
-    shared = _scatter_to_all(client, data)
-    futures = [client.submit(run_chunk, chunk, shared, 1, pure=False,
-                             key=f"fastnn-sweep-{chunk[0]['id']}-{len(chunk)}-{token}")
-               for chunk in todo_chunks]
+    with _sigint_deferred():  # a scatter cut short by Ctrl-C breaks the client (see _connect)
+        shared = _scatter_to_all(client, data)
+        futures = [client.submit(run_chunk, chunk, shared, 1, pure=False,
+                                 key=f"fastnn-sweep-{chunk[0]['id']}-{len(chunk)}-{token}")
+                   for chunk in todo_chunks]
     try:
-        for future in as_completed(futures):
-            yield future.result()
+        # with_results: the results are fetched on Dask's own thread. future.result() here would wait
+        # in distributed.utils.sync, where a Ctrl-C can land before its future exists and Dask
+        # prints a NameError traceback.
+        for future, result in as_completed(futures, with_results=True):
+            if isinstance(result, BaseException):  # cancelled by Dask (errors raise in as_completed)
+                raise SweepError(f"Dask cancelled a task of the sweep: {result}")
             future.release()
+            yield result
     finally:
         client.cancel(futures)
 
@@ -499,8 +545,8 @@ def check_outputs(folder: Path, files: list[Path]) -> None:
 
 
 def sweep(config, *, data=None, out=None, resume: bool = False, overwrite: bool = False, client=None,
-          scheduler: str | None = None, workers: int | None = None, progress: bool = True,
-          on_result: Callable[[dict], None] | None = None):
+          scheduler: str | None = None, workers: int | None = None, dashboard: str | None = None,
+          progress: bool | None = None, on_result: Callable[[dict], None] | None = None):
     """Run a sweep (see this module's docstring); returns its results as a pandas DataFrame,
     sorted by the metric (best first), as written to OUT/results.csv.
 
@@ -512,8 +558,16 @@ def sweep(config, *, data=None, out=None, resume: bool = False, overwrite: bool 
     - Where runs train: in this process by default (each with all cores); on the Dask cluster of
       ``client`` (a distributed.Client) or of ``scheduler`` (its address, e.g.
       'tcp://10.0.0.5:8786'); or on a local Dask cluster of ``workers`` processes. On Dask each
-      run is single-threaded. Results are identical wherever runs train.
+      run is single-threaded, and the runs of one group are split into one chunk per worker core.
+      Results are identical wherever runs train; the column ``worker`` says where each trained
+      (a Dask worker's address, or "local").
+    - ``dashboard``: on Dask, print the address of the Dask dashboard on stderr; for the local
+      cluster of ``workers``, it is served at this address (":8787", or ":0" for a free port).
+    - ``progress``: a progress bar on stderr; by default only when stderr is a terminal.
     - ``on_result(row)`` is called after each finished run (a dict of its results row).
+
+    Ctrl-C (KeyboardInterrupt) raises SweepInterrupted, a KeyboardInterrupt that says how many
+    runs are done; the runs in OUT/results.csv are kept, and ``resume=True`` continues.
     """
     import pandas as pd
 
@@ -521,6 +575,8 @@ def sweep(config, *, data=None, out=None, resume: bool = False, overwrite: bool 
     _, config_path = load_config(config)
     if sum(x is not None for x in (client, scheduler, workers)) > 1:
         raise SweepError("give at most one of client, scheduler and workers")
+    if dashboard is not None and client is None and scheduler is None and workers is None:
+        raise SweepError("the dashboard is Dask's: it needs a Dask cluster (--workers N or --scheduler ADDRESS)")
     arrays = load_data(settings, data)
     fingerprint = data_fingerprint(arrays)
     for r in runs:
@@ -553,17 +609,20 @@ def sweep(config, *, data=None, out=None, resume: bool = False, overwrite: bool 
             best = row
     todo = [r for r in runs if r["id"] not in done]
 
-    own_cluster = None
-    if scheduler is not None or workers is not None:
-        client, own_cluster = _connect(scheduler, workers)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(runs), initial=len(done), unit="run", desc="sweep", disable=not progress,
-               dynamic_ncols=True)
+    own_cluster = bar = stream = None
     try:
-        source = _dask_results if client is not None else _local_results
-        extra = (client,) if client is not None else ()
-        for finished in source(chunks(todo, settings["models-per-task"]), arrays, *extra):
+        if scheduler is not None or workers is not None:
+            client, own_cluster = _connect(scheduler, workers, dashboard)
+        if dashboard is not None:
+            _note(_dashboard_note(client))
+        cores = dask_cores(client) if client is not None else 1
+        bar = _progress_bar(len(runs), len(done), progress)
+        todo_chunks = chunks(todo, settings["models-per-task"], cores)
+        if client is not None:
+            stream = _dask_results(todo_chunks, arrays, client)
+        else:
+            stream = _local_results(todo_chunks, arrays)
+        for finished in stream:
             for row, model in finished:
                 if row["id"] in done:  # a task run twice (its worker died after it finished): count it once
                     continue
@@ -581,21 +640,127 @@ def sweep(config, *, data=None, out=None, resume: bool = False, overwrite: bool 
                     bar.set_postfix_str(f"best {settings['metric']} {float(best[settings['metric']]):.4f}")
                 if on_result is not None:
                     on_result(row)
+    except KeyboardInterrupt:
+        raise SweepInterrupted(_rows_on_disk(results, len(done)), len(runs), results.path) from None
     finally:
-        bar.close()
-        if own_cluster is not None:
-            client.close()
-            own_cluster.close()
+        with _sigint_ignored():  # a second Ctrl-C must not cut the clean-up short
+            if stream is not None:
+                stream.close()  # cancels the tasks still on the cluster
+            if bar is not None:
+                bar.close()
+            if own_cluster is not None:
+                _close_quietly(client, own_cluster)
     ordered = sorted(done.values(), key=lambda r: (-(_score(r, settings["metric"], settings["mode"])
                                                      if _score(r, settings["metric"], settings["mode"]) is not None
                                                      else -math.inf), int(r["index"])))
     results.start(ordered)
-    return pd.read_csv(results.path)
+    return pd.read_csv(results.path, dtype={"id": str})  # an id like 123e4567 is text, not a number
 
 
-def _connect(scheduler: str | None, workers: int | None):
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a sweep: ``done`` of ``total`` runs are in ``results`` (OUT/results.csv),
+    and a sweep with resume=True (--resume) trains the others."""
+
+    def __init__(self, done: int, total: int, results: Path):
+        super().__init__(f"sweep interrupted: {done} of {total} runs done, in {results}; resume=True (--resume) "
+                         "trains the others")
+        self.done, self.total, self.results = done, total, results
+
+
+def _rows_on_disk(results: Results, default: int) -> int:
+    """The runs in the results file, which --resume skips (a Ctrl-C can land after a row is
+    written and before it is counted); ``default`` if it cannot be read."""
+    try:
+        return len(results.read())
+    except (OSError, SweepError):
+        return default
+
+
+def _progress_bar(total: int, initial: int, progress: bool | None):
+    """tqdm's bar on stderr; by default (progress None) only when stderr is a terminal, where
+    its redrawn line is not noise in a log."""
+    from tqdm.auto import tqdm
+
+    shown = progress if progress is not None else sys.stderr.isatty()
+    return tqdm(total=total, initial=initial, unit="run", desc="sweep", disable=not shown, dynamic_ncols=True)
+
+
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+def dask_cores(client) -> int:
+    """The threads of the cluster's workers, summed: one chunk of each group per core."""
+    with _sigint_deferred():
+        return max(1, sum(client.nthreads().values()))
+
+
+def _dashboard_note(client) -> str:
+    """The dashboard's address, or why there is none. A scheduler without a dashboard (started
+    without bokeh, or with it switched off) still serves HTTP, and has a link to a missing page."""
+    import urllib.error
+    import urllib.request
+
+    none = "the Dask scheduler serves no dashboard (it needs bokeh where the scheduler runs)"
+    try:
+        link = client.dashboard_link
+    except (KeyError, AttributeError):  # no HTTP service at all
+        return none
+    try:
+        with urllib.request.urlopen(link, timeout=DASHBOARD_CHECK_SECONDS):
+            pass
+    except urllib.error.HTTPError:
+        return none
+    except (OSError, ValueError) as error:  # a link for another network, say
+        return f"Dask dashboard: {link} (it did not answer here: {getattr(error, 'reason', error)})"
+    return f"Dask dashboard: {link}"
+
+
+DASHBOARD_CHECK_SECONDS = 5
+
+
+@contextmanager
+def _sigint_deferred():
+    """Ctrl-C in this block is noted, not raised (yields a function that says whether one came),
+    then raised as KeyboardInterrupt at the end of the block. In the main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield lambda: bool(caught)
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+    if caught:
+        raise KeyboardInterrupt
+
+
+@contextmanager
+def _sigint_ignored():
+    """Ctrl-C ignored in this block (only the main thread can change it; elsewhere nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
+def dask_setup(worker) -> None:
+    """Dask's preload hook: the workers of a sweep's own local cluster (and those their nannies
+    start again) ignore Ctrl-C, which a terminal sends to every process of the sweep; the sweep
+    itself stops them, instead of each printing a KeyboardInterrupt traceback."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _connect(scheduler: str | None, workers: int | None, dashboard: str | None = None):
     """A Client of the cluster at ``scheduler``, or of a new local cluster of ``workers``
-    single-threaded processes; (client, the cluster to close or None)."""
+    single-threaded processes (with its dashboard at ``dashboard``, else none); (client, the
+    cluster to close or None)."""
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -604,8 +769,108 @@ def _connect(scheduler: str | None, workers: int | None):
         return Client(scheduler), None
     if not isinstance(workers, int) or workers < 1:
         raise SweepError(f"workers must be an integer >= 1, got {workers!r}")
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    return Client(cluster), cluster
+    if dashboard is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("bokeh") is None:
+            raise SweepError("the Dask dashboard needs bokeh: pip install 'bokeh>=3.1'")
+    # A Ctrl-C that cuts one of Dask's blocking calls short leaves the client or the cluster
+    # broken (its close then fails too), so here it is held until the cluster is up or closed.
+    cluster = client = None
+    try:
+        with _sigint_deferred() as interrupted, warnings.catch_warnings():
+            # the port taken instead of a busy one is in the note that shows the dashboard's address
+            warnings.filterwarnings("ignore", message="Port .* is already in use")
+            # Without a dashboard, the scheduler still serves HTTP, by default on the dashboard's port 8787.
+            cluster = LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=dashboard,
+                                   scheduler_kwargs={"dashboard_address": dashboard or ":0"},
+                                   preload=["fastnn.sweeps"], silence_logs=logging.ERROR)
+            if not interrupted():
+                _spawn_workers(cluster, workers)
+            if not interrupted():
+                client = Client(cluster)
+                _wait_for_workers(client, cluster, workers, interrupted)
+    except BaseException:  # Ctrl-C too
+        if cluster is not None:
+            _close_quietly(client, cluster)
+        raise
+    return client, cluster
+
+
+WORKER_START_SECONDS = 120
+
+
+def _spawn_workers(cluster, workers: int) -> None:
+    """Ask ``cluster`` for ``workers`` worker processes, with Ctrl-C ignored until they exist:
+    processes started then ignore it too (the setting survives exec), so that Ctrl-C, which a
+    terminal sends to every process of the sweep, is for the sweep alone to handle. (The
+    preload, dask_setup, does the same for workers started again later.)"""
+    import multiprocessing
+
+    with _sigint_ignored():
+        before = len(multiprocessing.active_children())
+        cluster.scale(workers)
+        deadline = time.monotonic() + WORKER_START_SECONDS
+        while len(multiprocessing.active_children()) < before + workers and time.monotonic() < deadline:
+            time.sleep(0.002)
+
+
+def _wait_for_workers(client, cluster, workers: int, interrupted: Callable[[], bool]) -> None:
+    """Return once ``workers`` workers are up, or at once after a Ctrl-C (``interrupted``);
+    SweepError if they fail to start."""
+    from distributed.core import Status
+
+    deadline = time.monotonic() + WORKER_START_SECONDS
+    while not interrupted():
+        if any(worker.status in (Status.failed, Status.closed) for worker in list(cluster.workers.values())):
+            raise SweepError("the workers of the local Dask cluster did not start (Dask's messages above say why)")
+        try:
+            client.wait_for_workers(workers, timeout=0.25)
+            return
+        except TimeoutError:
+            if time.monotonic() > deadline:
+                raise SweepError(f"the local Dask cluster's {workers} workers did not start in "
+                                 f"{WORKER_START_SECONDS} s") from None
+
+
+DASK_LOGGERS = ("distributed", "tornado", "asyncio")
+# A worker training a run (after a Ctrl-C, or an error) does not stop when asked: its nanny waits
+# 4 s by default before it kills it. The sweep's own workers hold nothing worth that wait.
+WORKER_STOP_SECONDS = 0.5
+
+
+def _stop_workers(cluster) -> None:
+    """Stop the worker processes of the sweep's own cluster, killing those still busy after
+    WORKER_STOP_SECONDS. Closing their nannies, not just the workers: a nanny starts a killed
+    worker again."""
+    import asyncio
+
+    async def stop_all():
+        nannies = list(cluster.workers.values())
+        await asyncio.gather(*(nanny.close(timeout=WORKER_STOP_SECONDS) for nanny in nannies),
+                             return_exceptions=True)
+
+    cluster.sync(stop_all)
+
+
+def _close_quietly(client, cluster) -> None:
+    """Close the client (if any) and the sweep's own cluster with Ctrl-C ignored (a second one must not
+    break the shutdown) and Dask's loggers off: stopping workers that were busy is expected
+    here, and its warnings and tracebacks are noise after a Ctrl-C."""
+    loggers = {logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+               if name.split(".")[0] in DASK_LOGGERS} | {logging.getLogger(name) for name in DASK_LOGGERS}
+    were = {logger: logger.disabled for logger in loggers}
+    with _sigint_ignored():
+        try:
+            for logger in loggers:
+                logger.disabled = True
+            steps = [client.close] if client is not None else []
+            for step in (*steps, lambda: _stop_workers(cluster), cluster.close):
+                with suppress(Exception):  # each step, even if a Dask call cut short broke another
+                    step()
+        finally:
+            for logger, disabled in were.items():
+                logger.disabled = disabled
 
 
 # -- the command -----------------------------------------------------------------------------------
@@ -637,7 +902,10 @@ def add_sweep_arguments(p: argparse.ArgumentParser) -> None:
                        help="run on the Dask cluster of this scheduler, e.g. tcp://10.0.0.5:8786 (needs the dask extra)")
     where.add_argument("--workers", type=int, metavar="N",
                        help="run on a local Dask cluster of N single-threaded processes (needs the dask extra)")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--dashboard", nargs="?", const=":8787", metavar="ADDRESS",
+                   help="with --workers, serve the Dask dashboard (at ADDRESS, default :8787; :0 picks a free "
+                        "port; needs bokeh); with --scheduler, show its address")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (drawn only on a terminal anyway)")
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
@@ -648,12 +916,34 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     out = args.out
     if out is None and "out" not in {_name(k) for k in raw.get("sweep", {})}:
         out = args.config.with_name(args.config.stem + "-sweep")
-    table = sweep(raw, out=out, resume=args.resume, overwrite=args.overwrite, scheduler=args.scheduler,
-                  workers=args.workers, progress=not args.quiet)
     settings = sweep_settings(raw)
     folder = Path(out if out is not None else settings["out"])
+    try:
+        table = sweep(raw, out=out, resume=args.resume, overwrite=args.overwrite, scheduler=args.scheduler,
+                      workers=args.workers, dashboard=args.dashboard, progress=False if args.quiet else None)
+    except SweepInterrupted as stop:
+        print(f"interrupted: {stop.done} of {stop.total} runs done, in {stop.results}; resume with: "
+              f"{resume_command(args, folder)}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # before the first run started: reading the data, say
+        print(f"interrupted; resume with: {resume_command(args, folder)}", file=sys.stderr)
+        return 130
     shown = [c for c in table.columns if c not in ("worker", "status") and not table[c].isna().all()]
     print(table[shown].head(10).to_string(index=False))
     print(f"{len(table)} runs; results: {folder / 'results.csv'}; best model ({settings['metric']}): "
           f"{folder / 'best.npz'}")
     return 0
+
+
+def resume_command(args: argparse.Namespace, folder: Path) -> str:
+    """The command that continues an interrupted `fastnn sweep`: the same config, data and
+    cluster, the same results folder, and --resume."""
+    words = ["fastnn", "sweep", str(args.config)]
+    if args.data is not None:
+        words += ["--data", str(args.data)]
+    words += ["--out", str(folder), "--resume"]
+    if args.workers is not None:
+        words += ["--workers", str(args.workers)]
+    if args.scheduler is not None:
+        words += ["--scheduler", args.scheduler]
+    return " ".join(shlex.quote(w) for w in words)
