@@ -46,13 +46,19 @@ def check_inputs(X, n_features: int, dtype: np.dtype, name: str = "X", keep_uint
     return converted
 
 
-def check_labels(y, n_examples: int, n_classes: int, name: str = "y") -> np.ndarray:
-    """int32 class labels in 0..n_classes-1, one per example."""
+def one_label_each(y, n_examples: int, name: str = "y") -> np.ndarray:
+    """y as an array of one label per example; DataError otherwise."""
     y = np.asarray(y)
     if y.ndim != 1:
         raise DataError(f"{name} must be 1-D (one label per example), got shape {y.shape}")
     if y.shape[0] != n_examples:
         raise DataError(f"{name} has {y.shape[0]} labels for {n_examples} examples")
+    return y
+
+
+def check_labels(y, n_examples: int, n_classes: int, name: str = "y") -> np.ndarray:
+    """int32 class labels in 0..n_classes-1, one per example."""
+    y = one_label_each(y, n_examples, name)
     if y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.complexfloating):
         raise DataError(f"{name} must hold integer class labels, not {y.dtype}")
     if np.issubdtype(y.dtype, np.floating):

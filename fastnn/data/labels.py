@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DataError
+from .checks import one_label_each
 
 
 def _name(value):
@@ -78,11 +79,7 @@ def check_classes(classes: Sequence, n_classes: int, output: str) -> list:
 
 def class_indices(y, classes: list, n_examples: int, name: str = "y") -> np.ndarray:
     """int32 indices into ``classes`` of labels y; DataError naming a label that is no class."""
-    y = np.asarray(y)
-    if y.ndim != 1:
-        raise DataError(f"{name} must be 1-D (one label per example), got shape {y.shape}")
-    if y.shape[0] != n_examples:
-        raise DataError(f"{name} has {y.shape[0]} labels for {n_examples} examples")
+    y = one_label_each(y, n_examples, name)
     index = {_key(c): i for i, c in enumerate(classes)}
     if y.dtype.kind in "iu" and all(type(c) is int for c in classes):  # the common case, vectorised
         names = np.array(classes)
