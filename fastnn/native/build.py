@@ -83,10 +83,12 @@ def compile_entry_kernels() -> None:
     try:
         for dtype in (np.float32, np.float64):
             for X in (pixels, pixels.astype(dtype) / 255):
-                model = MLP([24, 40, 3], dtype=dtype.__name__)
+                # pixels=None: uint8 stays bytes (the kernels' pixel table), real inputs stay real
+                model = MLP([24, 40, 3], dtype=dtype.__name__, pixels=None)
                 model.fit(X, y, epochs=1, batch_size=16, threads=1)
                 model.evaluate(X, y)
-                fit_many([MLP([24, 40, 3], dtype=dtype.__name__, seed=s) for s in range(2)], X, y, threads=1)
+                fit_many([MLP([24, 40, 3], dtype=dtype.__name__, seed=s, pixels=None) for s in range(2)], X, y,
+                         threads=1)
     finally:
         os.environ.pop("FASTNN_NATIVE") if saved is None else os.environ.update(FASTNN_NATIVE=saved)
         _library.cache_clear()
