@@ -83,12 +83,14 @@ def check_positive_float(value, name: str) -> float:
     return float(value)
 
 
-def check_targets(y, n_examples: int, n_outputs: int, dtype: np.dtype, name: str = "y") -> np.ndarray:
-    """Finite regression targets as a C-contiguous (n, n_outputs) array of ``dtype``."""
+def check_targets(y, n_examples: int, n_outputs: int, dtype: np.dtype, name: str = "y",
+                  what: str = "real numbers") -> np.ndarray:
+    """Finite regression targets as a C-contiguous (n, n_outputs) array of ``dtype`` (one per
+    example may be given as shape (n,) for one output)."""
     y = np.asarray(y)
     if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_) \
             or np.issubdtype(y.dtype, np.complexfloating):
-        raise DataError(f"{name} must hold real numbers, not {y.dtype}")
+        raise DataError(f"{name} must hold {what}, not {y.dtype}")
     if y.ndim == 1 and n_outputs == 1:
         y = y[:, None]
     if y.shape != (n_examples, n_outputs):
@@ -100,19 +102,11 @@ def check_targets(y, n_examples: int, n_outputs: int, dtype: np.dtype, name: str
 
 
 def check_binary_targets(y, n_examples: int, n_outputs: int, dtype: np.dtype, name: str = "y") -> np.ndarray:
-    """0/1 targets of a sigmoid output as a C-contiguous (n, n_outputs) array of ``dtype``: one
-    label per example for one output (shape (n,) or (n, 1)), else a row of 0/1 labels each."""
-    y = np.asarray(y)
-    if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_) \
-            or np.issubdtype(y.dtype, np.complexfloating):
-        raise DataError(f"{name} must hold 0/1 labels, not {y.dtype}")
-    if y.ndim == 1 and n_outputs == 1:
-        y = y[:, None]
-    if y.shape != (n_examples, n_outputs):
-        raise DataError(f"{name} must have shape ({n_examples}, {n_outputs}) for this network, got {y.shape}")
-    if not np.isin(y, (0, 1)).all():
+    """0/1 targets of a sigmoid output, as check_targets gives them: one label per example for
+    one output, else a row of 0/1 labels each."""
+    if not np.isin(np.asarray(y), (0, 1)).all():  # NaN, text and 0.5 alike
         raise DataError(f"{name} must hold 0/1 labels; it has other values")
-    return np.ascontiguousarray(y, dtype=dtype)
+    return check_targets(y, n_examples, n_outputs, dtype, name, what="0/1 labels")
 
 
 def check_weights(sample_weight, class_weight, labels, n_examples: int, n_classes: int,
