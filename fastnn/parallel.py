@@ -1,10 +1,11 @@
 """How a fit's batches are shared between threads: the plan, the kernel calls, and the choice
 between one worker and several, made by timing both on this host.
 
-A batch is shared in one of three ways (kernels/train.py, train_worker): workers on the model's
+A batch is shared in one of four ways (kernels/train.py, train_worker): workers on the model's
 shared weights take the batch's tasks in turn and each updates some of its rows; each worker
 keeps a replica of the weights that it updates whole, and only the examples' passes are shared;
-or, for plain SGD, two workers split the first layer's weight rows by input units. Whether a
+for plain SGD, two workers split the first layer's weight rows by input units; or, for large
+batches, the workers take chunks of the batch that each sum a gradient of their own. Whether a
 second worker pays depends on the host as much as on the shape: at 784-10-10 two workers that
 split the first layer save a third of the time on one host and cost more than one worker on
 another, and on one host now and then cost more for a second or longer (a vCPU that the
@@ -25,11 +26,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .errors import WorkerStalledError
-from .kernels.codes import ABORT, BLOCK, REPLICAS, SGD, SHARED, SPLIT, STOP, STOP_AT
+from .kernels.codes import ABORT, BLOCK, CHUNKS, REPLICAS, SGD, SHARED, SPLIT, STOP, STOP_AT
 from .layout import aligned_zeros, batch_buffers, gradient_plan
 from .workers import new_sync, run_stoppable, stall_message
-from .kernels.tuning import (CALL_SECONDS, CHOICE_SECONDS, PARALLEL_MIN_WORK, PROBE_BATCHES, SURE_WORK,
-                             TEAM_MARGIN)
+from .kernels.tuning import (CALL_SECONDS, CHOICE_SECONDS, CHUNK_EXAMPLES, CHUNKED_MAX_BYTES, CHUNKED_MIN_BATCH,
+                             PARALLEL_MIN_WORK, PROBE_BATCHES, SURE_WORK, TEAM_MARGIN)
 
 if TYPE_CHECKING:
     from .data.examples import Examples
@@ -52,6 +53,12 @@ class Plan:
     def replicas(self) -> bool:
         return self.way == REPLICAS
 
+    @property
+    def alone(self) -> "Plan":
+        """The one-worker plan that computes the same bits: CHUNKS sums in chunks for any number
+        of workers, the other ways as one worker on the model's weights does."""
+        return Plan(1, CHUNKS) if self.way == CHUNKS else Plan()
+
 
 def work_per_batch(model: "MLP", examples: "Examples", batch_size: int) -> float:
     """Multiply-adds of one batch's forward and backward passes (sparse first layer)."""
@@ -61,14 +68,24 @@ def work_per_batch(model: "MLP", examples: "Examples", batch_size: int) -> float
     return batch_size * 2 * (nnz_per_row * model.sizes[1] + 1.5 * dense)
 
 
+def chunk_count(batch_size: int) -> int:
+    """The chunks of CHUNK_EXAMPLES examples that a batch of plan CHUNKS is cut into."""
+    return -(-batch_size // CHUNK_EXAMPLES)
+
+
 def parallel_plan(model: "MLP", examples: "Examples", batch_size: int, threads: int, optimizer: "Optimizer",
                   clip_norm: float) -> Plan:
     """The way for ``threads`` workers to share a batch, where more than one may pay. Where the
     first layer is narrow enough to take its gradient example by example (its rows, shared,
-    would cross between the cores twice a batch): two workers that split it, for plain SGD, whose
-    first layer's step is a large part of a batch; else replicas. Elsewhere shared weights, where
-    a batch is work enough."""
-    if threads > 1 and batch_size > BLOCK and not model.layout.transposes_batch:
+    would cross between the cores twice a batch): for large batches, chunks that each sum their
+    own gradient, for one worker too (the sums do not depend on the workers, but differ from the
+    other ways'); else two workers that split it, for plain SGD, whose first layer's step is a
+    large part of a batch; else replicas. Elsewhere shared weights, where a batch is work enough."""
+    layout = model.layout
+    if (batch_size >= CHUNKED_MIN_BATCH and not layout.transposes_batch and clip_norm == 0
+            and chunk_count(batch_size) * layout.n_params * np.dtype(model.dtype).itemsize <= CHUNKED_MAX_BYTES):
+        return Plan(max(1, min(threads, chunk_count(batch_size))), CHUNKS)
+    if threads > 1 and batch_size > BLOCK and not layout.transposes_batch:
         if optimizer.code == SGD and optimizer.weight_decay == 0 and clip_norm == 0:
             return Plan(2, SPLIT)
         return Plan(min(threads, -(-batch_size // BLOCK)), REPLICAS)
@@ -93,11 +110,11 @@ def next_call(timings: dict[Plan, list[tuple[float, float]]], plan: Plan, remain
     per batch known, at least PROBE_BATCHES: a short call's time is mostly waking its threads."""
     fresh = {p: [s for s, when in calls if now - when < CHOICE_SECONDS] for p, calls in timings.items()}
     known = {p: min(seconds) for p, seconds in fresh.items() if len(seconds) == 2}
-    untimed = [p for p in (Plan(), plan) if p not in known]
+    untimed = [p for p in (plan.alone, plan) if p not in known]
     if untimed and remaining >= PROBE_BATCHES:
         choice = untimed[0]
     else:
-        choice = plan if known.get(plan, np.inf) < TEAM_MARGIN * known.get(Plan(), np.inf) else Plan()
+        choice = plan if known.get(plan, np.inf) < TEAM_MARGIN * known.get(plan.alone, np.inf) else plan.alone
     per_batch = known.get(choice, min((s for seconds in fresh.values() for s in seconds), default=None))
     batches = PROBE_BATCHES if per_batch is None else max(PROBE_BATCHES, round(CALL_SECONDS / max(per_batch, 1e-9)))
     return choice, min(remaining, batches)
@@ -111,22 +128,26 @@ class Team:
                  clipped: bool):
         layout, dtype = model.layout, model.dtype
         self.plan, self.batch_size = plan, batch_size
-        self.bufs = batch_buffers(layout, examples.rows, batch_size if plan.way == SHARED else 2 * batch_size)
+        rows = {SHARED: batch_size, CHUNKS: plan.workers * BLOCK}.get(plan.way, 2 * batch_size)
+        self.bufs = batch_buffers(layout, examples.rows, rows)
         self.transposed = [self.bufs.weights_t] + [aligned_zeros(self.bufs.weights_t.shape, dtype)
                                                    for _ in range(1, plan.workers)]
-        self.grads = [aligned_zeros(layout.n_params, dtype) for _ in range(plan.workers if plan.replicas else 1)]
+        grad_size = layout.n_params * (chunk_count(batch_size) if plan.way == CHUNKS else 1)
+        self.grads = [aligned_zeros(grad_size, dtype) for _ in range(plan.workers if plan.replicas else 1)]
         self.replicas: list[list[np.ndarray]] = [[] for _ in range(1, plan.workers)] if plan.replicas else []
-        self.units = {Plan(): gradient_plan(layout, 1)}
+        self.units = {plan.alone: gradient_plan(layout, 1)}
         if plan.way == SHARED and plan.workers > 1:  # ranges of rows that balance their non-zero inputs
             costs = np.append(examples.rows.column_counts, examples.rows.n_rows)
             self.units[plan] = gradient_plan(layout, plan.workers, costs)
+        elif plan.way == CHUNKS:  # ranges of rows to add the chunks' sums over, and step
+            self.units[plan] = gradient_plan(layout, plan.workers)
         else:
-            self.units[plan] = self.units[Plan()]
+            self.units[plan] = self.units[plan.alone]
         self.probing = (plan.workers > 1 and PROBE
                         and work_per_batch(model, examples, batch_size) < SURE_WORK)
         self.key = (model.sizes, np.dtype(dtype).name, examples.rows.values.dtype.name, batch_size, optimizer_code,
                     clipped, plan)
-        self.last_plan = plan if not self.probing else Plan()
+        self.last_plan = plan if not self.probing else plan.alone
 
     def train(self, params: np.ndarray, net, data, order, first: int, last: int, opt, losses, hits) -> tuple[int, bool]:
         """Batches first..last-1 (opt's learning rates and step count start at ``first``).

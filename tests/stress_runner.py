@@ -36,11 +36,15 @@ CASES = {
     "adam, batch 128": dict(sizes=(64, 20, 10), n=1100, fit=dict(batch_size=128, optimizer="adam")),
     # 80 -> 80 sums its input gradient along W's rows (layers.dense_block_backward_input)
     "adam, wide hidden layers": dict(sizes=(64, 80, 80, 10), n=600, fit=dict(batch_size=64, optimizer="adam")),
+    # batches of 4,500 are cut into chunks of 2,048 (plan CHUNKS): three a batch, two batches an epoch
+    "adam, chunked batches": dict(sizes=(64, 20, 10), n=9000, fit=dict(batch_size=4500, optimizer="adam")),
+    "sgd, chunked full batch, float64": dict(sizes=(64, 12, 8, 10), n=5000, dtype="float64",
+                                             fit=dict(batch_size=5000)),
 }
-# Replicas (narrow first layers) and shared weights (the transposed batch, wide hidden layers), each
-# update rule.
+# Replicas (narrow first layers), shared weights (the transposed batch, wide hidden layers) and
+# chunks (large batches), each update rule.
 QUICK = ["sgd, 20 calls", "momentum, dropout", "adam, 20 calls", "rmsprop, 20 calls", "adam, clipping, float64",
-         "sgd, transposed batch", "adam, wide hidden layers"]
+         "sgd, transposed batch", "adam, wide hidden layers", "adam, chunked batches"]
 
 
 def data(n: int, d: int):

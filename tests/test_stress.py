@@ -36,17 +36,17 @@ def stress(args: list[str], timeout: float, pin: bool = False, busy: bool = Fals
 
 def test_threads_pinned_to_one_cpu():
     out = stress(["--threads", "2", "3"], timeout=240, pin=True)
-    assert out.count("bit-identical") == 7 * 2  # the quick cases, each at each thread count
+    assert out.count("bit-identical") == 8 * 2  # the quick cases, each at each thread count
 
 
 def test_beside_a_busy_process():
     out = stress(["--threads", "2"], timeout=240, busy=True)
-    assert out.count("bit-identical") == 7
+    assert out.count("bit-identical") == 8
 
 
 def test_random_delays_at_every_synchronisation_point():
     out = stress(["--threads", "2"], timeout=300, jitter=True)
-    assert out.count("bit-identical") == 7
+    assert out.count("bit-identical") == 8
 
 
 def test_more_workers_than_cpus():
@@ -61,4 +61,4 @@ def test_more_workers_than_cpus():
                          ids=["pinned", "busy neighbour", "jitter", "jitter, pinned", "jitter, busy neighbour"])
 def test_every_plan_many_times(condition):
     out = stress(["--cases", "all", "--threads", "2", "3", "4", "8", "--repeat", "6"], timeout=1500, **condition)
-    assert out.count("bit-identical") == 6 * 12 * 4
+    assert out.count("bit-identical") == 6 * 14 * 4

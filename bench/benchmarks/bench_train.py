@@ -93,3 +93,22 @@ class DeepEpoch(Benchmark):
 
     def time_fit_epoch(self, network, optimizer):
         self.model.fit(self.X, self.y, epochs=1, batch_size=self.batch_size, optimizer=self.optimizer, threads=2)
+
+
+class FullBatchIteration(Benchmark):
+    """Ten iterations of the tutorial's full-batch gradient descent (784-10-10, alpha 0.10, float64,
+    the first 41,000 MNIST training images as one batch, shuffle off): the large-batch way of
+    sharing a batch (plan CHUNKS, kernels/train.py chunked_batch), with one and two threads."""
+
+    params = [[1, 2]]
+    param_names = ["threads"]
+
+    def setup(self, threads):
+        warm_jit()
+        data = mnist()
+        self.X = fastnn.prepare(data.train_images[:41_000])
+        self.y = data.train_labels[:41_000]
+        self.model = fastnn.MLP([784, 10, 10], seed=0, dtype="float64", **pixels())
+
+    def time_ten_iterations(self, threads):
+        self.model.fit(self.X, self.y, epochs=10, batch_size=41_000, lr=0.1, shuffle=False, threads=threads)

@@ -52,4 +52,4 @@ WAIT_NAMES = {AFTER_EXAMPLES: "the barrier after the forward and backward passes
               AFTER_HALVES: "the barrier after the first layer's half sums"}
 # How workers share a batch (kernels/train.py, train_worker; fastnn/parallel.py chooses): on
 # the model's weights; each on a replica of its own; two that split the first layer by inputs.
-SHARED, REPLICAS, SPLIT = 0, 1, 2
+SHARED, REPLICAS, SPLIT, CHUNKS = 0, 1, 2, 3

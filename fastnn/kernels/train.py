@@ -10,7 +10,7 @@ Each batch runs in two phases. Phase 1, over blocks of examples: forward pass, l
 error signal of every layer (it needs only the weights). Phase 2, over row ranges of the
 parameters: each range sums its gradient over the batch's examples in a fixed order and applies
 the update to its own rows. Workers (train_worker, one per thread) share the phases' tasks in
-one of three ways (see train_worker). No two threads write the same value and no sum depends on
+one of four ways (see train_worker). No two threads write the same value and no sum depends on
 who takes which task, so results are bit-identical for any number of threads.
 """
 
@@ -18,8 +18,8 @@ import numpy as np
 from numba import njit
 
 from .args import Buffers, Hyper, Net, Opt
-from .codes import (AFTER_EXAMPLES, AFTER_HALVES, AFTER_NORM, AFTER_UPDATE, BEFORE_NORM, BLOCK, REPLICAS, SGD,
-                    SHARED, SIGMOID, SOFTMAX, SPLIT, STOP, STOP_AT)
+from .codes import (AFTER_EXAMPLES, AFTER_HALVES, AFTER_NORM, AFTER_UPDATE, BEFORE_NORM, BLOCK, CHUNKS, REPLICAS,
+                    SGD, SHARED, SIGMOID, SOFTMAX, SPLIT, STOP, STOP_AT)
 from .jit import kernel
 from .layers import (
     activation_backward,
@@ -48,6 +48,7 @@ from .optim import rule_settings, update_segment
 from .simd import lanes, prefetch, vadd, vload, vstore, vzero
 from .sparse import half_range, prefetch_half, prefetch_row, transpose_batch
 from .sync import atomic_add, atomic_load, barrier, next_task
+from .tuning import CHUNK_EXAMPLES
 
 
 # Phase 1 runs over blocks of BLOCK examples, layer by layer: the first layer tile by tile
@@ -222,25 +223,31 @@ def accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs,
     SGD, see train_worker) the first layer's weight rows take their step in params right away
     instead (sparse_columns_backward, sparse_dense_backward), their gradient never stored; so do
     the other layers' rows with ``step`` = rule_step(...) (no_step: stored)."""
+    for u in range(u0, u1):
+        accumulate_rows(grad, params, rate, net, data, order, start, n_batch, bufs, units[u, 0], units[u, 1],
+                        units[u, 2], step)
+
+
+@njit(inline="always")
+def accumulate_rows(grad, params, rate, net, data, order, start, n_batch, bufs, l, r0, r1, step):
+    """accumulate_units for rows r0..r1-1 of layer l."""
     sizes, strides, offsets, cols = net.sizes, net.strides, net.offsets, net.cols
     indptr, indices, values, scale = data.indptr, data.indices, data.values, data.scale
     A, D, col_ptr, col_example, col_value = bufs.A, bufs.D, bufs.col_ptr, bufs.col_example, bufs.col_value
-    for u in range(u0, u1):
-        l, r0, r1 = units[u, 0], units[u, 1], units[u, 2]
-        if l == 0 and col_ptr.size > 0:
-            sparse_columns_backward(params if rate != 0 else grad, offsets[0], strides[0], col_ptr, col_example,
-                                    col_value, D, cols[0], r0, min(r1, sizes[0]), rate)
-            if r1 == sizes[0] + 1:  # the bias row: its input is 1 for every example
-                dense_backward_rows(grad, offsets[0], sizes[0], strides[0], A, 0, D, cols[0], n_batch,
-                                    sizes[0], sizes[0] + 1, params, grad, grad, -1, step[3])
-        elif l == 0:
-            for b in range(n_batch):
-                row = order[start + b]
-                sparse_dense_backward(grad, params, rate, offsets[0], sizes[0], strides[0], indices, values, scale,
-                                      indptr[row], indptr[row + 1], D[b, cols[0]:cols[1]], r0, r1)
-        else:
-            dense_backward_rows(grad, offsets[l], sizes[l], strides[l], A, cols[l - 1], D, cols[l],
-                                n_batch, r0, r1, params, step[1], step[2], step[0], step[3])
+    if l == 0 and col_ptr.size > 0:
+        sparse_columns_backward(params if rate != 0 else grad, offsets[0], strides[0], col_ptr, col_example,
+                                col_value, D, cols[0], r0, min(r1, sizes[0]), rate)
+        if r1 == sizes[0] + 1:  # the bias row: its input is 1 for every example
+            dense_backward_rows(grad, offsets[0], sizes[0], strides[0], A, 0, D, cols[0], n_batch,
+                                sizes[0], sizes[0] + 1, params, grad, grad, -1, step[3])
+    elif l == 0:
+        for b in range(n_batch):
+            row = order[start + b]
+            sparse_dense_backward(grad, params, rate, offsets[0], sizes[0], strides[0], indices, values, scale,
+                                  indptr[row], indptr[row + 1], D[b, cols[0]:cols[1]], r0, r1)
+    else:
+        dense_backward_rows(grad, offsets[l], sizes[l], strides[l], A, cols[l - 1], D, cols[l],
+                            n_batch, r0, r1, params, step[1], step[2], step[0], step[3])
 
 
 @kernel
@@ -279,6 +286,7 @@ def train_worker(worker, n_workers, plan, sync, params, grad, net, data, order, 
       No barrier ends phase 2: the next batch's phase 1 writes the other half of Z, A and D
       (2 x batch_size rows), while another worker may still read this batch's half.
     - SPLIT: two workers, plain SGD, a narrow first layer; see split_batch.
+    - CHUNKS: large batches, a narrow first layer, any number of workers; see chunked_batch.
     The call ends early, after a batch, when the caller asks (sync's STOP) or a wait gives up."""
     n = order.size
     clip_norm = opt.clip_norm
@@ -289,6 +297,12 @@ def train_worker(worker, n_workers, plan, sync, params, grad, net, data, order, 
     for batch in range(first, last):
         start = batch * batch_size
         n_batch = min(batch_size, n - start)
+        if plan == CHUNKS:
+            passed, base = chunked_batch(sync, worker, n_workers, params, grad, net, data, order, start, n_batch, bufs,
+                                         units, opt, losses, hits, batch, batch - first, base, passed)
+            if passed < 0 or atomic_load(sync, STOP_AT) == batch + 1:
+                return
+            continue
         if plan == SPLIT:
             passed = split_batch(sync, worker, params, grad, net, data, order, start, n_batch, batch_size, bufs, units,
                                  opt, losses, hits, batch, batch - first, passed)
@@ -465,6 +479,72 @@ def upper_units_step(grad, params, rate, net, data, order, start, n_batch, bufs,
         if units[u, 0] > 0:
             accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u, u + 1, fused)
     update_units(params, grad, net, units, opt, step, params.dtype.type(1), 0, units.shape[0], True, True)
+
+
+# Large batches (plan CHUNKS), such as the tutorial's full batch: the batch's examples in chunks
+# of CHUNK_EXAMPLES, taken by whichever worker asks next. A chunk sums its gradient into a buffer
+# of its own (row c of ``grad``, which holds one per chunk) block by block, right after each
+# block's forward and backward passes, while the block's inputs and its rows of Z, A and D are
+# still in cache (the other plans write them for the whole batch, then read them back). Past a
+# barrier, each unit of rows adds the chunks' sums in chunk order and takes the rule's step.
+# The chunks are cut by the batch alone, so the sums do not depend on the number of workers.
+
+@njit(inline="always")
+def chunked_batch(sync, worker, n_workers, params, grad, net, data, order, start, n_batch, bufs, units, opt, losses,
+                  hits, batch, step, base, passed):
+    """One batch of plan CHUNKS (see above) as worker ``worker``; ``step``: the batch's row in
+    opt's learning rates. Returns the barriers passed (-1: the call ends) and the task base."""
+    rows = worker * BLOCK  # a block's rows of Z, A and D of this worker's own
+    here = Buffers(bufs.Z[rows:rows + BLOCK], bufs.A[rows:rows + BLOCK], bufs.D[rows:rows + BLOCK], bufs.col_ptr,
+                   bufs.col_example, bufs.col_value, bufs.weights_t, bufs.t_offsets)
+    transpose_layers(params, net, here)
+    inverse = inverse_weight(params, data, order, start, n_batch)
+    n_params = params.size
+    n_chunks = (n_batch + CHUNK_EXAMPLES - 1) // CHUNK_EXAMPLES
+    chunk = next_task(sync, base)
+    while chunk < n_chunks:
+        first = chunk * CHUNK_EXAMPLES
+        chunk_gradient(grad[chunk * n_params:(chunk + 1) * n_params], params, net, data, order, start + first,
+                       min(CHUNK_EXAMPLES, n_batch - first), here, inverse, losses, hits)
+        chunk = next_task(sync, base)
+    base += n_chunks + n_workers
+    passed = barrier(sync, n_workers, passed, batch, AFTER_EXAMPLES, worker)
+    if passed < 0:
+        return passed, base
+    u = next_task(sync, base)
+    while u < units.shape[0]:
+        add_chunks(grad, n_params, n_chunks, net, units, u)
+        update_units(params, grad, net, units, opt, step, params.dtype.type(1), u, u + 1, False, False)
+        u = next_task(sync, base)
+    base += units.shape[0] + n_workers
+    ask_to_stop(sync, worker, batch)
+    return barrier(sync, n_workers, passed, batch, AFTER_UPDATE, worker), base
+
+
+@kernel
+def chunk_gradient(grad, params, net, data, order, start, n, bufs, inverse, losses, hits):
+    """grad = the gradient of examples order[start:start + n] (weighted by ``inverse``, 1 / the
+    batch's total weight), block after block: each block's passes, then its sums, layer by layer."""
+    grad[:] = 0
+    stored = no_step(params, grad)
+    for b0 in range(0, n, BLOCK):
+        n_block = min(BLOCK, n - b0)
+        forward_backward_block(params, net, data, order, start + b0, 0, n_block, bufs, inverse, losses, hits, BLOCK)
+        for l in range(net.acts.size):
+            accumulate_rows(grad, params, params.dtype.type(0), net, data, order, start + b0, n_block, bufs, l, 0,
+                            net.sizes[l] + 1, stored)
+
+
+@kernel
+def add_chunks(grad, n_params, n_chunks, net, units, u):
+    """Unit u's rows of chunk 0's gradient (the start of ``grad``) += those of chunks 1, 2, ...,
+    in that order."""
+    l, r0, r1 = units[u, 0], units[u, 1], units[u, 2]
+    lo, hi = net.offsets[l] + r0 * net.strides[l], net.offsets[l] + r1 * net.strides[l]
+    for c in range(1, n_chunks):
+        at = c * n_params
+        for i in range(lo, hi):
+            grad[i] += grad[at + i]
 
 
 @njit(inline="always")

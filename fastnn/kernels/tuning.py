@@ -9,6 +9,14 @@ BLOCK = 16
 # Rows per task when inputs are converted to sparse rows: large enough that taking a task costs
 # nothing next to it, small enough to balance two workers.
 CHUNK = 512
+# Examples per chunk of a large batch (plan CHUNKS): each chunk sums its gradient into a buffer of
+# its own, so a batch needs a buffer per chunk; 2,048 keeps the tutorial's full batch (41,000
+# examples) to 21 buffers of 100 KB, whose sum costs a few percent of the batch.
+CHUNK_EXAMPLES = 2048
+# A batch of this many examples or more is shared in chunks: from two chunks on there is work to share.
+CHUNKED_MIN_BATCH = 2 * CHUNK_EXAMPLES
+# ... unless the chunks' gradient buffers would take more bytes than this.
+CHUNKED_MAX_BYTES = 256 << 20
 # transpose_batch asks for the rows this many examples ahead: far enough to hide a miss to memory.
 AHEAD = 8
 # From this many vectors of first-layer outputs, the first layer's gradient is summed over the
