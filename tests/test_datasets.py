@@ -516,3 +516,39 @@ def test_import_does_not_load_pandas() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
+
+
+CSV_TEXTS = {
+    "labels": "label,pixel0,pixel1,pixel2\n3,0,255,7\n9,10,0,1\n",
+    "no labels": "pixel0,pixel1\n0,1\n255,254\n",
+    "crlf": "label,pixel0,pixel1\r\n1,2,3\r\n4,5,6\r\n",
+    "no last newline": "label,pixel0,pixel1\n1,2,3\n4,5,6",
+    "leading zeros": "label,pixel0,pixel1\n001,007,255\n0,00,010\n",
+    # not plain digits and commas: read again by pandas
+    "spaces": "label,pixel0,pixel1\n1, 2,3\n4,5 ,6\n",
+    "quoted cells": 'label,pixel0,pixel1\n"1","2",3\n4,5,6\n',
+    "blank line": "label,pixel0,pixel1\n1,2,3\n\n4,5,6\n",
+}
+
+
+@pytest.mark.parametrize("text", CSV_TEXTS.values(), ids=CSV_TEXTS.keys())
+def test_the_one_pass_parser_reads_what_pandas_reads(tmp_path: Path, monkeypatch, text: str) -> None:
+    import fastnn.data.datasets as datasets
+
+    path = write(tmp_path / "d.csv", text.encode())
+    X, y = read_csv(path)
+    monkeypatch.setattr(datasets, "_plain_csv_values", lambda *args: None)  # pandas alone
+    X_pandas, y_pandas = read_csv(path)
+    assert X.dtype == np.uint8 and X.flags.c_contiguous and np.array_equal(X, X_pandas)
+    assert (y is None and y_pandas is None) or (y.dtype == np.uint8 and np.array_equal(y, y_pandas))
+
+
+def test_rows_across_the_parsers_blocks_and_growth(tmp_path: Path, monkeypatch) -> None:
+    import fastnn.data.datasets as datasets
+
+    rows = np.random.default_rng(0).integers(0, 256, (300, 5))
+    text = "label,pixel0,pixel1,pixel2,pixel3\n" + "".join(",".join(map(str, r)) + "\n" for r in rows)
+    monkeypatch.setattr(datasets, "_CSV_BLOCK_BYTES", 7)  # rows cut across reads, and X grown 3 -> 6 -> ...
+    for gz in (False, True):
+        X, y = read_csv(write(tmp_path / f"d{gz}.csv", text.encode(), gz=gz), chunksize=3)
+        assert X.tolist() == rows[:, 1:].tolist() and y.tolist() == rows[:, 0].tolist()

@@ -181,9 +181,11 @@ def read_csv(path: PathLike, *, chunksize: int = 10_000,
     ``pixel0,...``), with ``n >= 1``, on one line of at most MAX_CSV_HEADER_BYTES. Every cell
     must be an integer in 0..255, and no row longer than MAX_CSV_BYTES_PER_CELL bytes per
     column. A gzip file may hold at most ``max_cells`` cells (default MAX_GZIP_CSV_CELLS),
-    counted as its lines go by. Only a regular file is read, once. The file is parsed
-    ``chunksize`` rows at a time straight into a growing ``uint8`` array, so memory stays
-    bounded by one chunk plus the uint8 result, which grows only while memory allows.
+    counted as its lines go by. Only a regular file is read. Its rows are parsed block by block
+    straight into a growing ``uint8`` array (kernels/csv.py), so memory stays bounded by one
+    block plus the uint8 result, which grows only while memory allows. A file with a line that
+    is not plain digits and commas is read again by pandas, ``chunksize`` rows at a time, which
+    takes what it can (spaces, quotes, "7.0") and names the first bad cell.
 
     Returns ``(X, y)``: ``X`` is ``uint8`` of shape ``(rows, n)``; ``y`` is ``uint8`` of shape
     ``(rows,)``, or None when the file has no label column.
@@ -193,17 +195,24 @@ def read_csv(path: PathLike, *, chunksize: int = 10_000,
         raise ValueError(f"chunksize must be at least 1, got {chunksize}")
     p = _existing_file(path, "CSV file")
     try:
-        with p.open("rb") as raw:
-            compressed = raw.read(2) == _GZIP_MAGIC
-            raw.seek(0)
-            stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
-            with stream:
-                columns = _csv_header(stream, p)
-                limit = (MAX_GZIP_CSV_CELLS if max_cells is None else max_cells) if compressed else None
-                rows = _BoundedLines(stream, p, max_line=MAX_CSV_BYTES_PER_CELL * len(columns) + 64,
-                                     max_lines=None if limit is None else limit // len(columns),
-                                     first_line=2, limit=limit)
-                return _csv_values(rows, p, columns, chunksize)
+        for careful in (False, True):
+            with p.open("rb") as raw:
+                compressed = raw.read(2) == _GZIP_MAGIC
+                raw.seek(0)
+                stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+                with stream:
+                    columns = _csv_header(stream, p)
+                    limit = (MAX_GZIP_CSV_CELLS if max_cells is None else max_cells) if compressed else None
+                    max_line = MAX_CSV_BYTES_PER_CELL * len(columns) + 64
+                    max_lines = None if limit is None else limit // len(columns)
+                    if not careful:
+                        values = _plain_csv_values(stream, p, columns, chunksize, max_line, max_lines, limit)
+                        if values is not None:
+                            return values
+                        continue  # a line that is not plain digits: pandas reads it, or names what is wrong
+                    rows = _BoundedLines(stream, p, max_line=max_line, max_lines=max_lines, first_line=2, limit=limit)
+                    return _csv_values(rows, p, columns, chunksize)
+        raise AssertionError("unreachable")  # pragma: no cover
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
         raise DataError(f"CSV file {p} is a truncated or corrupt gzip file ({e}).") from e
     except OSError as e:
@@ -301,6 +310,64 @@ def _csv_values(rows: _BoundedLines, p: Path, columns: list[str],
     if y is not None:
         y.resize(n, refcheck=False)
     return X, y
+
+
+_CSV_BLOCK_BYTES = 1 << 22  # decompressed bytes per read of the one-pass parser
+
+
+def _plain_csv_values(stream: IO[bytes], p: Path, columns: list[str], chunksize: int, max_line: int,
+                      max_rows: int | None, limit: int | None) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The data rows after the header as (X, y), parsed a block of bytes at a time by
+    kernels/csv.py into arrays that start at ``chunksize`` rows (at most 4,096) and grow as
+    _csv_values' do; None at the first line that is not plain digits and commas, or when there
+    is no data row (read_csv then reads the file with pandas, which says what is wrong)."""
+    from ..kernels.csv import NOT_PLAIN
+    from ..native.loader import kernel
+
+    parse = kernel("parse_csv_rows")
+    has_label = columns[0] == "label"
+    n_pixels = len(columns) - has_label
+    buf = bytearray(_CSV_BLOCK_BYTES + max_line + 1)
+    view = np.frombuffer(buf, dtype=np.uint8)
+    rows = min(chunksize, 4096) if max_rows is None else min(chunksize, 4096, max_rows)
+    X = np.zeros((rows, n_pixels), dtype=np.uint8)
+    y = np.zeros(rows if has_label else 0, dtype=np.uint8)
+    out = np.zeros(3, dtype=np.int64)
+    n, held, ended = 0, 0, False
+    try:
+        while not ended:
+            got = stream.readinto(memoryview(buf)[held:held + _CSV_BLOCK_BYTES])
+            ended, held = got == 0, held + got
+            if ended and held and buf[held - 1] != 10:  # a last line without its newline
+                buf[held] = 10
+                held += 1
+            start = 0
+            while True:  # the block's complete lines, growing X and y as they fill
+                parse(view[start:held], held - start, X, y, n, out)
+                n, start = n + int(out[0]), start + int(out[1])
+                if out[2] == NOT_PLAIN:
+                    return None
+                if n < len(X) or start == held:
+                    break
+                if max_rows is not None and n >= max_rows:
+                    raise DataError(_too_many_cells(p, max_rows, limit))
+                cap = 2 * len(X) if max_rows is None else min(2 * len(X), max_rows)
+                check_memory((cap - len(X)) * (n_pixels + has_label), f"CSV file {p} beyond its first {n:,} rows")
+                X.resize((cap, n_pixels), refcheck=False)
+                if has_label:
+                    y.resize(cap, refcheck=False)
+            held -= start
+            if held > max_line:
+                return None  # longer than a plain row can be
+            buf[:held] = buf[start:start + held]
+    except MemoryError:
+        raise DataError(f"CSV file {p}: not enough memory to load it ({n:,} rows so far).") from None
+    if n == 0:
+        return None
+    X.resize((n, n_pixels), refcheck=False)
+    if has_label:
+        y.resize(n, refcheck=False)
+    return X, (y if has_label else None)
 
 
 def _csv_header(stream: IO[bytes], p: Path) -> list[str]:

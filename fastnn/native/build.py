@@ -70,6 +70,7 @@ def use_a_cache_of_these_sources() -> None:
 def compile_entry_kernels() -> None:
     """Run fit and evaluate on the JIT once per model dtype and kind of input, so that every
     entry kernel gets compiled for the argument types fastnn really passes."""
+    from ..data.datasets import read_csv
     from ..many import fit_many
     from ..model import MLP
 
@@ -89,6 +90,10 @@ def compile_entry_kernels() -> None:
                 model.evaluate(X, y)
                 fit_many([MLP([24, 40, 3], dtype=dtype.__name__, seed=s, pixels=None) for s in range(2)], X, y,
                          threads=1)
+        with tempfile.TemporaryDirectory() as folder:  # the digits CSV reader's parser
+            csv = Path(folder) / "digits.csv"
+            csv.write_text("label,pixel0,pixel1\n1,0,255\n")
+            read_csv(csv)
     finally:
         os.environ.pop("FASTNN_NATIVE") if saved is None else os.environ.update(FASTNN_NATIVE=saved)
         _library.cache_clear()

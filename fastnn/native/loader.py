@@ -37,7 +37,7 @@ MANIFEST = "manifest.json"
 # The kernels that Python calls, and the module of their JIT form.
 ENTRY_POINTS = {"train_worker": "train", "train_many_worker": "train", "predict_worker": "train",
                 "count_row_nonzeros": "sparse", "fill_rows": "sparse", "input_fingerprint": "sparse",
-                "shuffle_order": "order"}
+                "shuffle_order": "order", "parse_csv_rows": "csv"}
 
 # How native.Kernel packs each leaf into the wrapper's int64 slots (struct formats, 8 bytes a
 # slot): a float32 goes as the float64 of the same value, converted back exactly in the wrapper.
