@@ -321,7 +321,7 @@ def _plain_csv_values(stream: IO[bytes], p: Path, columns: list[str], chunksize:
     kernels/csv.py into arrays that start at ``chunksize`` rows (at most 4,096) and grow as
     _csv_values' do; None at the first line that is not plain digits and commas, or when there
     is no data row (read_csv then reads the file with pandas, which says what is wrong)."""
-    from ..kernels.csv import NOT_PLAIN
+    from ..kernels.codes import NOT_PLAIN
     from ..native.loader import kernel
 
     parse = kernel("parse_csv_rows")

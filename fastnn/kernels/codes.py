@@ -50,6 +50,8 @@ WAIT_NAMES = {AFTER_EXAMPLES: "the barrier after the forward and backward passes
               AFTER_UPDATE: "the barrier after the update", BEFORE_NORM: "the barrier before the gradient's norm",
               AFTER_NORM: "the barrier after the gradient's norm",
               AFTER_HALVES: "the barrier after the first layer's half sums"}
+# parse_csv_rows' verdict on the lines it read (kernels/csv.py): all plain rows, or one was not.
+PLAIN, NOT_PLAIN = 0, 1
 # How workers share a batch (kernels/train.py, train_worker; fastnn/parallel.py chooses): on
 # the model's weights; each on a replica of its own; two that split the first layer by inputs.
 SHARED, REPLICAS, SPLIT, CHUNKS = 0, 1, 2, 3

@@ -2,11 +2,8 @@
 uint8 arrays: one pass over the bytes, where pandas makes int64 columns first and the checks then
 run over those (about 1.4 s of the tutorial's 1.7 s CSV read)."""
 
+from .codes import NOT_PLAIN, PLAIN
 from .jit import kernel
-
-# out[2] after parse_csv_rows: the lines read were all plain rows; or one was not (a cell that is
-# not 0..255 in plain digits, a row of another width, a space, a quote, an empty line, ...).
-PLAIN, NOT_PLAIN = 0, 1
 
 
 @kernel(nogil=True)
@@ -14,10 +11,12 @@ def parse_csv_rows(buf, n_bytes, X, y, first_row, out):
     """The complete lines of buf[:n_bytes] into rows first_row, first_row + 1, ... of X, the first
     cell of each into y when y has room (a label column), until X is full.
 
-    A line is y.size > 0 and n_columns = X.shape[1] (+1 for the label) cells of one to three
-    digits, at most 255, separated by commas, and ends in a newline (or a carriage return and a
+    A plain line is X.shape[1] cells (after a label cell, when y has room) of one to three
+    digits, at most 255, separated by commas, ending in a newline (or a carriage return and a
     newline). Sets out[0] = the rows read, out[1] = the bytes of the lines read, out[2] = PLAIN,
-    or NOT_PLAIN at the first line that is not such a line (out[0], out[1] then end before it).
+    or NOT_PLAIN at the first line that is not such a line (a cell that is not 0..255 in plain
+    digits, a row of another width, a space, a quote, an empty line, ...): out[0] and out[1] then
+    end before it.
     """
     n_pixels = X.shape[1]
     labelled = y.size > 0
