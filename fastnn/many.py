@@ -16,11 +16,12 @@ import numpy as np
 
 from .layout import aligned_zeros, batch_buffers, cache_aligned, gradient_plan
 from .model import MLP
+from .parallel import chunk_count, parallel_plan
 from .optimizers import Optimizer
 from .schedules import Schedule
 from .errors import TrainingDivergedError
 from .kernels.args import Hyper, Opt
-from .kernels.codes import STOP
+from .kernels.codes import BLOCK, CHUNKS, STOP
 from .training import History, OptimizerState, Settings, dropout_key, epoch_order
 from .workers import DeferredInterrupt, max_threads, new_sync, run_stoppable
 
@@ -70,11 +71,14 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
         if m.position is not None:
             raise ValueError("a model holds an interrupted epoch: finish it with fit first")
         states.append(OptimizerState.continued(m.optimizer_state, s.optimizer, m.layout.n_params, dtype))
+    # Each model the way its own fit on one thread goes (fit's ways give the same bits for any
+    # number of workers): on its weights, or in chunks for large batches.
+    way = parallel_plan(first, examples, size, 1, common.optimizer, common.clip_norm).way
     params = cache_aligned(np.stack([m._params for m in models]))
-    grads = aligned_zeros(params.shape, dtype)
+    grads = aligned_zeros((K, first.layout.n_params * (chunk_count(size) if way == CHUNKS else 1)), dtype)
     m_state = cache_aligned(np.stack([s.m for s in states]))
     v_state = cache_aligned(np.stack([s.v for s in states]))
-    bufs = batch_buffers(first.layout, examples.rows, size, models=(K,))
+    bufs = batch_buffers(first.layout, examples.rows, BLOCK if way == CHUNKS else size, models=(K,))
     losses = np.empty((K, n), dtype=dtype)
     hits = np.empty((K, n), dtype=np.bool_)
     units = gradient_plan(first.layout, 1)
@@ -98,7 +102,7 @@ def fit_many(models: Sequence[MLP], X, y, *, epochs: int = 1, batch_size: int = 
                 net, data, tasks = first._net(), examples.kernel_tuple(), new_sync()
                 syncs = np.stack([new_sync() for _ in models])  # each model's own: it runs as one worker
                 interrupted = run_stoppable(
-                    workers, lambda w: train_many_worker(tasks, params, grads, net, keys, data, orders, size, 0,
+                    workers, lambda w: train_many_worker(tasks, way, params, grads, net, keys, data, orders, size, 0,
                                                          n_batches, bufs, units, opt, losses, hits, syncs),
                     stop=lambda: syncs.__setitem__((slice(None), STOP), 1), abort=lambda: None, together=False)
                 if syncs[:, STOP].any():  # some models stopped part-way: none keeps this epoch

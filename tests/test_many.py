@@ -44,3 +44,17 @@ def test_models_of_different_shapes_are_refused(data):
         fit_many([MLP([60, 12, 4]), MLP([60, 13, 4])], X, y)
     with pytest.raises(ValueError, match="one kind"):
         fit_many([MLP([60, 12, 4]), MLP([60, 12, 4], seed=1)], X, y, optimizers=[fastnn.SGD(), fastnn.Adam()])
+
+
+def test_large_batches_equal_their_single_runs():
+    """Batches of 4,096 examples or more train in chunks (plan CHUNKS) in fit: in fit_many too."""
+    X, rng = random_pixels(5000, 60, seed=4)
+    y = rng.integers(0, 4, 5000)
+    make = lambda: [MLP([60, 12, 4], seed=s, pixels=True) for s in range(3)]  # noqa: E731
+    singles, many = make(), make()
+    options = dict(epochs=2, batch_size=4500, optimizer=fastnn.Adam(lr=0.01))
+    for model in singles:
+        model.fit(X, y, threads=1, **options)
+    fit_many(many, X, y, optimizers=options.pop("optimizer"), **options)
+    for single, other in zip(singles, many):
+        assert np.array_equal(single.get_params(), other.get_params())

@@ -599,12 +599,13 @@ def predict_block(params, net, data, rows, first, last, Z, A, outputs, losses, h
 
 
 @kernel(nogil=True)
-def train_many_worker(tasks, params, grads, net, keys, data, orders, batch_size, first, last, bufs, units, opt, losses,
-                      hits, syncs):
+def train_many_worker(tasks, plan, params, grads, net, keys, data, orders, batch_size, first, last, bufs, units, opt,
+                      losses, hits, syncs):
     """One worker's share of training K models of one shape: it takes the next model from the
     counter ``tasks`` (a sync array shared by the workers) until none is left, and trains it with
-    train_worker as that model's only worker (each reading the sparse rows where they lie, in
-    its own order).
+    train_worker as that model's only worker, the ``plan`` way (SHARED, or CHUNKS for large
+    batches, as the model's own fit takes them), each reading the sparse rows where they lie, in
+    its own order.
 
     Row k of params, grads, keys (dropout), orders, of every array of bufs and of the optimizer's
     m, v, settings (each field of opt.hyper an array), lrs and step belongs to model k. Models never wait for each other, and each runs
@@ -620,7 +621,7 @@ def train_many_worker(tasks, params, grads, net, keys, data, orders, batch_size,
         own_opt = Opt(opt.kind, opt.m[k], opt.v[k],
                       Hyper(hyper.beta1[k], hyper.beta2[k], hyper.eps[k], hyper.weight_decay[k]), opt.lrs[k],
                       opt.clip_norm, opt.step[k])
-        train_worker(0, 1, SHARED, syncs[k], params[k], grads[k], own_net, data, orders[k], batch_size, first, last,
+        train_worker(0, 1, plan, syncs[k], params[k], grads[k], own_net, data, orders[k], batch_size, first, last,
                      own_bufs, units, own_opt, losses[k], hits[k])
         if atomic_load(syncs[k], STOP_AT) > 0:  # stopped: no model starts after this one
             return

@@ -15,8 +15,9 @@ CHUNK = 512
 CHUNK_EXAMPLES = 2048
 # A batch of this many examples or more is shared in chunks: from two chunks on there is work to share.
 CHUNKED_MIN_BATCH = 2 * CHUNK_EXAMPLES
-# ... unless the chunks' gradient buffers would take more bytes than this.
-CHUNKED_MAX_BYTES = 256 << 20
+# ... unless the chunks' gradient buffers would take more bytes than this (per model: fit_many
+# gives each of its models buffers of their own).
+CHUNKED_MAX_BYTES = 64 << 20
 # transpose_batch asks for the rows this many examples ahead: far enough to hide a miss to memory.
 AHEAD = 8
 # From this many vectors of first-layer outputs, the first layer's gradient is summed over the
