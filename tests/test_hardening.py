@@ -131,6 +131,13 @@ def test_kernels_stay_in_bounds_under_numba_boundscheck():
                 r.fit(X / 255.0, rng.normal(size=(37, sizes[-1])), epochs=1, batch_size=5)
             fastnn.fit_many([fastnn.MLP(sizes, pixels=True, seed=s) for s in range(3)], X.astype(np.uint8), y,
                             epochs=1)
+        # batches of 4,100 and 400 examples: plan CHUNKS, chunks of 2,048, 2,048 and 4, and of 400
+        X = ((rng.random((4500, 17)) < 0.4) * rng.integers(0, 256, (4500, 17))).astype(np.uint8)
+        y = rng.integers(0, 3, 4500)
+        for threads in (1, 2):
+            m = fastnn.MLP([17, 9, 5, 3], dtype="float64", dropout=0.3, pixels=True, seed=1)
+            m.fit(X, y, epochs=2, batch_size=4100, threads=threads, optimizer=fastnn.Adam(lr=0.01))
+        fastnn.fit_many([fastnn.MLP([17, 9, 5, 3], pixels=True, seed=s) for s in range(3)], X, y, batch_size=4100)
         print("in bounds")
     """)
     env = {**os.environ, "NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": os.environ["NUMBA_CACHE_DIR"] + "-boundscheck",
