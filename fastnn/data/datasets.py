@@ -185,7 +185,7 @@ def read_csv(path: PathLike, *, chunksize: int = 10_000,
     straight into a growing ``uint8`` array (kernels/csv.py), so memory stays bounded by one
     block plus the uint8 result, which grows only while memory allows. A file with a line that
     is not plain digits and commas is read again by pandas, ``chunksize`` rows at a time, which
-    takes what it can (spaces, quotes, "7.0") and names the first bad cell.
+    takes what it can (spaces, quotes) and names the first bad cell.
 
     Returns ``(X, y)``: ``X`` is ``uint8`` of shape ``(rows, n)``; ``y`` is ``uint8`` of shape
     ``(rows,)``, or None when the file has no label column.
