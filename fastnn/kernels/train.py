@@ -19,7 +19,7 @@ from numba import njit
 
 from .args import Buffers, Hyper, Net, Opt
 from .codes import (AFTER_EXAMPLES, AFTER_HALVES, AFTER_NORM, AFTER_UPDATE, BEFORE_NORM, BLOCK, CHUNKS, REPLICAS,
-                    SGD, SHARED, SIGMOID, SOFTMAX, SPLIT, STOP, STOP_AT)
+                    SGD, SIGMOID, SOFTMAX, SPLIT, STOP, STOP_AT)
 from .jit import kernel
 from .layers import (
     activation_backward,
