@@ -552,3 +552,14 @@ def test_rows_across_the_parsers_blocks_and_growth(tmp_path: Path, monkeypatch) 
     for gz in (False, True):
         X, y = read_csv(write(tmp_path / f"d{gz}.csv", text.encode(), gz=gz), chunksize=3)
         assert X.tolist() == rows[:, 1:].tolist() and y.tolist() == rows[:, 0].tolist()
+
+
+def test_the_parser_stays_inside_its_arrays() -> None:
+    """kernels/csv.py has no index checks: it stops where X, y or the buffer ends, whatever it is told."""
+    from fastnn.native.loader import kernel
+
+    buf = np.frombuffer(bytearray(b"1,2,3\n4,5,6\n7,8,9\n"), dtype=np.uint8).copy()
+    X, y, out = np.zeros((3, 2), np.uint8), np.zeros(2, np.uint8), np.zeros(3, np.int64)
+    kernel("parse_csv_rows")(buf, 10_000, X, y, 0, out)  # y has room for two rows, the buffer is shorter
+    assert out.tolist() == [2, 12, 0] and y.tolist() == [1, 4] and X[:2].tolist() == [[2, 3], [5, 6]]
+    assert X[2].tolist() == [0, 0]

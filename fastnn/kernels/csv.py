@@ -9,7 +9,7 @@ from .jit import kernel
 @kernel(nogil=True)
 def parse_csv_rows(buf, n_bytes, X, y, first_row, out):
     """The complete lines of buf[:n_bytes] into rows first_row, first_row + 1, ... of X, the first
-    cell of each into y when y has room (a label column), until X is full.
+    cell of each into y when y has room (a label column), until X (or y) is full.
 
     A plain line is X.shape[1] cells (after a label cell, when y has room) of one to three
     digits, at most 255, separated by commas, ending in a newline (or a carriage return and a
@@ -21,9 +21,11 @@ def parse_csv_rows(buf, n_bytes, X, y, first_row, out):
     n_pixels = X.shape[1]
     labelled = y.size > 0
     n_cells = n_pixels + (1 if labelled else 0)
+    n_bytes = min(n_bytes, buf.size)  # no index checks in a kernel: stay inside every array
+    n_rows = min(X.shape[0], y.size) if labelled else X.shape[0]
     row, line_start = first_row, 0
     out[2] = PLAIN
-    while row < X.shape[0]:
+    while row < n_rows:
         at = line_start
         for c in range(n_cells):
             value, digits = 0, 0
