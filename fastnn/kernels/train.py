@@ -47,6 +47,7 @@ from .layers import (
 from .optim import rule_settings, update_segment
 from .simd import lanes, prefetch, vadd, vload, vstore, vzero
 from .sparse import half_range, prefetch_half, prefetch_row, transpose_batch
+from .subnormals import flush_subnormals, restore_float_mode
 from .sync import atomic_add, atomic_load, barrier, next_task
 from .tuning import CHUNK_EXAMPLES
 
@@ -269,6 +270,16 @@ def update_units(params, grad, net, units, opt, batch, grad_scale, u0, u1, stepp
 @kernel(nogil=True)
 def train_worker(worker, n_workers, plan, sync, params, grad, net, data, order, batch_size, first, last, bufs, units,
                  opt, losses, hits):
+    """train_batches with subnormals flushed to zero in this thread (kernels/subnormals.py)."""
+    mode = flush_subnormals()
+    train_batches(worker, n_workers, plan, sync, params, grad, net, data, order, batch_size, first, last, bufs, units,
+                  opt, losses, hits)
+    restore_float_mode(mode)
+
+
+@njit(inline="always")
+def train_batches(worker, n_workers, plan, sync, params, grad, net, data, order, batch_size, first, last, bufs, units,
+                  opt, losses, hits):
     """Batches first..last-1 of an epoch that visits examples order[0], order[1], ..., as worker
     ``worker`` of the ``n_workers`` that run this at once, each in its own thread, sharing
     ``sync`` (the protocol: sync.py), the data, and Z, A and D; bufs.weights_t is each worker's own
@@ -557,7 +568,9 @@ def ask_to_stop(sync, worker, batch):
 
 @kernel
 def batch_gradient(params, grad, net, data, order, bufs, units, losses, hits):
-    """The mean gradient over the examples ``order`` (one batch), added into ``grad``; no update."""
+    """The mean gradient over the examples ``order`` (one batch), added into ``grad``; no update.
+    Subnormals are flushed to zero, as in training."""
+    mode = flush_subnormals()
     n_batch = order.size
     transpose_layers(params, net, bufs)
     inverse = inverse_weight(params, data, order, 0, n_batch)
@@ -569,6 +582,7 @@ def batch_gradient(params, grad, net, data, order, bufs, units, losses, hits):
                         bufs.col_example, bufs.col_value)
     accumulate_units(grad, params, params.dtype.type(0), net, data, order, 0, n_batch, bufs, units, 0, units.shape[0],
                      no_step(params, grad))
+    restore_float_mode(mode)
 
 
 @kernel(nogil=True)
@@ -576,13 +590,16 @@ def predict_worker(sync, params, net, data, rows, Z, A, outputs, losses, hits):
     """Forward pass of every example, as one of the workers sharing ``sync`` (see sync.py), each
     taking the next block of BLOCK examples in turn: outputs (class probabilities or regression
     values), loss and hit (against the labels or targets in data; pass zeros when there are
-    none). rows: 0, 1, ..., n - 1; Z, A: this worker's buffers, BLOCK rows each."""
+    none). rows: 0, 1, ..., n - 1; Z, A: this worker's buffers, BLOCK rows each. Subnormals are
+    flushed to zero, as in training."""
+    mode = flush_subnormals()
     n = outputs.shape[0]
     block = next_task(sync, 0)
     while block * BLOCK < n:
         predict_block(params, net, data, rows, block * BLOCK, min(n, (block + 1) * BLOCK), Z, A, outputs, losses,
                       hits)
         block = next_task(sync, 0)
+    restore_float_mode(mode)
 
 
 @kernel
