@@ -59,7 +59,7 @@ def phase2_transpose(data, order, bufs, n_batches, batch_size):
 @njit
 def phase2_update(params, grad, net, units, opt, n_batches):
     for batch in range(n_batches):
-        update_units(params, grad, net, units, opt, batch, params.dtype.type(1), 0, units.shape[0], False, False)
+        update_units(params, grad, net, units, opt, batch, params.dtype.type(1), 0, units.shape[0], 0, False)
 
 
 def main(hidden: int = 10, batch_size: int = 64) -> None:

@@ -3,16 +3,17 @@
 import numpy as np
 import pytest
 
-from fastnn import MLP
+from fastnn import MLP, SGD, Adam
 from fastnn.kernels.codes import VECTOR_BYTES
 from fastnn.layout import TRANSPOSE_MIN_VECTORS
 
 LANES = VECTOR_BYTES // 4  # float32 values per vector: 16 with AVX-512, 8 with AVX2
 
 
-def train(X, y, threads, seed=0, sizes=(784, 32, 10), clip_norm=None):
+def train(X, y, threads, seed=0, sizes=(784, 32, 10), clip_norm=None, optimizer=None):
     model = MLP(list(sizes), pixels=True, seed=seed)
-    model.fit(X, y, epochs=2, batch_size=64, lr=0.1, threads=threads, clip_norm=clip_norm)
+    model.fit(X, y, epochs=2, batch_size=64, lr=0.1 if optimizer is None else None, optimizer=optimizer,
+              threads=threads, clip_norm=clip_norm)
     return model.get_params()
 
 
@@ -114,13 +115,17 @@ def test_transposed_batch_gives_the_per_example_gradient_bit_for_bit(mnist, monk
 
 
 def test_fused_steps_stay_within_rounding_of_the_summed_gradient(mnist):
-    """Plain SGD steps the first layer's weights inside the gradient's loop; clipping with a norm
-    that never clips steps from the stored gradient instead. With a transposed batch the step
-    takes each weight row's whole sum, so the two agree bit for bit; example by example it takes
-    each example's term in turn: the same math, other rounding (float32's)."""
+    """Without clipping, each weight row's sums take the rule's step as they leave the
+    registers; clipping with a norm that never clips steps from the stored gradient instead.
+    With a transposed batch the step takes each weight row's whole sum, so the two agree bit for
+    bit, for every rule; example by example plain SGD takes each example's term in turn: the
+    same math, other rounding (float32's)."""
     X, y = mnist.train_images[:1000], mnist.train_labels[:1000]
     wide = (784, TRANSPOSE_MIN_VECTORS * LANES + 3, 10)
     assert np.array_equal(train(X, y, threads=1, sizes=wide), train(X, y, threads=1, sizes=wide, clip_norm=1e30))
+    for optimizer in (Adam(lr=0.01), SGD(lr=0.05, momentum=0.9, weight_decay=1e-3)):
+        assert np.array_equal(train(X, y, threads=1, sizes=wide, optimizer=optimizer),
+                              train(X, y, threads=1, sizes=wide, optimizer=optimizer, clip_norm=1e30))
     narrow = (784, 10, 10)
     fused, summed = train(X, y, threads=1, sizes=narrow), train(X, y, threads=1, sizes=narrow, clip_norm=1e30)
     assert not np.array_equal(fused, summed)

@@ -235,75 +235,77 @@ def sparse_dense_backward(grad, params, rate, off, n_in, stride, indices, values
 
 
 @njit(inline="always")
-def _begin_sum(out, i, stepping):
-    """A tile's running sum: out[i:i + lanes], or zero when the sums become a step (the gradient
-    buffer holds zeros then, and is left so)."""
-    return vzero(out) if stepping else vload(out, i)
+def _row_sum_start(grad, i, kind):
+    """A tile's running sum: grad[i:i + lanes], or zero when the sums become steps (kind >= 0;
+    the gradient buffer holds zeros then, and is left so)."""
+    return vzero(grad) if kind >= 0 else vload(grad, i)
 
 
 @njit(inline="always")
-def _end_sum(out, i, g, rate, stepping):
-    """Store a tile's sum g: out[i:...] = g, or the SGD step out[i:...] -= rate * g."""
-    if stepping:
-        vstore(out, i, vsub(vload(out, i), vmul(vsplat(rate), g)))
+def _row_sum_end(grad, params, m, v, i, g, kind, settings):
+    """Store a tile's sum g in grad[i:...], or (kind >= 0) take rule kind's step with it."""
+    if kind >= 0:
+        step_vector(kind, params, m, v, i, g, settings)
     else:
-        vstore(out, i, g)
+        vstore(grad, i, g)
 
 
 @kernel
-def sparse_columns_backward(out, off, stride, col_ptr, col_example, col_value, D, d_col, r0, r1, rate):
-    """out[rows r0..r1) += X^T D over a batch, from its columns (see sparse.transpose_batch); with
-    rate != 0, out is the parameters and each row takes the plain SGD step out -= rate * X^T D
-    instead, its gradient never stored (the same values as summing, then optim.update_segment).
+def sparse_columns_backward(grad, off, stride, col_ptr, col_example, col_value, D, d_col, r0, r1, params, m, v, kind,
+                            settings, plain):
+    """grad[rows r0..r1) += X^T D over a batch, from its columns (see sparse.transpose_batch);
+    with kind >= 0, each tile of sums takes the step of update rule ``kind`` on params instead
+    (optim.step_vector, as dense_backward_rows), its gradient never stored: the same values as
+    summing, then optim.update_segment.
 
     The same sums as sparse_dense_backward example by example, added in the same order, but each
     row's tile of sums stays in registers while the examples that use its input stream by: one
     store per row and tile instead of one per example (wide layers are store-bound otherwise).
     Rows r0..r1 are weight rows only; D[b, d_col:] is example b's output gradient. A row no
-    example of the batch uses has a zero gradient, and is skipped.
+    example of the batch uses has a zero gradient: it is skipped, but for a rule whose step
+    still moves it (``plain``: plain SGD, whose zero step changes nothing).
     """
-    L = lanes(out)
+    L = lanes(grad)
     width = D.shape[1]
-    stepping = rate != 0
     for i in range(r0, r1):
         c0, c1 = col_ptr[i], col_ptr[i + 1]
-        if c0 == c1:
+        if c0 == c1 and (kind < 0 or plain):
             continue
         row = off + i * stride
         t = 0
         while t < stride:
             w = tile_width(stride, t, L, 8) // L  # 8 independent sums hide the FMA's latency
-            g0, g1, g2, g3 = _begin_sum(out, row + t, stepping), vzero(out), vzero(out), vzero(out)
-            g4, g5, g6, g7 = vzero(out), vzero(out), vzero(out), vzero(out)
+            g0, g1, g2, g3 = _row_sum_start(grad, row + t, kind), vzero(grad), vzero(grad), vzero(grad)
+            g4, g5, g6, g7 = vzero(grad), vzero(grad), vzero(grad), vzero(grad)
             if w >= 2:
-                g1 = _begin_sum(out, row + t + L, stepping)
+                g1 = _row_sum_start(grad, row + t + L, kind)
             if w >= 4:
-                g2, g3 = _begin_sum(out, row + t + 2 * L, stepping), _begin_sum(out, row + t + 3 * L, stepping)
+                g2, g3 = _row_sum_start(grad, row + t + 2 * L, kind), _row_sum_start(grad, row + t + 3 * L, kind)
             if w == 8:
-                g4, g5 = _begin_sum(out, row + t + 4 * L, stepping), _begin_sum(out, row + t + 5 * L, stepping)
-                g6, g7 = _begin_sum(out, row + t + 6 * L, stepping), _begin_sum(out, row + t + 7 * L, stepping)
+                g4, g5 = _row_sum_start(grad, row + t + 4 * L, kind), _row_sum_start(grad, row + t + 5 * L, kind)
+                g6, g7 = _row_sum_start(grad, row + t + 6 * L, kind), _row_sum_start(grad, row + t + 7 * L, kind)
             for c in range(c0, c1):
-                v = vsplat(load(col_value, c))
+                x = vsplat(load(col_value, c))
                 d = load(col_example, c) * width + d_col + t
-                g0 = vfma(v, vload(D, d), g0)
+                g0 = vfma(x, vload(D, d), g0)
                 if w >= 2:
-                    g1 = vfma(v, vload(D, d + L), g1)
+                    g1 = vfma(x, vload(D, d + L), g1)
                 if w >= 4:
-                    g2, g3 = vfma(v, vload(D, d + 2 * L), g2), vfma(v, vload(D, d + 3 * L), g3)
+                    g2, g3 = vfma(x, vload(D, d + 2 * L), g2), vfma(x, vload(D, d + 3 * L), g3)
                 if w == 8:
-                    g4, g5 = vfma(v, vload(D, d + 4 * L), g4), vfma(v, vload(D, d + 5 * L), g5)
-                    g6, g7 = vfma(v, vload(D, d + 6 * L), g6), vfma(v, vload(D, d + 7 * L), g7)
-            _end_sum(out, row + t, g0, rate, stepping)
+                    g4, g5 = vfma(x, vload(D, d + 4 * L), g4), vfma(x, vload(D, d + 5 * L), g5)
+                    g6, g7 = vfma(x, vload(D, d + 6 * L), g6), vfma(x, vload(D, d + 7 * L), g7)
+            _row_sum_end(grad, params, m, v, row + t, g0, kind, settings)
             if w >= 2:
-                _end_sum(out, row + t + L, g1, rate, stepping)
+                _row_sum_end(grad, params, m, v, row + t + L, g1, kind, settings)
             if w >= 4:
-                _end_sum(out, row + t + 2 * L, g2, rate, stepping)
-                _end_sum(out, row + t + 3 * L, g3, rate, stepping)
+                _row_sum_end(grad, params, m, v, row + t + 2 * L, g2, kind, settings)
+                _row_sum_end(grad, params, m, v, row + t + 3 * L, g3, kind, settings)
             if w == 8:
-                _end_sum(out, row + t + 4 * L, g4, rate, stepping)
-                _end_sum(out, row + t + 5 * L, g5, rate, stepping)
-                _end_sum(out, row + t + 6 * L, g6, rate, stepping)
-                _end_sum(out, row + t + 7 * L, g7, rate, stepping)
+                _row_sum_end(grad, params, m, v, row + t + 4 * L, g4, kind, settings)
+                _row_sum_end(grad, params, m, v, row + t + 5 * L, g5, kind, settings)
+                _row_sum_end(grad, params, m, v, row + t + 6 * L, g6, kind, settings)
+                _row_sum_end(grad, params, m, v, row + t + 7 * L, g7, kind, settings)
             t += w * L
 
 
@@ -459,22 +461,6 @@ def transpose_weights(params, off, n_in, stride, n_out, weights_t, stride_t):
     for i in range(n_in):
         for j in range(n_out):
             weights_t[j * stride_t + i] = params[off + i * stride + j]
-
-
-@njit(inline="always")
-def _row_sum_start(grad, i, kind):
-    """A tile's running sum: grad[i:i + lanes], or zero when the sums become steps (kind >= 0;
-    the gradient buffer holds zeros then, and is left so)."""
-    return vzero(grad) if kind >= 0 else vload(grad, i)
-
-
-@njit(inline="always")
-def _row_sum_end(grad, params, m, v, i, g, kind, settings):
-    """Store a tile's sum g in grad[i:...], or (kind >= 0) take rule kind's step with it."""
-    if kind >= 0:
-        step_vector(kind, params, m, v, i, g, settings)
-    else:
-        vstore(grad, i, g)
 
 
 @kernel

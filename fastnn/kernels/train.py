@@ -220,10 +220,11 @@ def no_step(params, grad):
 
 @kernel
 def accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u0, u1, step):
-    """Gradient rows of units u0..u1-1, summed over the batch in order. With rate != 0 (plain
-    SGD, see train_worker) the first layer's weight rows take their step in params right away
-    instead (sparse_columns_backward, sparse_dense_backward), their gradient never stored; so do
-    the other layers' rows with ``step`` = rule_step(...) (no_step: stored)."""
+    """Gradient rows of units u0..u1-1, summed over the batch in order. With ``step`` =
+    rule_step(...) (no_step: stored), each tile of sums takes the rule's step as it leaves the
+    registers, the gradient never stored: every row but a narrow first layer's (taken example
+    by example), whose weight rows step right away with rate != 0 (plain SGD, rate = its lr;
+    sparse_dense_backward). first_layer_stepped says which rows of the first layer stepped."""
     for u in range(u0, u1):
         accumulate_rows(grad, params, rate, net, data, order, start, n_batch, bufs, units[u, 0], units[u, 1],
                         units[u, 2], step)
@@ -236,11 +237,11 @@ def accumulate_rows(grad, params, rate, net, data, order, start, n_batch, bufs, 
     indptr, indices, values, scale = data.indptr, data.indices, data.values, data.scale
     A, D, col_ptr, col_example, col_value = bufs.A, bufs.D, bufs.col_ptr, bufs.col_example, bufs.col_value
     if l == 0 and col_ptr.size > 0:
-        sparse_columns_backward(params if rate != 0 else grad, offsets[0], strides[0], col_ptr, col_example,
-                                col_value, D, cols[0], r0, min(r1, sizes[0]), rate)
+        sparse_columns_backward(grad, offsets[0], strides[0], col_ptr, col_example, col_value, D, cols[0], r0,
+                                min(r1, sizes[0]), params, step[1], step[2], step[0], step[3], rate != 0)
         if r1 == sizes[0] + 1:  # the bias row: its input is 1 for every example
             dense_backward_rows(grad, offsets[0], sizes[0], strides[0], A, 0, D, cols[0], n_batch,
-                                sizes[0], sizes[0] + 1, params, grad, grad, -1, step[3])
+                                sizes[0], sizes[0] + 1, params, step[1], step[2], step[0], step[3])
     elif l == 0:
         for b in range(n_batch):
             row = order[start + b]
@@ -251,18 +252,28 @@ def accumulate_rows(grad, params, rate, net, data, order, start, n_batch, bufs, 
                             n_batch, r0, r1, params, step[1], step[2], step[0], step[3])
 
 
+@njit(inline="always")
+def first_layer_stepped(net, bufs, rate):
+    """How many of the first layer's rows accumulate_units steps with a rule_step: all of them
+    (the bias too) from a transposed batch, the weight rows for plain SGD (rate != 0), else
+    none."""
+    if bufs.col_ptr.size > 0:
+        return net.sizes[0] + 1
+    return net.sizes[0] if rate != 0 else 0
+
+
 @kernel
-def update_units(params, grad, net, units, opt, batch, grad_scale, u0, u1, stepped, fused):
-    """Apply the update rule to the rows of units u0..u1-1 (but the first layer's weight rows
-    if ``stepped``, and the other layers' if ``fused``: accumulate_units took their step);
+def update_units(params, grad, net, units, opt, batch, grad_scale, u0, u1, first_stepped, fused):
+    """Apply the update rule to the rows of units u0..u1-1 but those accumulate_units stepped:
+    the first layer's first ``first_stepped`` rows, and the other layers' if ``fused``;
     ``batch``: the batch's row in opt.lrs."""
-    sizes, strides, offsets = net.sizes, net.strides, net.offsets
+    strides, offsets = net.strides, net.offsets
     for u in range(u0, u1):
         l, r0, r1 = units[u, 0], units[u, 1], units[u, 2]
         if l > 0 and fused:
             continue
-        if l == 0 and stepped:
-            r0 = max(r0, sizes[0])
+        if l == 0:
+            r0 = max(r0, first_stepped)
         update_segment(opt.kind, params, grad, opt.m, opt.v, offsets[l] + r0 * strides[l],
                        offsets[l] + r1 * strides[l], opt.lrs[batch], opt.hyper, opt.step + batch, grad_scale)
 
@@ -343,19 +354,19 @@ def train_batches(worker, n_workers, plan, sync, params, grad, net, data, order,
         if passed < 0:
             return
         if clip_norm <= 0:
-            # Plain SGD steps the first layer's weight rows inside the gradient's loop: p - lr * (g +
-            # 0 * p) is p - lr * g, so that gradient (most of the parameters) is never stored. A
-            # transposed batch steps by each row's whole sum (the same bits as summing first); the
-            # per-example loop by each example's term (the same math, float rounding apart). Every
-            # rule steps the other layers' rows as their sums leave the registers.
+            # Every rule steps each tile of sums as it leaves the registers, so the gradient is never
+            # stored, read back and cleared: the same bits as summing first. But a narrow first
+            # layer sums example by example: there plain SGD steps by each example's term, p - lr *
+            # (g + 0 * p) being p - lr * g (the same math, float rounding apart), and other rules
+            # store its gradient.
             plain = opt.kind == SGD and opt.hyper.weight_decay == 0
             rate = opt.lrs[batch - first] if plain else params.dtype.type(0)
             step = rule_step(params, opt, batch - first)
             u = 0 if replicas else next_task(sync, base)
             while u < n_units:
                 accumulate_units(grad, params, rate, net, data, order, start, n_batch, here, units, u, u + 1, step)
-                update_units(params, grad, net, units, opt, batch - first, params.dtype.type(1), u, u + 1, rate != 0,
-                             True)
+                update_units(params, grad, net, units, opt, batch - first, params.dtype.type(1), u, u + 1,
+                             first_layer_stepped(net, here, rate), True)
                 u = u + 1 if replicas else next_task(sync, base)
         else:  # clipping needs the whole gradient's norm before any update
             u = 0 if replicas else next_task(sync, base)
@@ -378,7 +389,7 @@ def train_batches(worker, n_workers, plan, sync, params, grad, net, data, order,
                     return
             u = 0 if replicas else next_task(sync, base)
             while u < n_units:
-                update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1, False, False)
+                update_units(params, grad, net, units, opt, batch - first, scale, u, u + 1, 0, False)
                 u = u + 1 if replicas else next_task(sync, base)
         if not replicas:
             base += n_units + n_workers
@@ -489,7 +500,7 @@ def upper_units_step(grad, params, rate, net, data, order, start, n_batch, bufs,
     for u in range(units.shape[0]):
         if units[u, 0] > 0:
             accumulate_units(grad, params, rate, net, data, order, start, n_batch, bufs, units, u, u + 1, fused)
-    update_units(params, grad, net, units, opt, step, params.dtype.type(1), 0, units.shape[0], True, True)
+    update_units(params, grad, net, units, opt, step, params.dtype.type(1), 0, units.shape[0], net.sizes[0], True)
 
 
 # Large batches (plan CHUNKS), such as the tutorial's full batch: the batch's examples in chunks
@@ -525,7 +536,7 @@ def chunked_batch(sync, worker, n_workers, params, grad, net, data, order, start
     u = next_task(sync, base)
     while u < units.shape[0]:
         add_chunks(grad, n_params, n_chunks, net, units, u)
-        update_units(params, grad, net, units, opt, step, params.dtype.type(1), u, u + 1, False, False)
+        update_units(params, grad, net, units, opt, step, params.dtype.type(1), u, u + 1, 0, False)
         u = next_task(sync, base)
     base += units.shape[0] + n_workers
     ask_to_stop(sync, worker, batch)
