@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastnn.kernels.layers import softmax_forward
-from fastnn.kernels.simd import VECTOR_BYTES, lanes, vexp, vload, vstore
+from fastnn.kernels.layers import dense_backward_rows, softmax_forward
+from fastnn.kernels.simd import VECTOR_BYTES, lanes, vexp, vload, vstore, vzero
 
 
 @njit
@@ -102,6 +102,43 @@ def test_block_products_match_numpy_and_do_not_depend_on_the_blocks(dtype, batch
             dense_block_forward(params, 0, n_in, stride, True, X, 0, pieces_forward, n_in + 3, b0, b1)
             dense_block_backward_input(params, 0, n_in, stride, X, n_in + 3, pieces_gradient, 0, b0, b1)
         assert np.array_equal(pieces_forward, forward) and np.array_equal(pieces_gradient, gradient)
+
+
+@njit
+def stored_weight_gradient(grad, n_in, stride, A, D, d_col, n_batch, r0, r1):
+    """dense_backward_rows for rows r0..r1 of a layer at grad[0], storing the sums (kind -1)."""
+    zero = vzero(grad)
+    dense_backward_rows(grad, 0, n_in, stride, A, 0, D, d_col, n_batch, r0, r1, grad, grad, grad, -1,
+                        (zero, zero, zero, zero, zero, zero, zero, zero))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch, n_in, n_out", PRODUCT_SHAPES + [(9, 6, 600), (5, 11, 1100)])
+def test_weight_gradient_matches_numpy_in_any_rows(dtype, batch, n_in, n_out):
+    """A^T D and the bias's sum of D, rows past 4 at a time and columns past a block
+    (GRADIENT_COLUMN_BYTES) included; any cut into row ranges (phase 2's units) gives the same
+    bits."""
+    rng = np.random.default_rng(n_out)
+    _, stride, _, _ = padded_layer(n_in, n_out, dtype, rng)
+    width = n_in + 3 + stride
+    X = np.zeros((batch, width), dtype)
+    X[:, :n_in] = rng.standard_normal((batch, n_in))
+    X[:, n_in + 3:n_in + 3 + n_out] = rng.standard_normal((batch, n_out))
+    A, D = X[:, :n_in].astype(np.float64), X[:, n_in + 3:n_in + 3 + n_out].astype(np.float64)
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+
+    grad = np.zeros((n_in + 1) * stride, dtype)
+    stored_weight_gradient(grad, n_in, stride, X, X, n_in + 3, batch, 0, n_in + 1)
+    rows = grad.reshape(n_in + 1, stride)
+    assert np.allclose(rows[:n_in, :n_out], A.T @ D, rtol=tolerance, atol=tolerance)
+    assert np.allclose(rows[n_in, :n_out], D.sum(axis=0), rtol=tolerance, atol=tolerance)
+    assert not rows[:, n_out:].any()
+
+    pieces = np.zeros_like(grad)
+    cuts = sorted({0, min(n_in, 5), n_in // 2, n_in, n_in + 1})
+    for r0, r1 in zip(cuts[:-1], cuts[1:]):
+        stored_weight_gradient(pieces, n_in, stride, X, X, n_in + 3, batch, r0, r1)
+    assert np.array_equal(pieces, grad)
 
 
 # -- gelu, silu and the sigmoid output with binary cross-entropy ---------------------------------

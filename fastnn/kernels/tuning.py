@@ -26,6 +26,13 @@ TRANSPOSE_MIN_VECTORS = 4
 # Rows of W per panel of a dense layer's product (layers.dense_block_forward): a panel's tile
 # column (4 vectors wide: 128 KB of float32) stays in a core's second-level cache.
 PANEL_ROWS = 512
+# Bytes of each row of D that a dense layer's weight gradient sums over before it moves on to
+# the next columns (layers.dense_backward_rows): the batch's slab of D stays in the core's
+# second-level cache across all of W's rows, where whole rows of a wide layer (8 KB at 2048
+# float32 units) would stream from the shared cache once per four rows of W. bench.products, one
+# core, float32, GFLOP/s without blocks / with 1 KB / 2 KB: 128x2048x2048 76 / 83-96 / 83-105,
+# 256x1024x1024 77 / 89 / 86-107, 64x1024x1024 82 / 99-107 / 110-111.
+GRADIENT_COLUMN_BYTES = 2048
 # From this many vectors of a layer's outputs, its input gradient is summed along W's rows
 # (layers.dense_block_backward_input); below, the lanes' sums cost more than transposing W
 # (bench.products: at 64x512x64, 61 GFLOP/s against 49; at 64x1024x128, 79 against 15).
