@@ -5,10 +5,11 @@
     python -m bench.ab . . --hidden 128 --threads 1 2 --optimizer adam   # two workers against one, Adam
     python -m bench.ab . . --native 0 1   # the JIT kernels against the native library's
     python -m bench.ab A B --whole   # whole fit(epochs=1) calls, setup included, as bench.compare
+    python -m bench.ab A B --layers 784,256,128,10 --optimizer adam   # any network
 
 Two warm processes, one per checkout (each with its own Numba cache in DIR/.numba_cache/ab),
-take turns: each round, both train 784-H-10 on MNIST for two epochs (batch 64, shuffled),
-in alternating order. Rounds next to each other see the same machine, so the median of the
+take turns: each round, both train 784-H-10 (or --layers) on MNIST for two epochs (batch 64,
+shuffled), in alternating order. Rounds next to each other see the same machine, so the median of the
 per-epoch ratios B/A says more than two medians taken minutes apart (this VM's epoch times
 move by a third between runs; the ratio of pairs stays within a few percent).
 """
@@ -21,7 +22,7 @@ import sys
 import numpy as np
 
 
-def worker(hidden: int, threads: int, min_work: int | None, no_probe: bool, optimizer: str, whole: bool) -> None:
+def worker(sizes: list[int], threads: int, min_work: int | None, no_probe: bool, optimizer: str, whole: bool) -> None:
     """Warm up, then train for two epochs per line read from stdin; print their seconds (with
     ``whole``, of two fit(epochs=1) calls from start to end, as bench.compare times them)."""
     import importlib
@@ -52,7 +53,7 @@ def worker(hidden: int, threads: int, min_work: int | None, no_probe: bool, opti
     pixels = {"pixels": True} if "pixels" in inspect.signature(fastnn.MLP).parameters else {}
 
     def epochs() -> list[float]:
-        model = fastnn.MLP([784, hidden, 10], seed=0, **pixels)
+        model = fastnn.MLP(sizes, seed=0, **pixels)
         options = dict(batch_size=64, threads=threads,
                        optimizer=fastnn.Adam(lr=0.001) if optimizer == "adam" else fastnn.SGD(lr=0.1))
         if not whole:
@@ -74,6 +75,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dirs", nargs=2, metavar="DIR", help="checkouts A and B of the repository")
     parser.add_argument("--hidden", type=int, default=10)
+    parser.add_argument("--layers", help="the whole network instead of 784-H-10, e.g. 784,256,128,10")
     parser.add_argument("--threads", type=int, nargs="+", default=[1], metavar="N",
                         help="threads of A's fits, then of B's (default: the same as A's)")
     parser.add_argument("--min-work", type=int, help="fastnn.parallel.PARALLEL_MIN_WORK for both (0: every "
@@ -90,8 +92,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    layers = args.layers or f"784,{args.hidden},10"
     if args.worker:
-        return worker(args.hidden, args.threads[0], args.min_work, args.no_probe, args.optimizer, args.whole)
+        return worker([int(size) for size in layers.split(",")], args.threads[0], args.min_work, args.no_probe,
+                      args.optimizer, args.whole)
     threads = (args.threads + args.threads)[:2]
     procs = []
     for name, d, t, native in zip("AB", args.dirs, threads, args.native):
@@ -102,7 +106,7 @@ def main() -> None:
         env = {**os.environ, "PYTHONPATH": d, "NUMBA_CACHE_DIR": os.path.join(d, ".numba_cache", "ab"),
                "FASTNN_NATIVE": native}
         procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", *args.dirs,
-                                       "--hidden", str(args.hidden), "--threads", str(t),
+                                       "--layers", layers, "--threads", str(t),
                                        *(["--min-work", str(args.min_work)] if args.min_work is not None else []),
                                        "--optimizer", args.optimizer, *(["--no-probe"] if args.no_probe else []),
                                        *(["--whole"] if args.whole else [])],
@@ -120,7 +124,7 @@ def main() -> None:
         p.stdin.close()
         p.wait()
     a, b = np.array(seconds[0]), np.array(seconds[1])
-    print(f"784-{args.hidden}-10, {args.optimizer}, {a.size} epochs each, seconds per epoch")
+    print(f"{layers.replace(',', '-')}, {args.optimizer}, {a.size} epochs each, seconds per epoch")
     for name, d, n, native, t in zip("AB", args.dirs, threads, args.native, (a, b)):
         print(f"  {name} {d}, {n} thread(s), FASTNN_NATIVE={native}: median {np.median(t):.4f}, "
               f"fastest {t.min():.4f}")
