@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from fastnn import reference
 from fastnn.kernels.codes import VECTOR_BYTES
@@ -44,6 +45,7 @@ def unflatten(flat, sizes):
     return params
 
 
+@pytest.mark.slow  # compiling every kernel afresh at the other width takes about three minutes
 def test_the_other_vector_width_trains_as_the_reference(tmp_path):
     X, rng = random_pixels(320, 784, seed=4, density=0.2)
     y = rng.integers(0, 5, 320)
