@@ -104,6 +104,39 @@ def test_block_products_match_numpy_and_do_not_depend_on_the_blocks(dtype, batch
         assert np.array_equal(pieces_forward, forward) and np.array_equal(pieces_gradient, gradient)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch, n_in, n_out", PRODUCT_SHAPES)
+def test_forward_skips_only_inputs_that_are_zero(dtype, batch, n_in, n_out):
+    """ReLU's zeros: inputs that all four rows of a group leave at zero add nothing and are
+    skipped; the sums match NumPy, a NaN input still makes its row NaN, and any grouping of the
+    rows gives the same bits."""
+    from fastnn.kernels.layers import dense_block_forward
+
+    rng = np.random.default_rng(batch)
+    params, stride, W, b = padded_layer(n_in, n_out, dtype, rng)
+    X = np.zeros((batch, n_in + 3 + stride), dtype)
+    used = rng.random((batch, n_in)) < 0.03  # a few inputs per row, as a sparse ReLU layer's
+    used[1, :] = True  # one dense row: its group of four takes every input
+    X[:, :n_in] = np.where(used, rng.standard_normal((batch, n_in)), 0)
+    nan_row = 6 if batch >= 8 else batch - 1  # in a sparse group of four where there is one
+    X[nan_row, n_in - 1] = np.nan  # the last input: past the last whole vector of inputs, if any
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+    finite = np.arange(batch) != nan_row
+
+    forward = X.copy()
+    dense_block_forward(params, 0, n_in, stride, True, X, 0, forward, n_in + 3, 0, batch)
+    Z = forward[:, n_in + 3:n_in + 3 + n_out]
+    assert np.isnan(Z[nan_row]).all() and not np.isnan(Z[finite]).any()
+    expected = X[finite, :n_in].astype(np.float64) @ W + b
+    assert np.allclose(Z[finite], expected, rtol=tolerance, atol=tolerance)
+    for cuts in ([0, 1, batch], [0, 3, 5, batch], [0, batch // 2, batch]):
+        cuts = sorted({min(cut, batch) for cut in cuts})
+        pieces = X.copy()
+        for b0, b1 in zip(cuts[:-1], cuts[1:]):
+            dense_block_forward(params, 0, n_in, stride, True, X, 0, pieces, n_in + 3, b0, b1)
+        assert np.array_equal(pieces, forward, equal_nan=True)
+
+
 @njit
 def stored_weight_gradient(grad, n_in, stride, A, D, d_col, n_batch, r0, r1):
     """dense_backward_rows for rows r0..r1 of a layer at grad[0], storing the sums (kind -1)."""

@@ -21,8 +21,8 @@ from .codes import GELU, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SILU, TANH
 from .tuning import GRADIENT_COLUMN_BYTES, PANEL_ROWS
 from .jit import kernel
 from .optim import step_vector
-from .simd import (lanes, load, store, vadd, vexp, vfma, vlargest, vload, vmax, vmul, vsplat, vstore, vsub, vsum, vtail,
-                   vwhere_positive, vzero)
+from .simd import (bit_count, lanes, load, lowest_bit, nonzero_lanes, store, vadd, vexp, vfma, vlargest, vload, vmax,
+                   vmul, vsplat, vstore, vsub, vsum, vtail, vwhere_positive, vzero)
 
 
 # -- dense layer, sparse input (the first layer): z = b + sum_k x_k W[i_k, :] -----------------
@@ -322,6 +322,54 @@ def _tile_start(W, at, width, L):
     return a0, a1, a2, a3
 
 
+@njit(inline="always")
+def inputs_used(X, x, xw, c, n):
+    """Bit j set for each input c + j (j < n <= lanes) that any of four rows of X (X[x + c + j],
+    X[x + xw + c + j], ...) has non-zero."""
+    L = lanes(X)
+    if n == L:
+        return nonzero_lanes(vload(X, x + c)) | nonzero_lanes(vload(X, x + xw + c)) \
+            | nonzero_lanes(vload(X, x + 2 * xw + c)) | nonzero_lanes(vload(X, x + 3 * xw + c))
+    used = 0  # the last inputs, short of a vector: no load past them
+    for j in range(n):
+        if load(X, x + c + j) != 0 or load(X, x + xw + c + j) != 0 or load(X, x + 2 * xw + c + j) != 0 \
+                or load(X, x + 3 * xw + c + j) != 0:
+            used |= 1 << j
+    return used
+
+
+@njit(inline="always")
+def few_inputs_used(X, x, xw, k0, k1):
+    """Whether at most half of the inputs k0..k1-1 are non-zero in any of four rows of X (see
+    inputs_used): a zero input adds exactly nothing, but skipping the zeros costs more than
+    multiplying them unless most are."""
+    L = lanes(X)
+    count = 0
+    for c in range(k0, k1, L):
+        count += bit_count(inputs_used(X, x, xw, c, min(L, k1 - c)))
+    return count * 2 <= k1 - k0
+
+
+@njit(inline="always")
+def _four_rows_input(W, r, width, L, X, x, xw, p00, p01, p02, p03, p10, p11, p12, p13, p20, p21, p22, p23, p30, p31,
+                     p32, p33):
+    """The sums of a tile of four rows of Y plus one input's term: X[x], X[x + xw], ... times
+    W[r:r + width] (1, 2 or 4 vectors)."""
+    x0, x1 = vsplat(load(X, x)), vsplat(load(X, x + xw))
+    x2, x3 = vsplat(load(X, x + 2 * xw)), vsplat(load(X, x + 3 * xw))
+    w = vload(W, r)
+    p00, p10, p20, p30 = vfma(x0, w, p00), vfma(x1, w, p10), vfma(x2, w, p20), vfma(x3, w, p30)
+    if width > L:
+        w = vload(W, r + L)
+        p01, p11, p21, p31 = vfma(x0, w, p01), vfma(x1, w, p11), vfma(x2, w, p21), vfma(x3, w, p31)
+    if width > 2 * L:
+        w = vload(W, r + 2 * L)
+        p02, p12, p22, p32 = vfma(x0, w, p02), vfma(x1, w, p12), vfma(x2, w, p22), vfma(x3, w, p32)
+        w = vload(W, r + 3 * L)
+        p03, p13, p23, p33 = vfma(x0, w, p03), vfma(x1, w, p13), vfma(x2, w, p23), vfma(x3, w, p33)
+    return p00, p01, p02, p03, p10, p11, p12, p13, p20, p21, p22, p23, p30, p31, p32, p33
+
+
 @kernel
 def dense_block_forward(W, off, n_in, stride, with_bias, X, x_col, Y, y_col, b0, b1):
     """Y[b, y_col:y_col + stride] = (bias if ``with_bias``) + X[b, x_col:x_col + n_in] W, for the
@@ -333,8 +381,11 @@ def dense_block_forward(W, off, n_in, stride, with_bias, X, x_col, Y, y_col, b0,
     many as the multiply-adds). W is visited in panels of PANEL_ROWS rows, whose tile column
     stays in the core's second-level cache across the rows of Y. Every sum adds its terms in
     the order of W's rows, however its rows are grouped: the same bits for any b0 and b1.
-    Zero inputs (half of a ReLU layer's) are multiplied, not skipped: a branch on them would
-    mispredict half the time, and 0 * w adds exactly nothing for finite w.
+    In tiles of 4 vectors, a panel's inputs that all four rows leave at zero are skipped when
+    they are most of them (few_inputs_used; a ReLU layer trained with a large step can leave 90%
+    of them at zero):
+    0 * w adds exactly nothing for finite w, so the sums keep their bits. Where fewer are zero
+    (a ReLU layer's usual half), the plain loop multiplies them: skipping costs more there.
     """
     L = lanes(W)
     xw, yw = X.shape[1], Y.shape[1]
@@ -371,21 +422,21 @@ def dense_block_forward(W, off, n_in, stride, with_bias, X, x_col, Y, y_col, b0,
                     p10, p11, p12, p13 = p00, p01, p02, p03
                     p20, p21, p22, p23 = p00, p01, p02, p03
                     p30, p31, p32, p33 = p00, p01, p02, p03
-                r, x = off + k0 * stride + t, b * xw + x_col
-                for k in range(k0, k1):
-                    x0, x1 = vsplat(load(X, x + k)), vsplat(load(X, x + xw + k))
-                    x2, x3 = vsplat(load(X, x + 2 * xw + k)), vsplat(load(X, x + 3 * xw + k))
-                    w = vload(W, r)
-                    p00, p10, p20, p30 = vfma(x0, w, p00), vfma(x1, w, p10), vfma(x2, w, p20), vfma(x3, w, p30)
-                    if width > L:
-                        w = vload(W, r + L)
-                        p01, p11, p21, p31 = vfma(x0, w, p01), vfma(x1, w, p11), vfma(x2, w, p21), vfma(x3, w, p31)
-                    if width > 2 * L:
-                        w = vload(W, r + 2 * L)
-                        p02, p12, p22, p32 = vfma(x0, w, p02), vfma(x1, w, p12), vfma(x2, w, p22), vfma(x3, w, p32)
-                        w = vload(W, r + 3 * L)
-                        p03, p13, p23, p33 = vfma(x0, w, p03), vfma(x1, w, p13), vfma(x2, w, p23), vfma(x3, w, p33)
-                    r += stride
+                x = b * xw + x_col
+                if width == 4 * L and few_inputs_used(X, x, xw, k0, k1):  # only inputs the rows use
+                    for c in range(k0, k1, L):
+                        used = inputs_used(X, x, xw, c, min(L, k1 - c))
+                        while used != 0:
+                            k = c + lowest_bit(used)
+                            used &= used - 1
+                            p00, p01, p02, p03, p10, p11, p12, p13, p20, p21, p22, p23, p30, p31, p32, p33 = \
+                                _four_rows_input(W, off + k * stride + t, width, L, X, x + k, xw, p00, p01, p02, p03,
+                                                 p10, p11, p12, p13, p20, p21, p22, p23, p30, p31, p32, p33)
+                else:
+                    for k in range(k0, k1):
+                        p00, p01, p02, p03, p10, p11, p12, p13, p20, p21, p22, p23, p30, p31, p32, p33 = \
+                            _four_rows_input(W, off + k * stride + t, width, L, X, x + k, xw, p00, p01, p02, p03,
+                                             p10, p11, p12, p13, p20, p21, p22, p23, p30, p31, p32, p33)
                 store_tile(Y, y, width, L, p00, p01, p02, p03)
                 store_tile(Y, y + yw, width, L, p10, p11, p12, p13)
                 store_tile(Y, y + 2 * yw, width, L, p20, p21, p22, p23)

@@ -236,6 +236,35 @@ def vtail(typingctx, v, count, fill):
     return v(v, count, fill), codegen
 
 
+@intrinsic
+def nonzero_lanes(typingctx, v):
+    """An int64 whose bit j is set where lane j of v is not zero (a NaN counts as not zero)."""
+    def codegen(context, builder, sig, args):
+        vt = args[0].type
+        bits = builder.fcmp_unordered("!=", args[0], ir.Constant(vt, None))
+        return builder.zext(builder.bitcast(bits, ir.IntType(vt.count)), ir.IntType(64))
+
+    return types.int64(v), codegen
+
+
+def _bit_function(name, llvm_name, extra_args):
+    def typer(typingctx, x):
+        def codegen(context, builder, sig, args):
+            i64 = ir.IntType(64)
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(i64, [i64] + [a.type for a in extra_args]), llvm_name)
+            return builder.call(fn, [context.cast(builder, args[0], sig.args[0], types.int64), *extra_args])
+
+        return types.int64(x), codegen
+
+    typer.__name__ = name
+    return intrinsic(typer)
+
+
+lowest_bit = _bit_function("lowest_bit", "llvm.cttz.i64", [ir.Constant(ir.IntType(1), 1)])  # of x != 0
+bit_count = _bit_function("bit_count", "llvm.ctpop.i64", [])
+
+
 def _reduce(name, combine):
     def typer(typingctx, v):
         """Lanes combined pairwise, halves first: the same order on every call."""
