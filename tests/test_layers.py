@@ -174,6 +174,39 @@ def test_weight_gradient_matches_numpy_in_any_rows(dtype, batch, n_in, n_out):
     assert np.array_equal(pieces, grad)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [13, 64, 100, 128, 131])
+def test_weight_gradient_skips_only_examples_whose_inputs_are_zero(dtype, batch):
+    """ReLU's zeros along the batch: examples that leave a group of four inputs at zero add
+    nothing and are skipped where they are most (batches of up to 128). The rows alternate
+    stretches of sparse and dense inputs, so that row ranges cut elsewhere skip in other
+    groups: every cut gives the same bits, and the sums match NumPy; a NaN input still makes
+    its rows' gradient NaN."""
+    n_in, n_out = 150, 70
+    rng = np.random.default_rng(batch)
+    _, stride, _, _ = padded_layer(n_in, n_out, dtype, rng)
+    width = n_in + 3 + stride
+    X = np.zeros((batch, width), dtype)
+    density = np.where(np.arange(n_in) // 24 % 2 == 0, 0.03, 0.9)
+    X[:, :n_in] = np.where(rng.random((batch, n_in)) < density, rng.standard_normal((batch, n_in)), 0)
+    X[:, n_in + 3:n_in + 3 + n_out] = rng.standard_normal((batch, n_out))
+    X[batch - 1, 5] = np.nan  # in a sparse stretch
+    A, D = X[:, :n_in].astype(np.float64), X[:, n_in + 3:n_in + 3 + n_out].astype(np.float64)
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+
+    grad = np.zeros((n_in + 1) * stride, dtype)
+    stored_weight_gradient(grad, n_in, stride, X, X, n_in + 3, batch, 0, n_in + 1)
+    rows = grad.reshape(n_in + 1, stride)[:n_in, :n_out]
+    assert np.isnan(rows[5]).all() and not np.isnan(np.delete(rows, 5, axis=0)).any()
+    expected = np.nan_to_num(A).T @ D
+    assert np.allclose(np.delete(rows, 5, axis=0), np.delete(expected, 5, axis=0), rtol=tolerance, atol=tolerance)
+    for cuts in ([0, 4, 150, 151], [0, 28, 100, 151], [0, 52, 151]):
+        pieces = np.zeros_like(grad)
+        for r0, r1 in zip(cuts[:-1], cuts[1:]):
+            stored_weight_gradient(pieces, n_in, stride, X, X, n_in + 3, batch, r0, r1)
+        assert np.array_equal(pieces, grad, equal_nan=True)
+
+
 # -- gelu, silu and the sigmoid output with binary cross-entropy ---------------------------------
 
 # Far past where exp overflows (float32 near 88) and z * z (near 1.8e19): no NaN may come out.

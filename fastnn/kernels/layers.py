@@ -389,6 +389,7 @@ def dense_block_forward(W, off, n_in, stride, with_bias, X, x_col, Y, y_col, b0,
     """
     L = lanes(W)
     xw, yw = X.shape[1], Y.shape[1]
+    groups, few_groups = (b1 - b0 + 3) // 4, 0
     t = 0
     while t < stride:
         width = tile_width(stride, t, L, 4)
@@ -423,7 +424,13 @@ def dense_block_forward(W, off, n_in, stride, with_bias, X, x_col, Y, y_col, b0,
                     p20, p21, p22, p23 = p00, p01, p02, p03
                     p30, p31, p32, p33 = p00, p01, p02, p03
                 x = b * xw + x_col
-                if width == 4 * L and few_inputs_used(X, x, xw, k0, k1):  # only inputs the rows use
+                group = (k0 // PANEL_ROWS) * groups + (b - b0) // 4
+                if group >= 64 or t == 0:  # the same for every tile: kept in a bit where there is one
+                    few = width == 4 * L and few_inputs_used(X, x, xw, k0, k1)
+                    few_groups |= int(few and group < 64) << group
+                else:
+                    few = (few_groups >> group) & 1 == 1
+                if few:  # only the inputs that any of the four rows uses
                     for c in range(k0, k1, L):
                         used = inputs_used(X, x, xw, c, min(L, k1 - c))
                         while used != 0:
@@ -514,6 +521,38 @@ def transpose_weights(params, off, n_in, stride, n_out, weights_t, stride_t):
             weights_t[j * stride_t + i] = params[off + i * stride + j]
 
 
+@njit(inline="always")
+def examples_using(A, a, width, n_batch):
+    """(bits of examples 0..63, of 64..127, few): bit b set where any of the four inputs
+    A[b, a:a + 4] is non-zero; few: whether at most half of the batch's examples use them, in
+    a batch of at most 128 (few_inputs_used's trade, along the batch)."""
+    if n_batch > 128:
+        return 0, 0, False
+    low, high = 0, 0
+    for b in range(n_batch):
+        x = b * width + a
+        used = (load(A, x) != 0) | (load(A, x + 1) != 0) | (load(A, x + 2) != 0) | (load(A, x + 3) != 0)
+        if b < 64:  # no branch on the data: it would mispredict for most densities
+            low |= int(used) << b
+        else:
+            high |= int(used) << (b - 64)
+    return low, high, (bit_count(low) + bit_count(high)) * 2 <= n_batch
+
+
+@njit(inline="always")
+def _four_rows_example(A, a, D, d, two, L, g00, g10, g20, g30, g01, g11, g21, g31):
+    """Four weight rows' tile of sums plus one example's terms: A[a:a + 4] times D[d:...]
+    (one vector, or two when ``two``)."""
+    a0, a1 = vsplat(load(A, a)), vsplat(load(A, a + 1))
+    a2, a3 = vsplat(load(A, a + 2)), vsplat(load(A, a + 3))
+    d0 = vload(D, d)
+    g00, g10, g20, g30 = vfma(a0, d0, g00), vfma(a1, d0, g10), vfma(a2, d0, g20), vfma(a3, d0, g30)
+    if two:
+        d1 = vload(D, d + L)
+        g01, g11, g21, g31 = vfma(a0, d1, g01), vfma(a1, d1, g11), vfma(a2, d1, g21), vfma(a3, d1, g31)
+    return g00, g10, g20, g30, g01, g11, g21, g31
+
+
 @kernel
 def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0, r1, params, m, v, kind, settings):
     """grad[rows r0..r1) += sum over the batch of a_b^T dz_b, examples added in order; with
@@ -525,9 +564,10 @@ def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0
     A[b, a_col + i] is input i of example b, D[b, d_col:] its output gradient; row n_in is the
     bias (input 1). Four rows at a time keep eight tiles of sums in registers across the batch,
     so that the FMAs do not wait on each other. The rows go by in blocks of columns
-    (GRADIENT_COLUMN_BYTES), so that the batch's slab of D stays in cache across them. Zero
-    inputs (half of a ReLU layer's) are multiplied, not skipped: a branch on them mispredicts
-    half the time.
+    (GRADIENT_COLUMN_BYTES), so that the batch's slab of D stays in cache across them. The
+    examples that leave all four inputs at zero add nothing: where they are most of a batch
+    of at most 128 (examples_using), only the others are visited, in order, so the sums keep
+    their bits. Where they are fewer (a ReLU layer's usual half), the plain loop multiplies.
     """
     L = lanes(grad)
     width = D.shape[1]
@@ -536,7 +576,13 @@ def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0
     for c0 in range(0, stride, columns):
         c1 = min(stride, c0 + columns)
         i = r0
+        used_low, used_high, few, probe, gap = 0, 0, False, r0, 4
         while i + 4 <= min(r1, n_in):
+            few = False
+            if i == probe:  # after dense rows, look less often: 2, 4, then every 8 groups
+                used_low, used_high, few = examples_using(A, a_col + i, width, n_batch)
+                gap = 4 if few else min(2 * gap, 32)
+                probe = i + gap
             t = c0
             while t < c1:
                 two = t + 2 * L <= c1  # else one vector: the second sums stay zero, unstored
@@ -548,16 +594,20 @@ def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0
                     g01, g11 = _row_sum_start(grad, rows + L, kind), _row_sum_start(grad, rows + stride + L, kind)
                     g21 = _row_sum_start(grad, rows + 2 * stride + L, kind)
                     g31 = _row_sum_start(grad, rows + 3 * stride + L, kind)
-                for b in range(n_batch):
-                    a = b * width + a_col + i
-                    a0, a1 = vsplat(load(A, a)), vsplat(load(A, a + 1))
-                    a2, a3 = vsplat(load(A, a + 2)), vsplat(load(A, a + 3))
-                    d = b * width + d_col + t
-                    d0 = vload(D, d)
-                    g00, g10, g20, g30 = vfma(a0, d0, g00), vfma(a1, d0, g10), vfma(a2, d0, g20), vfma(a3, d0, g30)
-                    if two:
-                        d1 = vload(D, d + L)
-                        g01, g11, g21, g31 = vfma(a0, d1, g01), vfma(a1, d1, g11), vfma(a2, d1, g21), vfma(a3, d1, g31)
+                if few:  # only the examples that use one of the four inputs
+                    for half in range(2):
+                        used = used_low if half == 0 else used_high
+                        while used != 0:
+                            b = 64 * half + lowest_bit(used)
+                            used &= used - 1
+                            g00, g10, g20, g30, g01, g11, g21, g31 = _four_rows_example(
+                                A, b * width + a_col + i, D, b * width + d_col + t, two, L,
+                                g00, g10, g20, g30, g01, g11, g21, g31)
+                else:
+                    for b in range(n_batch):
+                        g00, g10, g20, g30, g01, g11, g21, g31 = _four_rows_example(
+                            A, b * width + a_col + i, D, b * width + d_col + t, two, L,
+                            g00, g10, g20, g30, g01, g11, g21, g31)
                 _row_sum_end(grad, params, m, v, rows, g00, kind, settings)
                 _row_sum_end(grad, params, m, v, rows + stride, g10, kind, settings)
                 _row_sum_end(grad, params, m, v, rows + 2 * stride, g20, kind, settings)
