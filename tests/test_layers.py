@@ -90,7 +90,7 @@ def test_block_products_match_numpy_and_do_not_depend_on_the_blocks(dtype, batch
     assert not Z[:, n_out:].any()  # the padding stays zero
 
     gradient = X.copy()
-    dense_block_backward_input(params, 0, n_in, stride, X, n_in + 3, gradient, 0, 0, batch)
+    dense_block_backward_input(params, 0, n_in, stride, X, n_in + 3, gradient, 0, 0, batch, X, 0, False)
     expected = X[:, n_in + 3:n_in + 3 + n_out].astype(np.float64) @ W.T
     assert np.allclose(gradient[:, :n_in], expected, rtol=tolerance, atol=tolerance)
 
@@ -100,7 +100,7 @@ def test_block_products_match_numpy_and_do_not_depend_on_the_blocks(dtype, batch
         pieces_forward, pieces_gradient = X.copy(), X.copy()
         for b0, b1 in zip(cuts[:-1], cuts[1:]):
             dense_block_forward(params, 0, n_in, stride, True, X, 0, pieces_forward, n_in + 3, b0, b1)
-            dense_block_backward_input(params, 0, n_in, stride, X, n_in + 3, pieces_gradient, 0, b0, b1)
+            dense_block_backward_input(params, 0, n_in, stride, X, n_in + 3, pieces_gradient, 0, b0, b1, X, 0, False)
         assert np.array_equal(pieces_forward, forward) and np.array_equal(pieces_gradient, gradient)
 
 
@@ -135,6 +135,38 @@ def test_forward_skips_only_inputs_that_are_zero(dtype, batch, n_in, n_out):
         for b0, b1 in zip(cuts[:-1], cuts[1:]):
             dense_block_forward(params, 0, n_in, stride, True, X, 0, pieces, n_in + 3, b0, b1)
         assert np.array_equal(pieces, forward, equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch, n_in, n_out", [(13, 150, 300), (16, 64, 257)])
+def test_input_gradient_skips_only_tiles_relu_zeroes(dtype, batch, n_in, n_out):
+    """Below a ReLU layer, a tile of four examples x four inputs whose pre-activations are all
+    <= 0 is not computed: what ReLU's backward pass keeps (where z > 0) has the same bits as
+    computing every tile, and some tiles were skipped."""
+    from fastnn.kernels.layers import activation_backward, dense_block_backward_input
+    from fastnn.kernels.codes import RELU
+
+    rng = np.random.default_rng(n_in)
+    params, stride, _, _ = padded_layer(n_in, n_out, dtype, rng)
+    width = n_in + 3 + stride
+    X = np.zeros((batch, width), dtype)
+    X[:, n_in + 3:n_in + 3 + n_out] = rng.standard_normal((batch, n_out))  # D, the layer's output gradient
+    Z = np.zeros((batch, n_in + 16), dtype)  # the ReLU layer's pre-activations (rows padded): a few active
+    Z[:, :n_in] = np.where(rng.random((batch, n_in)) < 0.04, 1.0, -1.0) * rng.random((batch, n_in))
+    Z[:, 40:44] = np.nan  # NaN is not > 0: inactive, as ReLU's derivative takes it
+
+    every, skipping = X.copy(), X.copy()
+    skipping[:, :n_in] = np.nan  # what a skipped tile leaves
+    dense_block_backward_input(params, 0, n_in, stride, X, n_in + 3, every, 0, 0, batch, Z, 0, False)
+    dense_block_backward_input(params, 0, n_in, stride, X, n_in + 3, skipping, 0, 0, batch, Z, 0, True)
+    assert np.isnan(skipping[:, :n_in]).any()
+    dz_every, dz_skipping = np.zeros_like(Z), np.zeros_like(Z)
+    for b in range(batch):
+        activation_backward(RELU, Z[b], every[b], dz_every[b], n_in)
+        activation_backward(RELU, Z[b], skipping[b], dz_skipping[b], n_in)
+    assert np.array_equal(dz_every, dz_skipping)
+    active = Z[:, :n_in] > 0
+    assert np.array_equal(np.where(active, every[:, :n_in], 0), np.where(active, skipping[:, :n_in], 0))
 
 
 @njit

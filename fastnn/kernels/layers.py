@@ -458,11 +458,26 @@ def _store_sums(G, g, s0, s1, s2, s3):
     store(G, g, vsum(s0)), store(G, g + 1, vsum(s1)), store(G, g + 2, vsum(s2)), store(G, g + 3, vsum(s3))
 
 
+@njit(inline="always")
+def all_inactive(Z, z, zw):
+    """Whether the pre-activations Z[z:z + 4], Z[z + zw:z + zw + 4], ... of four rows are all
+    <= 0 (or NaN): where ReLU's derivative is zero."""
+    inactive = True
+    for r in range(4):
+        for j in range(4):
+            inactive &= not load(Z, z + r * zw + j) > 0
+    return inactive
+
+
 @kernel
-def dense_block_backward_input(W, off, n_in, stride, D, d_col, G, g_col, b0, b1):
+def dense_block_backward_input(W, off, n_in, stride, D, d_col, G, g_col, b0, b1, Z, z_col, relu):
     """G[b, g_col + i] = sum over j of D[b, d_col + j] W[i, j] for i < n_in, the rows b0..b1-1:
     a wide layer's input gradient straight from its weights (W as in dense_block_forward; no
-    transposed copy). The padding of G's rows is left as it is (zero).
+    transposed copy). The padding of G's rows is left as it is (zero). With ``relu`` (the
+    layer below is ReLU, whose pre-activations are Z[b, z_col:]), a tile of 4 rows x 4 inputs
+    whose pre-activations are all <= 0 is left as it was: ReLU's backward pass selects zero
+    there whatever G holds (activation_backward), so the error signals keep their bits. A
+    ReLU layer trained with a large step leaves about half of such tiles inactive.
 
     Each sum runs along a row of W and of D, a vector at a time, then adds its lanes: a tile of
     4 rows of D x 4 rows of W keeps 16 sums in registers. The lanes' sum costs as much as a few
@@ -492,6 +507,9 @@ def dense_block_backward_input(W, off, n_in, stride, D, d_col, G, g_col, b0, b1)
                 if rows > 3:
                     store(G, g + 3, vsum(s3))
                 b += 1
+                continue
+            if relu and all_inactive(Z, b * Z.shape[1] + z_col + i, Z.shape[1]):
+                b += 4
                 continue
             s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = vzero(W)
             s20 = s21 = s22 = s23 = s30 = s31 = s32 = s33 = vzero(W)

@@ -18,8 +18,8 @@ import numpy as np
 from numba import njit
 
 from .args import Buffers, Hyper, Net, Opt
-from .codes import (AFTER_EXAMPLES, AFTER_HALVES, AFTER_NORM, AFTER_UPDATE, BEFORE_NORM, BLOCK, CHUNKS, REPLICAS,
-                    SGD, SIGMOID, SOFTMAX, SPLIT, STOP, STOP_AT)
+from .codes import (AFTER_EXAMPLES, AFTER_HALVES, AFTER_NORM, AFTER_UPDATE, BEFORE_NORM, BLOCK, CHUNKS, RELU,
+                    REPLICAS, SGD, SIGMOID, SOFTMAX, SPLIT, STOP, STOP_AT)
 from .jit import kernel
 from .layers import (
     activation_backward,
@@ -143,7 +143,8 @@ def hidden_backward_block(params, net, rows, b0, b1, bufs):
             dense_block_forward(bufs.weights_t, bufs.t_offsets[l], sizes[l + 1], strides[l - 1], False, D, cols[l], D,
                                 cols[l - 1], b0, b1)
         else:
-            dense_block_backward_input(params, offsets[l], sizes[l], strides[l], D, cols[l], D, cols[l - 1], b0, b1)
+            dense_block_backward_input(params, offsets[l], sizes[l], strides[l], D, cols[l], D, cols[l - 1], b0, b1,
+                                       Z, cols[l - 1], acts[l - 1] == RELU)
         for b in range(b0, b1):
             below = D[b, cols[l - 1]:cols[l]]
             if dropout > 0:
