@@ -104,8 +104,13 @@ def test_block_products_match_numpy_and_do_not_depend_on_the_blocks(dtype, batch
         assert np.array_equal(pieces_forward, forward) and np.array_equal(pieces_gradient, gradient)
 
 
+# Layers wide enough to skip zeros (tuning.ZERO_SKIP_MIN_VECTORS), with the row and input
+# counts of PRODUCT_SHAPES.
+SKIPPING_SHAPES = [(7, 5, 260), (16, 33, 300), (13, 600, 257), (21, 64, 270), (4, 1030, 300)]
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("batch, n_in, n_out", PRODUCT_SHAPES)
+@pytest.mark.parametrize("batch, n_in, n_out", SKIPPING_SHAPES)
 def test_forward_skips_only_inputs_that_are_zero(dtype, batch, n_in, n_out):
     """ReLU's zeros: inputs that all four rows of a group leave at zero add nothing and are
     skipped; the sums match NumPy, a NaN input still makes its row NaN, and any grouping of the
@@ -214,7 +219,7 @@ def test_weight_gradient_skips_only_examples_whose_inputs_are_zero(dtype, batch)
     stretches of sparse and dense inputs, so that row ranges cut elsewhere skip in other
     groups: every cut gives the same bits, and the sums match NumPy; a NaN input still makes
     its rows' gradient NaN."""
-    n_in, n_out = 150, 70
+    n_in, n_out = 150, 260
     rng = np.random.default_rng(batch)
     _, stride, _, _ = padded_layer(n_in, n_out, dtype, rng)
     width = n_in + 3 + stride

@@ -18,7 +18,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from .codes import GELU, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SILU, TANH
-from .tuning import GRADIENT_COLUMN_BYTES, PANEL_ROWS
+from .tuning import GRADIENT_COLUMN_BYTES, PANEL_ROWS, ZERO_SKIP_MIN_VECTORS
 from .jit import kernel
 from .optim import step_vector
 from .simd import (bit_count, lanes, load, lowest_bit, nonzero_lanes, store, vadd, vexp, vfma, vlargest, vload, vmax,
@@ -426,7 +426,7 @@ def dense_block_forward(W, off, n_in, stride, with_bias, X, x_col, Y, y_col, b0,
                 x = b * xw + x_col
                 group = (k0 // PANEL_ROWS) * groups + (b - b0) // 4
                 if group >= 64 or t == 0:  # the same for every tile: kept in a bit where there is one
-                    few = width == 4 * L and few_inputs_used(X, x, xw, k0, k1)
+                    few = width == 4 * L and stride >= ZERO_SKIP_MIN_VECTORS * L and few_inputs_used(X, x, xw, k0, k1)
                     few_groups |= int(few and group < 64) << group
                 else:
                     few = (few_groups >> group) & 1 == 1
@@ -508,7 +508,7 @@ def dense_block_backward_input(W, off, n_in, stride, D, d_col, G, g_col, b0, b1,
                     store(G, g + 3, vsum(s3))
                 b += 1
                 continue
-            if relu and all_inactive(Z, b * Z.shape[1] + z_col + i, Z.shape[1]):
+            if relu and stride >= ZERO_SKIP_MIN_VECTORS * L and all_inactive(Z, b * Z.shape[1] + z_col + i, Z.shape[1]):
                 b += 4
                 continue
             s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = vzero(W)
@@ -597,7 +597,7 @@ def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0
         used_low, used_high, few, probe, gap = 0, 0, False, r0, 4
         while i + 4 <= min(r1, n_in):
             few = False
-            if i == probe:  # after dense rows, look less often: 2, 4, then every 8 groups
+            if i == probe and stride >= ZERO_SKIP_MIN_VECTORS * L:  # after dense rows, probe 2, 4, then 8 groups on
                 used_low, used_high, few = examples_using(A, a_col + i, width, n_batch)
                 gap = 4 if few else min(2 * gap, 32)
                 probe = i + gap

@@ -37,6 +37,11 @@ GRADIENT_COLUMN_BYTES = 2048
 # (layers.dense_block_backward_input); below, the lanes' sums cost more than transposing W
 # (bench.products: at 64x512x64, 61 GFLOP/s against 49; at 64x1024x128, 79 against 15).
 DOT_MIN_VECTORS = 4
+# From this many vectors of a layer's outputs, its products skip ReLU's zeros where most are
+# zero (layers.py: dense_block_forward, dense_block_backward_input, dense_backward_rows). The
+# checks cost a few percent of a narrower layer's product, where paired runs at 784-256-128-10
+# (outputs of 8 vectors) were 3-5% slower with them.
+ZERO_SKIP_MIN_VECTORS = 16
 # A waiting worker spins this many times (about 30 microseconds: a late peer is usually closer),
 # then yields its core this many times (the peer may need this very core), then sleeps this long
 # between looks.
