@@ -427,7 +427,8 @@ def dense_block_forward(W, off, n_in, stride, with_bias, X, x_col, Y, y_col, b0,
                 group = (k0 // PANEL_ROWS) * groups + (b - b0) // 4
                 if group >= 64 or t == 0:  # the same for every tile: kept in a bit where there is one
                     few = width == 4 * L and stride >= ZERO_SKIP_MIN_VECTORS * L and few_inputs_used(X, x, xw, k0, k1)
-                    few_groups |= int(few and group < 64) << group
+                    if few and group < 64:  # (a shift by 64 or more is undefined)
+                        few_groups |= 1 << group
                 else:
                     few = (few_groups >> group) & 1 == 1
                 if few:  # only the inputs that any of the four rows uses
