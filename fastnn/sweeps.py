@@ -749,12 +749,23 @@ def _sigint_ignored():
         signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
 
 
+class _SchedulerGone(logging.Filter):
+    """Drops a worker's report that its scheduler is gone, with its traceback: the sweep closes
+    its own cluster's scheduler as it ends, and a worker still busy with a run can outlive it
+    by a heartbeat."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to communicate with scheduler")
+
+
 def dask_setup(worker) -> None:
     """Dask's preload hook: the workers of a sweep's own local cluster (and those their nannies
     start again) ignore Ctrl-C, which a terminal sends to every process of the sweep; the sweep
-    itself stops them, instead of each printing a KeyboardInterrupt traceback."""
+    itself stops them, instead of each printing a KeyboardInterrupt traceback. Nor do they
+    report the scheduler's end (_SchedulerGone)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("distributed.worker").addFilter(_SchedulerGone())
 
 
 def _connect(scheduler: str | None, workers: int | None, dashboard: str | None = None):

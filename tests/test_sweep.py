@@ -500,3 +500,25 @@ def test_the_bar_shows_on_a_terminal_only(monkeypatch):
         bar.update(1)
         bar.close()
         assert ("2/4" in sys.stderr.getvalue()) is shown, (terminal, progress, sys.stderr.getvalue())
+
+
+def test_sweep_workers_do_not_report_their_schedulers_end():
+    """A worker that outlives the scheduler by a heartbeat (the sweep closes its own cluster as
+    it ends) logs that it cannot reach it: noise after a Ctrl-C, which the sweep's workers drop.
+    Their other errors still show."""
+    import logging
+    import signal
+
+    from fastnn.sweeps import dask_setup
+
+    logger = logging.getLogger("distributed.worker")
+    before, on_sigint = list(logger.filters), signal.getsignal(signal.SIGINT)
+    try:
+        dask_setup(None)
+        gone = logger.makeRecord(logger.name, logging.ERROR, __file__, 1,
+                                 "Failed to communicate with scheduler during heartbeat.", (), None)
+        other = logger.makeRecord(logger.name, logging.ERROR, __file__, 1, "Compute Failed", (), None)
+        assert not logger.filter(gone) and logger.filter(other)
+    finally:
+        logger.filters[:] = before
+        signal.signal(signal.SIGINT, on_sigint)  # dask_setup ignores Ctrl-C, as a worker must
