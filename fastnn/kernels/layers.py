@@ -595,7 +595,7 @@ def dense_backward_rows(grad, off, n_in, stride, A, a_col, D, d_col, n_batch, r0
     for c0 in range(0, stride, columns):
         c1 = min(stride, c0 + columns)
         i = r0
-        used_low, used_high, few, probe, gap = 0, 0, False, r0, 4
+        used_low, used_high, probe, gap = 0, 0, r0, 4
         while i + 4 <= min(r1, n_in):
             few = False
             if i == probe and stride >= ZERO_SKIP_MIN_VECTORS * L:  # after dense rows, probe 2, 4, then 8 groups on
