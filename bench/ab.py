@@ -6,12 +6,14 @@
     python -m bench.ab . . --native 0 1   # the JIT kernels against the native library's
     python -m bench.ab A B --whole   # whole fit(epochs=1) calls, setup included, as bench.compare
     python -m bench.ab A B --layers 784,256,128,10 --optimizer adam   # any network
+    python -m bench.ab A B --layers 784,1024,1024,10 --init he --batch 128   # as bench.compare's table
 
 Two warm processes, one per checkout (each with its own Numba cache in DIR/.numba_cache/ab),
-take turns: each round, both train 784-H-10 (or --layers) on MNIST for two epochs (batch 64,
-shuffled), in alternating order. Rounds next to each other see the same machine, so the median of the
-per-epoch ratios B/A says more than two medians taken minutes apart (this VM's epoch times
-move by a third between runs; the ratio of pairs stays within a few percent).
+take turns: each round, both train 784-H-10 (or --layers) on MNIST for two epochs (batch 64 or
+--batch, fastnn's default init or --init he, shuffled), in alternating order. Rounds next to
+each other see the same machine, so the median of the per-epoch ratios B/A says more than two
+medians taken minutes apart (this VM's epoch times move by a third between runs; the ratio of
+pairs stays within a few percent).
 """
 
 import argparse
@@ -22,7 +24,8 @@ import sys
 import numpy as np
 
 
-def worker(sizes: list[int], threads: int, min_work: int | None, no_probe: bool, optimizer: str, whole: bool) -> None:
+def worker(sizes: list[int], threads: int, min_work: int | None, no_probe: bool, optimizer: str, whole: bool,
+           batch: int, init: str) -> None:
     """Warm up, then train for two epochs per line read from stdin; print their seconds (with
     ``whole``, of two fit(epochs=1) calls from start to end, as bench.compare times them)."""
     import importlib
@@ -53,8 +56,8 @@ def worker(sizes: list[int], threads: int, min_work: int | None, no_probe: bool,
     pixels = {"pixels": True} if "pixels" in inspect.signature(fastnn.MLP).parameters else {}
 
     def epochs() -> list[float]:
-        model = fastnn.MLP(sizes, seed=0, **pixels)
-        options = dict(batch_size=64, threads=threads,
+        model = fastnn.MLP(sizes, seed=0, **pixels, **({"init": init} if init != "uniform" else {}))
+        options = dict(batch_size=batch, threads=threads,
                        optimizer=fastnn.Adam(lr=0.001) if optimizer == "adam" else fastnn.SGD(lr=0.1))
         if not whole:
             return model.fit(X, mnist.train_labels, epochs=2, **options).seconds
@@ -89,13 +92,17 @@ def main() -> None:
                         "where it is built)")
     parser.add_argument("--whole", action="store_true", help="time whole fit(epochs=1) calls, as bench.compare "
                         "does, rather than the training loop alone (History.seconds)")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--init", choices=("uniform", "he"), default="uniform",
+                        help="the models' initial weights: fastnn's default, or He's (as bench.compare gives wide "
+                        "networks; their ReLU layers keep about half their outputs non-zero)")
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     layers = args.layers or f"784,{args.hidden},10"
     if args.worker:
         return worker([int(size) for size in layers.split(",")], args.threads[0], args.min_work, args.no_probe,
-                      args.optimizer, args.whole)
+                      args.optimizer, args.whole, args.batch, args.init)
     threads = (args.threads + args.threads)[:2]
     procs = []
     for name, d, t, native in zip("AB", args.dirs, threads, args.native):
@@ -108,7 +115,8 @@ def main() -> None:
         procs.append(subprocess.Popen([sys.executable, os.path.abspath(__file__), "--worker", *args.dirs,
                                        "--layers", layers, "--threads", str(t),
                                        *(["--min-work", str(args.min_work)] if args.min_work is not None else []),
-                                       "--optimizer", args.optimizer, *(["--no-probe"] if args.no_probe else []),
+                                       "--optimizer", args.optimizer, "--batch", str(args.batch), "--init", args.init,
+                                       *(["--no-probe"] if args.no_probe else []),
                                        *(["--whole"] if args.whole else [])],
                                       cwd=d, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
     for p in procs:
@@ -124,7 +132,8 @@ def main() -> None:
         p.stdin.close()
         p.wait()
     a, b = np.array(seconds[0]), np.array(seconds[1])
-    print(f"{layers.replace(',', '-')}, {args.optimizer}, {a.size} epochs each, seconds per epoch")
+    print(f"{layers.replace(',', '-')}, {args.optimizer}, batch {args.batch}, {args.init} init, {a.size} epochs each, "
+          "seconds per epoch")
     for name, d, n, native, t in zip("AB", args.dirs, threads, args.native, (a, b)):
         print(f"  {name} {d}, {n} thread(s), FASTNN_NATIVE={native}: median {np.median(t):.4f}, "
               f"fastest {t.min():.4f}")
