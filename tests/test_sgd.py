@@ -39,6 +39,37 @@ def test_workers_steps_equal_reference(force_parallel, two_cpus, threads):
     assert max_relative_error(model, expected) < 1e-12
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_wide_blocks_steps_equal_reference(force_parallel, two_cpus, threads):
+    """A float64 hidden layer of 1024 x 1024 (8 MB) runs phase 1 in blocks of WIDE_BLOCK
+    examples; the last batch (32 examples) in blocks of WIDE_BLOCK with one worker, of BLOCK
+    with two."""
+    sizes = [100, 1024, 1024, 5]
+    X, rng = random_pixels(160, sizes[0], seed=13)
+    y = rng.integers(0, sizes[-1], 160)
+    model = MLP(sizes, pixels=True, seed=3, dtype="float64", init="he")
+    params = to_reference(model.get_weights())
+    assert model.fit(X, y, epochs=1, batch_size=64, lr=0.01, shuffle=False, threads=threads).workers == threads
+    expected = reference.sgd_epoch(params, reference.scale_pixels(X), y, 0.01, 64)
+    assert max_relative_error(model, expected) < 1e-12
+
+
+def test_block_examples_takes_wide_blocks_from_a_hidden_layer_of_wide_block_min_bytes():
+    from fastnn.kernels.train import block_examples
+    from fastnn.kernels.tuning import BLOCK, WIDE_BLOCK
+
+    def block(sizes, dtype, n_batch, workers):
+        model = MLP(sizes, dtype=dtype)
+        return block_examples(model._params, model._net(), n_batch, workers)
+
+    assert block([100, 1024, 1024, 5], "float64", 64, 2) == WIDE_BLOCK  # 8 MB
+    assert block([100, 1024, 1024, 5], "float64", 63, 2) == BLOCK  # a worker would have no block
+    assert block([100, 1024, 1024, 5], "float64", 32, 1) == WIDE_BLOCK
+    assert block([100, 1024, 1024, 5], "float32", 64, 2) == BLOCK  # 4 MB
+    assert block([100, 2048, 1024, 5], "float32", 64, 2) == WIDE_BLOCK  # 8 MB
+    assert block([2048, 1024, 5], "float64", 64, 2) == BLOCK  # the first layer's weights do not count
+
+
 def test_shuffled_epoch_follows_the_seeded_order():
     """fit draws each epoch's order from the model's generator, right after the initial weights."""
     sizes = [50, 8, 3]

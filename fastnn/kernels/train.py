@@ -49,7 +49,7 @@ from .simd import lanes, prefetch, vadd, vload, vstore, vzero
 from .sparse import half_range, prefetch_half, prefetch_row, transpose_batch
 from .subnormals import flush_subnormals, restore_float_mode
 from .sync import atomic_add, atomic_load, barrier, next_task
-from .tuning import CHUNK_EXAMPLES
+from .tuning import CHUNK_EXAMPLES, WIDE_BLOCK, WIDE_BLOCK_MIN_BYTES
 
 
 # Phase 1 runs over blocks of BLOCK examples, layer by layer: the first layer tile by tile
@@ -191,6 +191,18 @@ def upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, l
         losses[start + b], hits[start + b] = output_forward(net, data, e, Z[b], A[b])
         output_backward(net, data, e, weights[e] * inverse, Z[b], A[b], D[b])
     hidden_backward_block(params, net, rows, b0, b1, bufs)
+
+
+@njit(inline="always")
+def block_examples(params, net, n_batch, n_workers):
+    """Examples per block of phase 1 (tuning.WIDE_BLOCK): WIDE_BLOCK where a hidden layer's
+    weights take WIDE_BLOCK_MIN_BYTES or more and each worker still gets a block, else BLOCK.
+    The sums do not depend on the blocks (layers.py), only the time."""
+    if n_batch >= n_workers * WIDE_BLOCK:
+        for l in range(1, net.strides.size):
+            if net.sizes[l] * net.strides[l] * params.itemsize >= WIDE_BLOCK_MIN_BYTES:
+                return WIDE_BLOCK
+    return BLOCK
 
 
 @njit(inline="always")
@@ -337,16 +349,17 @@ def train_batches(worker, n_workers, plan, sync, params, grad, net, data, order,
                        bufs.col_ptr, bufs.col_example, bufs.col_value, bufs.weights_t, bufs.t_offsets)
         transpose_layers(params, net, here)
         inverse = inverse_weight(params, data, order, start, n_batch)
-        n_tasks = (n_batch + BLOCK - 1) // BLOCK + transposing
+        block = block_examples(params, net, n_batch, n_workers)
+        n_tasks = (n_batch + block - 1) // block + transposing
         task = worker if replicas else next_task(sync, base)
         while task < n_tasks:
             if task < transposing:  # first, as the longest task
                 transpose_batch(data.indptr, data.indices, data.values, data.scale, order, start, n_batch, bufs.col_ptr,
                                 bufs.col_example, bufs.col_value)
             else:
-                b0 = (task - transposing) * BLOCK
-                forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + BLOCK), here, inverse,
-                                       losses, hits, n_workers * BLOCK if replicas else BLOCK)
+                b0 = (task - transposing) * block
+                forward_backward_block(params, net, data, order, start, b0, min(n_batch, b0 + block), here, inverse,
+                                       losses, hits, n_workers * block if replicas else block)
             task = task + n_workers if replicas else next_task(sync, base)
         base += n_tasks + n_workers
         if replicas:
