@@ -56,7 +56,8 @@ def worker(sizes: list[int], threads: int, min_work: int | None, no_probe: bool,
     pixels = {"pixels": True} if "pixels" in inspect.signature(fastnn.MLP).parameters else {}
 
     def epochs() -> list[float]:
-        model = fastnn.MLP(sizes, seed=0, **pixels, **({"init": init} if init != "uniform" else {}))
+        inits = {"init": init} if init != "uniform" else {}  # checkouts from before init= take none
+        model = fastnn.MLP(sizes, seed=0, **pixels, **inits)
         options = dict(batch_size=batch, threads=threads,
                        optimizer=fastnn.Adam(lr=0.001) if optimizer == "adam" else fastnn.SGD(lr=0.1))
         if not whole:

@@ -195,9 +195,10 @@ def upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, l
 
 @njit(inline="always")
 def block_examples(params, net, n_batch, n_workers):
-    """Examples per block of phase 1 (tuning.WIDE_BLOCK): WIDE_BLOCK where a hidden layer's
-    weights take WIDE_BLOCK_MIN_BYTES or more and each worker still gets a block, else BLOCK.
-    The sums do not depend on the blocks (layers.py), only the time."""
+    """Examples per block of phase 1 (tuning.WIDE_BLOCK): WIDE_BLOCK where a layer after the
+    first (a dense product per block) has weights of WIDE_BLOCK_MIN_BYTES or more and each
+    worker still gets a block, else BLOCK. The sums do not depend on the blocks (layers.py),
+    only the time."""
     if n_batch >= n_workers * WIDE_BLOCK:
         for l in range(1, net.strides.size):
             if net.sizes[l] * net.strides[l] * params.itemsize >= WIDE_BLOCK_MIN_BYTES:

@@ -6,7 +6,7 @@ The kernels take these values when they compile, so a change needs a rebuild (fa
 # Examples per block of phase 1 and of prediction: the first layer's tile of W stays in cache
 # across a block, and a block's 16 float32 losses fill one cache line.
 BLOCK = 16
-# Examples per block of phase 1 in a network with a hidden layer whose weights take
+# Examples per block of phase 1 in a network with a layer after the first whose weights take
 # WIDE_BLOCK_MIN_BYTES or more, where each worker still gets a block of the batch: every block
 # streams those weights from the shared cache or memory (twice: forward and back), so fewer,
 # larger blocks save more than their rows' spill from L2 costs. Paired epochs (bench.ab, two
