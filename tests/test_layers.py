@@ -66,8 +66,22 @@ def padded_layer(n_in, n_out, dtype, rng):
     return block.ravel(), stride, block[:n_in, :n_out].astype(np.float64), block[n_in, :n_out].astype(np.float64)
 
 
-# Rows not a multiple of 4, inputs past a panel (PANEL_ROWS), outputs of 1 to 5 vectors and more.
-PRODUCT_SHAPES = [(7, 5, 3), (16, 33, 70), (13, 600, 20), (21, 64, 257), (4, 1030, 130)]
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_rows_and_batch_rows_are_never_a_multiple_of_4k_apart(dtype):
+    from fastnn.layout import Layout
+
+    for sizes in [(784, 1024, 1024, 10), (3, 2048, 512, 7), (5, 10, 256, 1000), (1024, 16, 1008)]:
+        layout = Layout(sizes, np.dtype(dtype))
+        lanes, item = layout.lanes, np.dtype(dtype).itemsize
+        for n_out, stride in zip(sizes[1:], layout.strides):
+            assert stride % lanes == 0 and n_out <= stride < n_out + 2 * lanes and stride * item % 4096 != 0
+            assert stride - lanes < n_out or (stride - lanes) * item % 4096 == 0  # one vector more only there
+        assert layout.row_width * item % 4096 != 0 and layout.row_width - layout.cols[-1] in (0, lanes)
+
+
+# Rows not a multiple of 4, inputs past a panel (PANEL_ROWS), outputs of 1 to 5 vectors and more,
+# and a whole vector of padding (rows of 1,024 values: Layout.strides).
+PRODUCT_SHAPES = [(7, 5, 3), (16, 33, 70), (13, 600, 20), (21, 64, 257), (4, 1030, 130), (6, 40, 1024)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
