@@ -65,8 +65,9 @@ def test_block_examples_takes_wide_blocks_from_a_hidden_layer_of_wide_block_min_
     assert block([100, 1024, 1024, 5], "float64", 64, 2) == WIDE_BLOCK  # 8 MB
     assert block([100, 1024, 1024, 5], "float64", 63, 2) == BLOCK  # a worker would have no block
     assert block([100, 1024, 1024, 5], "float64", 32, 1) == WIDE_BLOCK
-    assert block([100, 1024, 1024, 5], "float32", 64, 2) == BLOCK  # 4 MB
-    assert block([100, 2048, 1024, 5], "float32", 64, 2) == WIDE_BLOCK  # 8 MB
+    assert block([100, 1024, 1024, 5], "float32", 64, 2) == WIDE_BLOCK  # 4.3 MB: rows of 1,040 (Layout.strides)
+    assert block([100, 1024, 768, 5], "float32", 64, 2) == BLOCK  # 3 MB
+    assert block([100, 768, 1024, 1100], "float32", 64, 2) == WIDE_BLOCK  # the output layer's 4.5 MB count
     assert block([2048, 1024, 5], "float64", 64, 2) == BLOCK  # the first layer's weights do not count
 
 

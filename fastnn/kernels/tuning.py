@@ -10,12 +10,13 @@ BLOCK = 16
 # WIDE_BLOCK_MIN_BYTES or more, where each worker still gets a block of the batch: every block
 # streams those weights from the shared cache or memory (twice: forward and back), so fewer,
 # larger blocks save more than their rows' spill from L2 costs. Paired epochs (bench.ab, two
-# threads, He init, time over blocks of 16's): 784-2048-2048-10 0.775 at batch 128 and 0.877
-# at batch 64; 784-1024-1024-10 (4 MB of hidden weights) 0.992, 784-2048-10 1.007; for all
-# networks, 784-128-10 took 1.10 (fewer blocks to share). Blocks of 64 took 0.954 of 32's at
-# 784-2048-2048-10, batch 128, but a batch of 64 would leave a worker without one.
+# threads, He init, time over blocks of 16's), AMD EPYC / Intel Xeon: 784-2048-2048-10 at batch
+# 128 0.775 / 0.907, at batch 64 0.877 on AMD; 784-1024-1024-10 (4.3 MB a hidden layer) at
+# batch 128 0.992 / 0.915; 784-2048-10 1.007 on AMD; for all networks, 784-128-10 took 1.10 on
+# AMD (fewer blocks to share). Blocks of 64 took 0.954 of 32's (AMD, 2048 wide, batch 128) and
+# 0.935 (Intel, 1024 wide, batch 256), but a batch of 64 would leave a worker without one.
 WIDE_BLOCK = 32
-WIDE_BLOCK_MIN_BYTES = 8 << 20
+WIDE_BLOCK_MIN_BYTES = 4 << 20
 # Rows per task when inputs are converted to sparse rows: large enough that taking a task costs
 # nothing next to it, small enough to balance two workers.
 CHUNK = 512
