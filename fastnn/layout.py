@@ -6,10 +6,10 @@ input unit, row n_in is the bias. ``stride`` is n_out rounded up to whole SIMD v
 Layout.lanes values (kernels/codes.py, VECTOR_BYTES: 64-byte vectors on AVX-512 CPUs, 16
 float32 or 8 float64 values; else 32 bytes, 8 or 4 values), so that the kernels move whole
 vectors, and one vector more where rows would be a multiple of 4 KB apart (Layout.strides); the
-padding is zero and stays zero (its gradient is zero). Gradients and optimizer
-state use the same layout, so an update is one loop over one segment of the flat buffers
-(kernels/optim.py). Model files and ``MLP.gradient`` use the unpadded ("dense") layout: each
-layer's W (n_in x n_out) then b, flattened.
+padding is zero and stays zero (its gradient is zero). Gradients and optimizer state use the
+same layout, so an update is one loop over one segment of the flat buffers (kernels/optim.py).
+Model files and ``MLP.gradient`` use the unpadded ("dense") layout: each layer's W (n_in x
+n_out) then b, flattened.
 """
 
 from __future__ import annotations
