@@ -10,7 +10,7 @@ import pytest
 from numba import njit
 
 from fastnn.kernels.codes import ABORT, ARRIVALS, PATIENCE, SYNC_SIZE, WHERE, WHO
-from fastnn.kernels.sync import atomic_add, barrier, next_task
+from fastnn.kernels.sync import atomic_add, barrier, give_up, next_task
 
 
 @njit(nogil=True)
@@ -100,6 +100,20 @@ def test_the_others_follow_a_worker_that_gave_up():
                                                       np.zeros(1, np.int64))))
     assert passed == [-1, -1]
     assert sync[ABORT] == 1 and sync[WHO] in (1, 2)
+
+
+@njit
+def two_give_up(sync):
+    give_up(sync, 4, 2, 1)  # worker 1 at batch 4, wait 2
+    give_up(sync, 0, 1, 0)  # then worker 0 at batch 0, wait 1, before it saw the first
+
+
+def test_a_second_wait_to_give_up_leaves_the_first_ones_record():
+    """Two waits that give up at once (a rare race of the test above): the record, which names
+    the batch, is the first one's."""
+    sync = new_sync(0.3)
+    two_give_up(sync)
+    assert (sync[ABORT], sync[WHERE], sync[WHO]) == (5, 2, 2)
 
 
 def test_progress_resets_the_patience():

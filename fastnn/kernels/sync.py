@@ -61,6 +61,19 @@ def atomic_add(typingctx, array, index, value):
 
 
 @intrinsic
+def atomic_set_if_zero(typingctx, array, index, value):
+    """array[index] = value if it holds 0, as one atomic step (sequentially consistent); returns
+    the old value."""
+    def codegen(context, builder, sig, args):
+        ptr = _pointer(context, builder, array, args[0], args[1])
+        zero = context.get_constant(array.dtype, 0)
+        new = context.cast(builder, args[2], sig.args[2], array.dtype)
+        return builder.extract_value(builder.cmpxchg(ptr, zero, new, "seq_cst", "seq_cst"), 0)
+
+    return array.dtype(array, index, value), codegen
+
+
+@intrinsic
 def atomic_load(typingctx, array, index):
     """array[index], read atomically (sequentially consistent): sees every write made before
     the matching atomic_add in another thread."""
@@ -127,8 +140,9 @@ def jitter():
 
 @njit(inline="always")
 def give_up(sync, batch, where, worker):
-    """Record the first wait to give up (see the module's docstring)."""
-    if atomic_add(sync, ABORT, batch + 1) == 0:
+    """Record the first wait to give up (see the module's docstring): two that give up at once
+    must not both write ABORT, which names the batch."""
+    if atomic_set_if_zero(sync, ABORT, batch + 1) == 0:
         sync[WHERE], sync[WHO] = where, worker + 1
 
 
