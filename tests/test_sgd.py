@@ -54,6 +54,20 @@ def test_wide_blocks_steps_equal_reference(force_parallel, two_cpus, threads):
     assert max_relative_error(model, expected) < 1e-12
 
 
+def test_an_output_layer_with_a_whole_vector_of_padding_steps_equal_reference():
+    """512 float64 classes take 4 KB a row, so their rows get one more vector (Layout.strides):
+    the softmax, its gradient and the update must leave that vector out."""
+    sizes = [60, 8, 512]
+    X, rng = random_pixels(96, sizes[0], seed=17)
+    y = rng.integers(0, sizes[-1], 96)
+    model = MLP(sizes, pixels=True, seed=5, dtype="float64", init="he")
+    assert model.layout.strides[-1] > sizes[-1] + model.layout.lanes - 1
+    params = to_reference(model.get_weights())
+    model.fit(X, y, epochs=1, batch_size=32, lr=0.05, shuffle=False)
+    expected = reference.sgd_epoch(params, reference.scale_pixels(X), y, 0.05, 32)
+    assert max_relative_error(model, expected) < 1e-12
+
+
 def test_block_examples_takes_wide_blocks_from_a_hidden_layer_of_wide_block_min_bytes():
     from fastnn.kernels.train import block_examples
     from fastnn.kernels.tuning import BLOCK, WIDE_BLOCK
