@@ -41,9 +41,9 @@ def test_workers_steps_equal_reference(force_parallel, two_cpus, threads):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_wide_blocks_steps_equal_reference(force_parallel, two_cpus, threads):
-    """A float64 hidden layer of 1024 x 1024 (8 MB) runs phase 1 in blocks of WIDE_BLOCK
-    examples; the last batch (32 examples) in blocks of WIDE_BLOCK with one worker, of BLOCK
-    with two."""
+    """A float64 hidden layer of 1024 x 1024 (8 MB) runs phase 1 in blocks of each worker's
+    share of the batch (64 examples with one worker, 32 with two); the last batch (32 examples)
+    in one block of 32 with one worker, in BLOCKs with two."""
     sizes = [100, 1024, 1024, 5]
     X, rng = random_pixels(160, sizes[0], seed=13)
     y = rng.integers(0, sizes[-1], 160)
@@ -68,21 +68,24 @@ def test_an_output_layer_with_a_whole_vector_of_padding_steps_equal_reference():
     assert max_relative_error(model, expected) < 1e-12
 
 
-def test_block_examples_takes_wide_blocks_from_a_hidden_layer_of_wide_block_min_bytes():
+def test_block_examples_gives_each_worker_its_share_from_a_hidden_layer_of_wide_block_min_bytes():
     from fastnn.kernels.train import block_examples
-    from fastnn.kernels.tuning import BLOCK, WIDE_BLOCK
+    from fastnn.kernels.tuning import BLOCK, WIDE_BLOCK_MAX
 
     def block(sizes, dtype, n_batch, workers):
         model = MLP(sizes, dtype=dtype)
         return block_examples(model._params, model._net(), n_batch, workers)
 
-    assert block([100, 1024, 1024, 5], "float64", 64, 2) == WIDE_BLOCK  # 8 MB
-    assert block([100, 1024, 1024, 5], "float64", 63, 2) == BLOCK  # a worker would have no block
-    assert block([100, 1024, 1024, 5], "float64", 32, 1) == WIDE_BLOCK
-    assert block([100, 1024, 1024, 5], "float32", 64, 2) == WIDE_BLOCK  # 4.3 MB: rows of 1,040 (Layout.strides)
-    assert block([100, 1024, 768, 5], "float32", 64, 2) == BLOCK  # 3 MB
-    assert block([100, 768, 1024, 1100], "float32", 64, 2) == WIDE_BLOCK  # the output layer's 4.5 MB count
-    assert block([2048, 1024, 5], "float64", 64, 2) == BLOCK  # the first layer's weights do not count
+    assert block([100, 1024, 1024, 5], "float64", 64, 2) == 32  # 8 MB
+    assert block([100, 1024, 1024, 5], "float64", 63, 2) == BLOCK  # a share of 31: one BLOCK
+    assert block([100, 1024, 1024, 5], "float64", 100, 2) == 48  # whole BLOCKs
+    assert block([100, 1024, 1024, 5], "float64", 32, 1) == 32
+    assert block([100, 1024, 1024, 5], "float64", 128, 1) == 128
+    assert WIDE_BLOCK_MAX == 128 and block([100, 1024, 1024, 5], "float64", 1000, 2) == WIDE_BLOCK_MAX
+    assert block([100, 1024, 1024, 5], "float32", 128, 2) == 64  # 4.3 MB: rows of 1,040 (Layout.strides)
+    assert block([100, 1024, 768, 5], "float32", 128, 2) == BLOCK  # 3 MB
+    assert block([100, 768, 1024, 1100], "float32", 64, 2) == 32  # the output layer's 4.5 MB count
+    assert block([2048, 1024, 5], "float64", 128, 2) == BLOCK  # the first layer's weights do not count
 
 
 def test_shuffled_epoch_follows_the_seeded_order():

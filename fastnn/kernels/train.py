@@ -49,7 +49,7 @@ from .simd import lanes, prefetch, vadd, vload, vstore, vzero
 from .sparse import half_range, prefetch_half, prefetch_row, transpose_batch
 from .subnormals import flush_subnormals, restore_float_mode
 from .sync import atomic_add, atomic_load, barrier, next_task
-from .tuning import CHUNK_EXAMPLES, WIDE_BLOCK, WIDE_BLOCK_MIN_BYTES
+from .tuning import CHUNK_EXAMPLES, WIDE_BLOCK_MAX, WIDE_BLOCK_MIN_BYTES
 
 
 # Phase 1 runs over blocks of BLOCK examples, layer by layer: the first layer tile by tile
@@ -195,14 +195,15 @@ def upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, l
 
 @njit(inline="always")
 def block_examples(params, net, n_batch, n_workers):
-    """Examples per block of phase 1 (tuning.WIDE_BLOCK): WIDE_BLOCK where a layer after the
-    first (a dense product per block) has weights of WIDE_BLOCK_MIN_BYTES or more and each
-    worker still gets a block, else BLOCK. The sums do not depend on the blocks (layers.py),
-    only the time."""
-    if n_batch >= n_workers * WIDE_BLOCK:
+    """Examples per block of phase 1: where a layer after the first (a dense product per block)
+    has weights of WIDE_BLOCK_MIN_BYTES or more, each worker's share of the batch, a whole
+    number of BLOCKs, up to WIDE_BLOCK_MAX (tuning.py); else BLOCK. The sums do not depend on
+    the blocks (layers.py), only the time."""
+    share = min(WIDE_BLOCK_MAX, n_batch // n_workers // BLOCK * BLOCK)
+    if share > BLOCK:
         for l in range(1, net.strides.size):
             if net.sizes[l] * net.strides[l] * params.itemsize >= WIDE_BLOCK_MIN_BYTES:
-                return WIDE_BLOCK
+                return share
     return BLOCK
 
 

@@ -7,15 +7,17 @@ The kernels take these values when they compile, so a change needs a rebuild (fa
 # across a block, and a block's 16 float32 losses fill one cache line.
 BLOCK = 16
 # Examples per block of phase 1 in a network with a layer after the first whose weights take
-# WIDE_BLOCK_MIN_BYTES or more, where each worker still gets a block of the batch: every block
-# streams those weights from the shared cache or memory (twice: forward and back), so fewer,
-# larger blocks save more than their rows' spill from L2 costs. Paired epochs (bench.ab, two
-# threads, He init, time over blocks of 16's), AMD EPYC / Intel Xeon: 784-2048-2048-10 at batch
-# 128 0.775 / 0.907, at batch 64 0.877 on AMD; 784-1024-1024-10 (4.3 MB a hidden layer) at
-# batch 128 0.992 / 0.915; 784-2048-10 1.007 on AMD; for all networks, 784-128-10 took 1.10 on
-# AMD (fewer blocks to share). Blocks of 64 took 0.954 of 32's (AMD, 2048 wide, batch 128) and
-# 0.935 (Intel, 1024 wide, batch 256), but a batch of 64 would leave a worker without one.
-WIDE_BLOCK = 32
+# WIDE_BLOCK_MIN_BYTES or more: each worker's share of the batch in one block (a whole number of
+# BLOCKs), up to WIDE_BLOCK_MAX. Every block streams those weights from the shared cache or
+# memory (twice: forward and back), so fewer, larger blocks save more than their rows' spill from
+# L2 costs. Paired epochs (bench.ab, He init), AMD EPYC / Intel Xeon, two threads: blocks of 32
+# over 16's, 784-2048-2048-10 at batch 128 0.775 / 0.907, at batch 64 0.877 on AMD;
+# 784-1024-1024-10 (4.3 MB a hidden layer) at batch 128 0.992 / 0.915; 784-2048-10 1.007 on AMD.
+# Blocks of 64 over 32's: 784-2048-2048-10, batch 128, 0.954 on AMD; on Intel 784-1024-1024-10 at
+# batch 128 0.944, at 256 0.943, 784-2048-2048-2048-10 at 256 0.981. Blocks of 128 over 64's on
+# Intel at batch 256: 0.970 (1024 wide), 0.994 (2048 wide); one thread, batch 128, 128's over
+# 32's: 0.904. For all networks, 784-128-10 took 1.10 on AMD (fewer blocks to share).
+WIDE_BLOCK_MAX = 128
 WIDE_BLOCK_MIN_BYTES = 4 << 20
 # Rows per task when inputs are converted to sparse rows: large enough that taking a task costs
 # nothing next to it, small enough to balance two workers.
