@@ -5,7 +5,8 @@
 
 For each shape BxIxO (batch rows, layer inputs, layer outputs), times fastnn's three products
 of a dense layer over a batch, as phase 1 and 2 run them (kernels/layers.py):
-- forward: Z = A W + b (dense_block_forward, 16 rows at a time as phase 1's blocks);
+- forward: Z = A W + b (dense_block_forward, in phase 1's blocks: 16 rows, or up to 128 where W
+  takes WIDE_BLOCK_MIN_BYTES or more);
 - input gradient: dA = dZ W^T (dense_block_backward_input for wide layers; dense_block_forward
   on the transposed weights for narrow ones, as hidden_backward_block chooses);
 - weight gradient: dW = A^T dZ over the whole batch (dense_backward_rows);
@@ -26,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from fastnn.kernels.layers import (dense_backward_rows, dense_block_backward_input, dense_block_forward,
                                    transpose_weights)
 from fastnn.kernels.simd import vzero
-from fastnn.kernels.tuning import BLOCK, DOT_MIN_VECTORS
+from fastnn.kernels.tuning import BLOCK, DOT_MIN_VECTORS, PANEL_ROWS, WIDE_BLOCK_MAX, WIDE_BLOCK_MIN_BYTES
 from fastnn.layout import Layout
 
 
@@ -62,22 +63,25 @@ def measure(batch, n_in, n_out, dtype, repeats, density=1.0):
     D = rng.random((batch, width)).astype(dtype)
     grad = np.zeros_like(params)
     weights_t = np.zeros(n_out * stride_in, dtype)
-    blocks = range(0, batch, BLOCK)
+    panel = np.zeros(PANEL_ROWS * 3 * lanes, dtype)
+    wide = n_in * stride * np.dtype(dtype).itemsize >= WIDE_BLOCK_MIN_BYTES  # blocks as train.block_examples's
+    block = min(batch, WIDE_BLOCK_MAX) if wide else BLOCK
+    blocks = range(0, batch, block)
 
     def forward():
         for b0 in blocks:
-            dense_block_forward(params, 0, n_in, stride, True, A, 0, A, stride_in, b0, min(batch, b0 + BLOCK))
+            dense_block_forward(params, 0, n_in, stride, True, A, 0, A, stride_in, b0, min(batch, b0 + block), panel)
 
     def input_gradient():
         if stride >= DOT_MIN_VECTORS * lanes:
             for b0 in blocks:
-                dense_block_backward_input(params, 0, n_in, stride, D, stride_in, D, 0, b0, min(batch, b0 + BLOCK),
+                dense_block_backward_input(params, 0, n_in, stride, D, stride_in, D, 0, b0, min(batch, b0 + block),
                                            D, 0, False)
         else:
             transpose_weights(params, 0, n_in, stride, n_out, weights_t, stride_in)
             for b0 in blocks:
                 dense_block_forward(weights_t, 0, n_out, stride_in, False, D, stride_in, D, 0, b0,
-                                    min(batch, b0 + BLOCK))
+                                    min(batch, b0 + block), panel)
 
     def weight_gradient():
         stored_weight_gradient(grad, n_in, stride, A, D, stride_in, batch)

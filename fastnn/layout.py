@@ -27,7 +27,7 @@ from .kernels.codes import VECTOR_BYTES
 
 CACHE_LINE = 64
 
-from .kernels.tuning import DOT_MIN_VECTORS, TRANSPOSE_MIN_VECTORS
+from .kernels.tuning import DOT_MIN_VECTORS, PANEL_ROWS, TRANSPOSE_MIN_VECTORS
 
 
 @dataclass(frozen=True)
@@ -133,17 +133,21 @@ def batch_buffers(layout: Layout, rows, batch_size: int, models: tuple[int, ...]
     - weights_t, t_offsets: room for the transposed weights of the narrow layers among 1, 2, ...
       (layer l's block of sizes[l + 1] rows of strides[l - 1] values starts at t_offsets[l] and
       ends at t_offsets[l + 1]; padding zero). Layers of DOT_MIN_VECTORS vectors of outputs or
-      more get none: their input gradient is summed along W's rows.
+      more get none: their input gradient is summed along W's rows;
+    - panel: room for a panel of PANEL_ROWS rows x 3 vectors of a dense layer's weights, packed
+      (layers.dense_block_forward), where some layer is 3 vectors wide and there are 32 registers.
     ``models`` is a leading shape, (K,) for fit_many's K models."""
     width = layout.row_width
     n_units, entries = (layout.sizes[0] + 1, rows.most_in_batch(batch_size)) if layout.transposes_batch else (0, 0)
     blocks = [0, 0] + [layout.sizes[l + 1] * int(layout.strides[l - 1])
                        if layout.strides[l] < DOT_MIN_VECTORS * layout.lanes else 0 for l in range(1, layout.n_layers)]
     t_offsets = np.cumsum(blocks)[:layout.n_layers + 1].astype(np.int64)
+    packs = VECTOR_BYTES == 64 and layout.n_layers > 1 and max(layout.strides) >= 3 * layout.lanes
     return Buffers(*(aligned_zeros((*models, batch_size, width), layout.dtype) for _ in range(3)),
                    aligned_zeros((*models, n_units), np.int32), aligned_zeros((*models, entries), np.int32),
                    aligned_zeros((*models, entries), layout.dtype), aligned_zeros((*models, sum(blocks)), layout.dtype),
-                   np.broadcast_to(t_offsets, (*models, t_offsets.size)).copy() if models else t_offsets)
+                   np.broadcast_to(t_offsets, (*models, t_offsets.size)).copy() if models else t_offsets,
+                   aligned_zeros((*models, PANEL_ROWS * 3 * layout.lanes if packs else 0), layout.dtype))
 
 
 def aligned_zeros(shape, dtype) -> np.ndarray:

@@ -130,8 +130,9 @@ class Team:
         self.plan, self.batch_size = plan, batch_size
         rows = {SHARED: batch_size, CHUNKS: plan.workers * BLOCK}.get(plan.way, 2 * batch_size)
         self.bufs = batch_buffers(layout, examples.rows, rows)
-        self.transposed = [self.bufs.weights_t] + [aligned_zeros(self.bufs.weights_t.shape, dtype)
-                                                   for _ in range(1, plan.workers)]
+        self.scratch = [(self.bufs.weights_t, self.bufs.panel)] + [  # each worker's own
+            (aligned_zeros(self.bufs.weights_t.shape, dtype), aligned_zeros(self.bufs.panel.shape, dtype))
+            for _ in range(1, plan.workers)]
         grad_size = layout.n_params * (chunk_count(batch_size) if plan.way == CHUNKS else 1)
         self.grads = [aligned_zeros(grad_size, dtype) for _ in range(plan.workers if plan.replicas else 1)]
         self.replicas: list[list[np.ndarray]] = [[] for _ in range(1, plan.workers)] if plan.replicas else []
@@ -183,7 +184,7 @@ class Team:
                 for copy, source in zip(replica, (params, opt.m, opt.v)):
                     copy[...] = source
                 own[w] = (replica[0], self.grads[w], opt._replace(m=replica[1], v=replica[2]))
-        bufs = [self.bufs._replace(weights_t=self.transposed[w]) for w in range(plan.workers)]
+        bufs = [self.bufs._replace(weights_t=weights_t, panel=panel) for weights_t, panel in self.scratch]
         units, sync = self.units[plan], new_sync()
         self.last_plan = plan
         interrupted = run_stoppable(

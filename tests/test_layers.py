@@ -81,7 +81,14 @@ def test_weight_rows_and_batch_rows_are_never_a_multiple_of_4k_apart(dtype):
 
 # Rows not a multiple of 4, inputs past a panel (PANEL_ROWS), outputs of 1 to 5 vectors and more,
 # and a whole vector of padding (rows of 1,024 values: Layout.strides).
-PRODUCT_SHAPES = [(7, 5, 3), (16, 33, 70), (13, 600, 20), (21, 64, 257), (4, 1030, 130), (6, 40, 1024)]
+PRODUCT_SHAPES = [(7, 5, 3), (16, 33, 70), (13, 600, 20), (21, 64, 257), (4, 1030, 130), (6, 40, 1024),
+                  (45, 1030, 100)]
+
+
+def panel_room(dtype):
+    """Room for dense_block_forward's packed panels, as layout.batch_buffers gives it."""
+    from fastnn.kernels.tuning import PANEL_ROWS
+    return np.zeros(PANEL_ROWS * 3 * VECTOR_BYTES // np.dtype(dtype).itemsize, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -98,7 +105,7 @@ def test_block_products_match_numpy_and_do_not_depend_on_the_blocks(dtype, batch
     tolerance = 1e-4 if dtype == np.float32 else 1e-12
 
     forward = X.copy()
-    dense_block_forward(params, 0, n_in, stride, True, X, 0, forward, n_in + 3, 0, batch)
+    dense_block_forward(params, 0, n_in, stride, True, X, 0, forward, n_in + 3, 0, batch, panel_room(dtype))
     Z = forward[:, n_in + 3:]
     assert np.allclose(Z[:, :n_out], X[:, :n_in].astype(np.float64) @ W + b, rtol=tolerance, atol=tolerance)
     assert not Z[:, n_out:].any()  # the padding stays zero
@@ -108,12 +115,13 @@ def test_block_products_match_numpy_and_do_not_depend_on_the_blocks(dtype, batch
     expected = X[:, n_in + 3:n_in + 3 + n_out].astype(np.float64) @ W.T
     assert np.allclose(gradient[:, :n_in], expected, rtol=tolerance, atol=tolerance)
 
-    # Any grouping of the rows (blocks of phase 1, one worker's or another's) gives the same bits.
-    for cuts in ([0, 1, batch], [0, 3, 5, batch], [0, batch // 2, batch]):
+    # Any grouping of the rows (blocks of phase 1, one worker's or another's) gives the same bits,
+    # with W's panels packed or read in place.
+    for cuts, panel in (([0, 1, batch], X[0, :0]), ([0, 3, 5, batch], panel_room(dtype)), ([0, batch // 2, batch], X[0, :0])):
         cuts = sorted({min(cut, batch) for cut in cuts})  # the kernels check no bounds
         pieces_forward, pieces_gradient = X.copy(), X.copy()
         for b0, b1 in zip(cuts[:-1], cuts[1:]):
-            dense_block_forward(params, 0, n_in, stride, True, X, 0, pieces_forward, n_in + 3, b0, b1)
+            dense_block_forward(params, 0, n_in, stride, True, X, 0, pieces_forward, n_in + 3, b0, b1, panel)
             dense_block_backward_input(params, 0, n_in, stride, X, n_in + 3, pieces_gradient, 0, b0, b1, X, 0, False)
         assert np.array_equal(pieces_forward, forward) and np.array_equal(pieces_gradient, gradient)
 
@@ -143,16 +151,16 @@ def test_forward_skips_only_inputs_that_are_zero(dtype, batch, n_in, n_out):
     finite = np.arange(batch) != nan_row
 
     forward = X.copy()
-    dense_block_forward(params, 0, n_in, stride, True, X, 0, forward, n_in + 3, 0, batch)
+    dense_block_forward(params, 0, n_in, stride, True, X, 0, forward, n_in + 3, 0, batch, panel_room(dtype))
     Z = forward[:, n_in + 3:n_in + 3 + n_out]
     assert np.isnan(Z[nan_row]).all() and not np.isnan(Z[finite]).any()
     expected = X[finite, :n_in].astype(np.float64) @ W + b
     assert np.allclose(Z[finite], expected, rtol=tolerance, atol=tolerance)
-    for cuts in ([0, 1, batch], [0, 3, 5, batch], [0, batch // 2, batch]):
+    for cuts, panel in (([0, 1, batch], X[0, :0]), ([0, 3, 5, batch], panel_room(dtype)), ([0, batch // 2, batch], X[0, :0])):
         cuts = sorted({min(cut, batch) for cut in cuts})
         pieces = X.copy()
         for b0, b1 in zip(cuts[:-1], cuts[1:]):
-            dense_block_forward(params, 0, n_in, stride, True, X, 0, pieces, n_in + 3, b0, b1)
+            dense_block_forward(params, 0, n_in, stride, True, X, 0, pieces, n_in + 3, b0, b1, panel)
         assert np.array_equal(pieces, forward, equal_nan=True)
 
 

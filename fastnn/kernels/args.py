@@ -46,6 +46,7 @@ class Buffers(NamedTuple):
     col_value: np.ndarray
     weights_t: np.ndarray  # the narrow layers among 1, 2, ... transposed, for their input gradients
     t_offsets: np.ndarray  # int64: where each layer's block of weights_t starts (and the last ends)
+    panel: np.ndarray  # room for a panel of a dense layer's weights, packed (layers.dense_block_forward)
 
 
 class Hyper(NamedTuple):

@@ -17,8 +17,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from .codes import GELU, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SILU, TANH
-from .tuning import GRADIENT_COLUMN_BYTES, PANEL_ROWS, ZERO_SKIP_MIN_VECTORS
+from .codes import VECTOR_BYTES, GELU, LEAKY_RELU, LEAKY_SLOPE, RELU, SIGMOID, SILU, TANH
+from .tuning import GRADIENT_COLUMN_BYTES, PACK_MIN_ROWS, PANEL_ROWS, ZERO_SKIP_MIN_VECTORS
 from .jit import kernel
 from .optim import step_vector
 from .simd import (bit_count, lanes, load, lowest_bit, nonzero_lanes, store, vadd, vexp, vfma, vlargest, vload, vmax,
@@ -354,7 +354,7 @@ def few_inputs_used(X, x, xw, k0, k1):
 def _four_rows_input(W, r, width, L, X, x, xw, p00, p01, p02, p03, p10, p11, p12, p13, p20, p21, p22, p23, p30, p31,
                      p32, p33):
     """The sums of a tile of four rows of Y plus one input's term: X[x], X[x + xw], ... times
-    W[r:r + width] (1, 2 or 4 vectors)."""
+    W[r:r + width] (1 to 4 vectors)."""
     x0, x1 = vsplat(load(X, x)), vsplat(load(X, x + xw))
     x2, x3 = vsplat(load(X, x + 2 * xw)), vsplat(load(X, x + 3 * xw))
     w = vload(W, r)
@@ -365,52 +365,154 @@ def _four_rows_input(W, r, width, L, X, x, xw, p00, p01, p02, p03, p10, p11, p12
     if width > 2 * L:
         w = vload(W, r + 2 * L)
         p02, p12, p22, p32 = vfma(x0, w, p02), vfma(x1, w, p12), vfma(x2, w, p22), vfma(x3, w, p32)
+    if width > 3 * L:
         w = vload(W, r + 3 * L)
         p03, p13, p23, p33 = vfma(x0, w, p03), vfma(x1, w, p13), vfma(x2, w, p23), vfma(x3, w, p33)
     return p00, p01, p02, p03, p10, p11, p12, p13, p20, p21, p22, p23, p30, p31, p32, p33
 
 
+@njit(inline="always")
+def _few_inputs(X, x, xw, k0, k1, group, first_tile, few_groups, checks):
+    """Whether the tile of four rows of X from X[x] (group ``group`` of the block's panels and
+    rows) skips its zero inputs k0..k1-1 (few_inputs_used), and the block's record of that:
+    decided in the first tile column and kept in a bit where there is one, else decided again."""
+    if group < 64 and not first_tile:
+        return (few_groups >> group) & 1 == 1, few_groups
+    few = checks and few_inputs_used(X, x, xw, k0, k1)
+    if few and group < 64:  # (a shift by 64 or more is undefined)
+        few_groups |= 1 << group
+    return few, few_groups
+
+
+@njit(inline="always")
+def _pack_panel(W, r, stride, k0, k1, L, P):
+    """P = the panel's tile column of 3 vectors, W[r + k * stride:... + 3L] for k0 <= k < k1, its
+    rows one after another: the eight-row tiles then read W in one stream, where its rows
+    (4 KB apart and more in wide layers) would each take a page of their own."""
+    q = 0
+    for k in range(k0, k1):
+        vstore(P, q, vload(W, r)), vstore(P, q + L, vload(W, r + L)), vstore(P, q + 2 * L, vload(W, r + 2 * L))
+        q += 3 * L
+        r += stride
+
+
 @kernel
-def dense_block_forward(W, off, n_in, stride, with_bias, X, x_col, Y, y_col, b0, b1):
+def _eight_rows(V, r, rs, k0, k1, X, x, xw, Y, y, yw, W, bias, L):
+    """Y[y + j * yw:... + 3L] = sums of eight rows j of X times W's tile column of 3 vectors,
+    whose row k is V[r + (k - k0) * rs:... + 3L]: 24 sums in registers while the panel's rows
+    stream by, each vector of W loaded serving eight rows. ``bias``: W's index of the bias, -1
+    for none, or -2 to add to Y's sums so far. A function of its own: inlined into its caller,
+    whose other values take registers too, it spills sums to memory."""
+    if bias == -2:
+        a00, a01, a02, _ = _tile_start(Y, y, 3 * L, L)
+        a10, a11, a12, _ = _tile_start(Y, y + yw, 3 * L, L)
+        a20, a21, a22, _ = _tile_start(Y, y + 2 * yw, 3 * L, L)
+        a30, a31, a32, _ = _tile_start(Y, y + 3 * yw, 3 * L, L)
+        a40, a41, a42, _ = _tile_start(Y, y + 4 * yw, 3 * L, L)
+        a50, a51, a52, _ = _tile_start(Y, y + 5 * yw, 3 * L, L)
+        a60, a61, a62, _ = _tile_start(Y, y + 6 * yw, 3 * L, L)
+        a70, a71, a72, _ = _tile_start(Y, y + 7 * yw, 3 * L, L)
+    else:
+        a00, a01, a02, _ = _tile_start(W, bias, 3 * L, L)
+        a10, a11, a12 = a00, a01, a02
+        a20, a21, a22 = a00, a01, a02
+        a30, a31, a32 = a00, a01, a02
+        a40, a41, a42 = a00, a01, a02
+        a50, a51, a52 = a00, a01, a02
+        a60, a61, a62 = a00, a01, a02
+        a70, a71, a72 = a00, a01, a02
+    for k in range(k0, k1):
+        w0, w1, w2 = vload(V, r), vload(V, r + L), vload(V, r + 2 * L)
+        s = vsplat(load(X, x + k))
+        a00, a01, a02 = vfma(s, w0, a00), vfma(s, w1, a01), vfma(s, w2, a02)
+        s = vsplat(load(X, x + xw + k))
+        a10, a11, a12 = vfma(s, w0, a10), vfma(s, w1, a11), vfma(s, w2, a12)
+        s = vsplat(load(X, x + 2 * xw + k))
+        a20, a21, a22 = vfma(s, w0, a20), vfma(s, w1, a21), vfma(s, w2, a22)
+        s = vsplat(load(X, x + 3 * xw + k))
+        a30, a31, a32 = vfma(s, w0, a30), vfma(s, w1, a31), vfma(s, w2, a32)
+        s = vsplat(load(X, x + 4 * xw + k))
+        a40, a41, a42 = vfma(s, w0, a40), vfma(s, w1, a41), vfma(s, w2, a42)
+        s = vsplat(load(X, x + 5 * xw + k))
+        a50, a51, a52 = vfma(s, w0, a50), vfma(s, w1, a51), vfma(s, w2, a52)
+        s = vsplat(load(X, x + 6 * xw + k))
+        a60, a61, a62 = vfma(s, w0, a60), vfma(s, w1, a61), vfma(s, w2, a62)
+        s = vsplat(load(X, x + 7 * xw + k))
+        a70, a71, a72 = vfma(s, w0, a70), vfma(s, w1, a71), vfma(s, w2, a72)
+        r += rs
+    store_tile(Y, y, 3 * L, L, a00, a01, a02, a02)
+    store_tile(Y, y + yw, 3 * L, L, a10, a11, a12, a12)
+    store_tile(Y, y + 2 * yw, 3 * L, L, a20, a21, a22, a22)
+    store_tile(Y, y + 3 * yw, 3 * L, L, a30, a31, a32, a32)
+    store_tile(Y, y + 4 * yw, 3 * L, L, a40, a41, a42, a42)
+    store_tile(Y, y + 5 * yw, 3 * L, L, a50, a51, a52, a52)
+    store_tile(Y, y + 6 * yw, 3 * L, L, a60, a61, a62, a62)
+    store_tile(Y, y + 7 * yw, 3 * L, L, a70, a71, a72, a72)
+
+
+@kernel
+def dense_block_forward(W, off, n_in, stride, with_bias, X, x_col, Y, y_col, b0, b1, P):
     """Y[b, y_col:y_col + stride] = (bias if ``with_bias``) + X[b, x_col:x_col + n_in] W, for the
     rows b0..b1-1 of X and Y: W is n_in rows of ``stride`` values from W[off] (the bias is the
     row after them). Also a layer's input gradient from its transposed weights (no bias).
 
-    A matrix product: a tile of 4 rows x 4 vectors of Y stays in registers while W's rows stream
-    by, so each of W's vectors loaded serves four rows (one row at a time, the loads would be as
-    many as the multiply-adds). W is visited in panels of PANEL_ROWS rows, whose tile column
-    stays in the core's second-level cache across the rows of Y. Every sum adds its terms in
-    the order of W's rows, however its rows are grouped: the same bits for any b0 and b1.
-    In tiles of 4 vectors, a panel's inputs that all four rows leave at zero are skipped when
-    they are most of them (few_inputs_used; a ReLU layer trained with a large step can leave 90%
-    of them at zero):
-    0 * w adds exactly nothing for finite w, so the sums keep their bits. Where fewer are zero
-    (a ReLU layer's usual half), the plain loop multiplies them: skipping costs more there.
+    A matrix product, in tile columns of 3 vectors of Y. With 64-byte vectors (32 registers), a
+    tile of 8 rows x 3 vectors stays in registers while W's rows stream by (_eight_rows), from
+    the panel packed into P when P has room for it (PANEL_ROWS x 3 vectors; else from W). Other
+    tiles are 4 rows x up to 3 vectors, or single rows. W is visited in panels of PANEL_ROWS
+    rows, whose tile column stays in the core's second-level cache across the rows of Y. Every
+    sum adds its terms in the order of W's rows, however its rows are grouped: the same bits
+    for any b0 and b1, and with P or without.
+    In tiles of 3 vectors, a panel's inputs that all four rows of a tile leave at zero are
+    skipped when they are most of them (few_inputs_used; a ReLU layer trained with a large
+    step can leave 90% of them at zero): 0 * w adds exactly nothing for finite w, so the sums
+    keep their bits. Where fewer are zero (a ReLU layer's usual half), the plain loop
+    multiplies them: skipping costs more there.
     """
     L = lanes(W)
     xw, yw = X.shape[1], Y.shape[1]
     groups, few_groups = (b1 - b0 + 3) // 4, 0
+    checks = stride >= ZERO_SKIP_MIN_VECTORS * L
+    eights = VECTOR_BYTES == 64  # 24 sums, their 3 vectors of W and a broadcast need 28 registers
+    packs = P.size >= PANEL_ROWS * 3 * L and b1 - b0 >= PACK_MIN_ROWS
     t = 0
     while t < stride:
-        width = tile_width(stride, t, L, 4)
+        width = tile_width(stride, t, L, 3)
         for k0 in range(0, n_in, PANEL_ROWS):
             k1 = min(n_in, k0 + PANEL_ROWS)
+            packed = False
             b = b0
             while b < b1:
-                y = b * yw + y_col + t
+                y, x = b * yw + y_col + t, b * xw + x_col
+                group = (k0 // PANEL_ROWS) * groups + (b - b0) // 4
+                if eights and width == 3 * L and b + 8 <= b1:
+                    few, few_groups = _few_inputs(X, x, xw, k0, k1, group, t == 0, few_groups, checks)
+                    few_next, few_groups = _few_inputs(X, x + 4 * xw, xw, k0, k1, group + 1, t == 0, few_groups,
+                                                       checks)
+                    if not few and not few_next:
+                        bias = -2 if k0 > 0 else (off + n_in * stride + t if with_bias else -1)
+                        if packs and not packed:
+                            _pack_panel(W, off + k0 * stride + t, stride, k0, k1, L, P)
+                            packed = True
+                        if packed:
+                            _eight_rows(P, 0, 3 * L, k0, k1, X, x, xw, Y, y, yw, W, bias, L)
+                        else:
+                            _eight_rows(W, off + k0 * stride + t, stride, k0, k1, X, x, xw, Y, y, yw, W, bias, L)
+                        b += 8
+                        continue
                 if k0 > 0:  # the sums so far
                     p00, p01, p02, p03 = _tile_start(Y, y, width, L)
                 else:
                     p00, p01, p02, p03 = _tile_start(W, off + n_in * stride + t if with_bias else -1, width, L)
                 if b + 4 > b1:  # a last row or three, one at a time
-                    r, x = off + k0 * stride + t, b * xw + x_col
+                    r = off + k0 * stride + t
                     for k in range(k0, k1):
                         x0 = vsplat(load(X, x + k))
                         p00 = vfma(x0, vload(W, r), p00)
                         if width > L:
                             p01 = vfma(x0, vload(W, r + L), p01)
                         if width > 2 * L:
-                            p02, p03 = vfma(x0, vload(W, r + 2 * L), p02), vfma(x0, vload(W, r + 3 * L), p03)
+                            p02 = vfma(x0, vload(W, r + 2 * L), p02)
                         r += stride
                     store_tile(Y, y, width, L, p00, p01, p02, p03)
                     b += 1
@@ -423,14 +525,7 @@ def dense_block_forward(W, off, n_in, stride, with_bias, X, x_col, Y, y_col, b0,
                     p10, p11, p12, p13 = p00, p01, p02, p03
                     p20, p21, p22, p23 = p00, p01, p02, p03
                     p30, p31, p32, p33 = p00, p01, p02, p03
-                x = b * xw + x_col
-                group = (k0 // PANEL_ROWS) * groups + (b - b0) // 4
-                if group >= 64 or t == 0:  # the same for every tile: kept in a bit where there is one
-                    few = width == 4 * L and stride >= ZERO_SKIP_MIN_VECTORS * L and few_inputs_used(X, x, xw, k0, k1)
-                    if few and group < 64:  # (a shift by 64 or more is undefined)
-                        few_groups |= 1 << group
-                else:
-                    few = (few_groups >> group) & 1 == 1
+                few, few_groups = _few_inputs(X, x, xw, k0, k1, group, t == 0, few_groups, checks and width == 3 * L)
                 if few:  # only the inputs that any of the four rows uses
                     for c in range(k0, k1, L):
                         used = inputs_used(X, x, xw, c, min(L, k1 - c))

@@ -68,7 +68,7 @@ def first_layer_forward(params, net, data, rows, Z):
 
 
 @njit(inline="always")
-def hidden_forward_block(params, net, rows, b0, b1, Z, A, training):
+def hidden_forward_block(params, net, rows, b0, b1, Z, A, training, panel):
     """Forward pass of the examples in rows b0..b1-1 of Z and A from their first layer's
     pre-activations up to the output layer's (Z); rows[b]: example b's row in the data (for
     dropout's mask)."""
@@ -76,7 +76,8 @@ def hidden_forward_block(params, net, rows, b0, b1, Z, A, training):
     n_layers = acts.size
     for l in range(n_layers):
         if l > 0:
-            dense_block_forward(params, offsets[l], sizes[l], strides[l], True, A, cols[l - 1], Z, cols[l], b0, b1)
+            dense_block_forward(params, offsets[l], sizes[l], strides[l], True, A, cols[l - 1], Z, cols[l], b0, b1,
+                                panel)
         if l < n_layers - 1:
             for b in range(b0, b1):
                 a = A[b, cols[l]:cols[l + 1]]
@@ -141,7 +142,7 @@ def hidden_backward_block(params, net, rows, b0, b1, bufs):
     for l in range(acts.size - 1, 0, -1):
         if transposed(bufs, l):
             dense_block_forward(bufs.weights_t, bufs.t_offsets[l], sizes[l + 1], strides[l - 1], False, D, cols[l], D,
-                                cols[l - 1], b0, b1)
+                                cols[l - 1], b0, b1, bufs.panel)
         else:
             dense_block_backward_input(params, offsets[l], sizes[l], strides[l], D, cols[l], D, cols[l - 1], b0, b1,
                                        Z, cols[l - 1], acts[l - 1] == RELU)
@@ -180,7 +181,7 @@ def upper_layers_block(params, net, data, order, start, b0, b1, bufs, inverse, l
     Z, A, D = bufs.Z, bufs.A, bufs.D
     weights = data.weights
     rows = order[start:]
-    hidden_forward_block(params, net, rows, b0, b1, Z, A, True)
+    hidden_forward_block(params, net, rows, b0, b1, Z, A, True, bufs.panel)
     for b in range(b0, b1):
         e = rows[b]
         if start + b + 2 * ahead < order.size:  # where the block after next lies, its label, weight
@@ -348,7 +349,7 @@ def train_batches(worker, n_workers, plan, sync, params, grad, net, data, order,
             continue
         rows = (batch % 2) * batch_size if replicas else 0
         here = Buffers(bufs.Z[rows:rows + batch_size], bufs.A[rows:rows + batch_size], bufs.D[rows:rows + batch_size],
-                       bufs.col_ptr, bufs.col_example, bufs.col_value, bufs.weights_t, bufs.t_offsets)
+                       bufs.col_ptr, bufs.col_example, bufs.col_value, bufs.weights_t, bufs.t_offsets, bufs.panel)
         transpose_layers(params, net, here)
         inverse = inverse_weight(params, data, order, start, n_batch)
         block = block_examples(params, net, n_batch, n_workers)
@@ -434,7 +435,7 @@ def split_batch(sync, half, params, grad, net, data, order, start, n_batch, batc
     the batch's row in opt's learning rates. Returns the barriers passed (-1: the call ends)."""
     Z = bufs.Z
     here = Buffers(Z[:batch_size], bufs.A[:batch_size], bufs.D[:batch_size], bufs.col_ptr, bufs.col_example,
-                   bufs.col_value, bufs.weights_t, bufs.t_offsets)
+                   bufs.col_value, bufs.weights_t, bufs.t_offsets, bufs.panel)
     inverse = inverse_weight(params, data, order, start, n_batch)
     first_layer_half(params, net, data, order[start:start + n_batch], Z[half * batch_size:], half)
     passed = barrier(sync, 2, passed, batch, AFTER_HALVES, half)
@@ -534,7 +535,7 @@ def chunked_batch(sync, worker, n_workers, params, grad, net, data, order, start
     opt's learning rates. Returns the barriers passed (-1: the call ends) and the task base."""
     rows = worker * BLOCK  # a block's rows of Z, A and D of this worker's own
     here = Buffers(bufs.Z[rows:rows + BLOCK], bufs.A[rows:rows + BLOCK], bufs.D[rows:rows + BLOCK], bufs.col_ptr,
-                   bufs.col_example, bufs.col_value, bufs.weights_t, bufs.t_offsets)
+                   bufs.col_example, bufs.col_value, bufs.weights_t, bufs.t_offsets, bufs.panel)
     transpose_layers(params, net, here)
     inverse = inverse_weight(params, data, order, start, n_batch)
     n_params = params.size
@@ -635,7 +636,7 @@ def predict_block(params, net, data, rows, first, last, Z, A, outputs, losses, h
     cols = net.cols
     k = outputs.shape[1]
     first_layer_forward(params, net, data, rows[first:last], Z[:last - first])
-    hidden_forward_block(params, net, rows[first:], 0, last - first, Z, A, False)
+    hidden_forward_block(params, net, rows[first:], 0, last - first, Z, A, False, Z[0, :0])
     for e in range(first, last):
         losses[e], hits[e] = output_forward(net, data, e, Z[e - first], A[e - first])
         for j in range(k):
@@ -660,7 +661,7 @@ def train_many_worker(tasks, plan, params, grads, net, keys, data, orders, batch
     while k < params.shape[0]:
         own_net = Net(net.sizes, net.strides, net.offsets, net.cols, net.acts, net.dropout, keys[k])
         own_bufs = Buffers(bufs.Z[k], bufs.A[k], bufs.D[k], bufs.col_ptr[k], bufs.col_example[k], bufs.col_value[k],
-                           bufs.weights_t[k], bufs.t_offsets[k])
+                           bufs.weights_t[k], bufs.t_offsets[k], bufs.panel[k])
         hyper = opt.hyper
         own_opt = Opt(opt.kind, opt.m[k], opt.v[k],
                       Hyper(hyper.beta1[k], hyper.beta2[k], hyper.eps[k], hyper.weight_decay[k]), opt.lrs[k],

@@ -37,8 +37,14 @@ AHEAD = 8
 # batch transposed by input unit; below, the transposition costs more than the stores it saves.
 TRANSPOSE_MIN_VECTORS = 4
 # Rows of W per panel of a dense layer's product (layers.dense_block_forward): a panel's tile
-# column (4 vectors wide: 128 KB of float32) stays in a core's second-level cache.
+# column (3 vectors wide: 96 KB of float32) stays in a core's second-level cache.
 PANEL_ROWS = 512
+# Rows of a block from which dense_block_forward packs each panel's tile column into one stream
+# before its tiles of 8 rows read it: the copy pays for itself over four tiles and more. The
+# forward product alone (bench.products, one core of the Intel Xeon, float32, GFLOP/s), packed /
+# read in place: blocks of 128 at 128x1024x1024 127 / 114; blocks of 16 at 64x512x512 105 / 168,
+# at 64x256x128 84 / 154.
+PACK_MIN_ROWS = 32
 # Bytes of each row of D that a dense layer's weight gradient sums over before it moves on to
 # the next columns (layers.dense_backward_rows): the batch's slab of D stays in the core's
 # second-level cache across all of W's rows, where whole rows of a wide layer (8 KB at 2048
