@@ -165,6 +165,34 @@ def test_forward_skips_only_inputs_that_are_zero(dtype, batch, n_in, n_out):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_forward_tiles_of_eight_rows_beside_groups_that_skip(dtype):
+    """Rows whose groups of four multiply every input (tiles of eight rows, from packed panels
+    or from W) beside groups that skip their zero inputs: NumPy's sums, and the same bits
+    whichever way the rows are cut."""
+    from fastnn.kernels.layers import dense_block_forward
+
+    rng = np.random.default_rng(7)
+    batch, n_in, n_out = 64, 600, 300  # 300 outputs: wide enough to skip zeros, tiles of 3, 3, ... vectors
+    params, stride, W, b = padded_layer(n_in, n_out, dtype, rng)
+    X = np.zeros((batch, n_in + 3 + stride), dtype)
+    dense = np.zeros(batch, bool)
+    dense[:16] = dense[40:48] = True  # two tiles of eight, one of them past groups that skip
+    used = dense[:, None] | (rng.random((batch, n_in)) < 0.03)
+    X[:, :n_in] = np.where(used, rng.standard_normal((batch, n_in)), 0)
+    tolerance = 1e-4 if dtype == np.float32 else 1e-12
+
+    forward = X.copy()
+    dense_block_forward(params, 0, n_in, stride, True, X, 0, forward, n_in + 3, 0, batch, panel_room(dtype))
+    expected = X[:, :n_in].astype(np.float64) @ W + b
+    assert np.allclose(forward[:, n_in + 3:n_in + 3 + n_out], expected, rtol=tolerance, atol=tolerance)
+    for cuts, panel in (([0, 40, batch], X[0, :0]), ([0, 8, 44, batch], panel_room(dtype)), ([0, batch], X[0, :0])):
+        pieces = X.copy()
+        for b0, b1 in zip(cuts[:-1], cuts[1:]):
+            dense_block_forward(params, 0, n_in, stride, True, X, 0, pieces, n_in + 3, b0, b1, panel)
+        assert np.array_equal(pieces, forward)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("batch, n_in, n_out", [(13, 150, 300), (16, 64, 257)])
 def test_input_gradient_skips_only_tiles_relu_zeroes(dtype, batch, n_in, n_out):
     """Below a ReLU layer, a tile of four examples x four inputs whose pre-activations are all

@@ -387,8 +387,8 @@ def _few_inputs(X, x, xw, k0, k1, group, first_tile, few_groups, checks):
 @njit(inline="always")
 def _pack_panel(W, r, stride, k0, k1, L, P):
     """P = the panel's tile column of 3 vectors, W[r + k * stride:... + 3L] for k0 <= k < k1, its
-    rows one after another: the eight-row tiles then read W in one stream, where its rows
-    (4 KB apart and more in wide layers) would each take a page of their own."""
+    rows one after another: the eight-row tiles then read the panel as one stream, not from
+    rows a whole row of W apart (4 KB and more in wide layers)."""
     q = 0
     for k in range(k0, k1):
         vstore(P, q, vload(W, r)), vstore(P, q + L, vload(W, r + L)), vstore(P, q + 2 * L, vload(W, r + 2 * L))
