@@ -156,6 +156,20 @@ def test_an_array_fit_after_fit_is_converted_once_while_its_bytes_stay_the_same(
     assert np.array_equal(model.get_params(), again.get_params())
 
 
+def test_a_large_array_is_fingerprinted_in_two_halves_the_same_on_any_thread_count(monkeypatch):
+    from fastnn.data import prepared as module
+
+    X = np.random.default_rng(1).integers(0, 256, (module.FINGERPRINT_SPLIT_BYTES // 1000 + 1, 1000)).astype(np.uint8)
+    two = module.fingerprint(X)
+    monkeypatch.setattr(module, "default_threads", lambda: 1)
+    assert module.fingerprint(X) == two and len(two) == 4  # two sums of each half
+    for row in (0, X.shape[0] - 1):  # a change in either half is seen
+        changed = X.copy()
+        changed[row, 7] ^= 1
+        assert module.fingerprint(changed) != two
+    assert len(module.fingerprint(X[:10])) == 2  # small arrays: one part
+
+
 def test_the_fingerprint_sees_each_byte_and_its_place():
     from fastnn.native.loader import kernel
 

@@ -129,11 +129,7 @@ class _RecentRows:
         self._lock = threading.Lock()
 
     def rows(self, X: np.ndarray, dtype: np.dtype, convert) -> SparseRows:
-        from ..native.loader import kernel
-
-        fingerprint = np.zeros(2, dtype=np.uint64)
-        kernel("input_fingerprint")(X.reshape(-1).view(np.uint8), fingerprint)
-        key = (X.__array_interface__["data"][0], X.shape, X.dtype.str, dtype.str, *fingerprint.tolist())
+        key = (X.__array_interface__["data"][0], X.shape, X.dtype.str, dtype.str, *fingerprint(X))
         with self._lock:
             entry = self._entries.get(id(X))
             if entry is not None and entry[0]() is X and entry[1] == key:
@@ -155,6 +151,30 @@ class _RecentRows:
 
 
 _recent = _RecentRows()
+
+# From this many bytes, an array's fingerprint is taken in two parts on two threads at once: one
+# thread reads at a fraction of the memory's speed (MNIST's 47 MB: 2.2 ms on one, 1.1 ms on two;
+# Intel Xeon), and handing a part to a helper thread costs about 0.1 ms.
+FINGERPRINT_SPLIT_BYTES = 8 << 20
+
+
+def fingerprint(X: np.ndarray) -> tuple[int, ...]:
+    """The fingerprint of a C-contiguous array's bytes (kernels/sparse.py, input_fingerprint):
+    of its two halves apart from FINGERPRINT_SPLIT_BYTES on, whatever the thread count."""
+    from ..native.loader import kernel
+
+    data = X.reshape(-1).view(np.uint8)
+    parts = 2 if data.size >= FINGERPRINT_SPLIT_BYTES else 1
+    cuts = [data.size * p // parts for p in range(parts + 1)]
+    sums = np.zeros((parts, 2), dtype=np.uint64)
+    workers = min(parts, default_threads())
+
+    def work(w: int) -> None:
+        for p in range(w, parts, workers):
+            kernel("input_fingerprint")(data[cuts[p]:cuts[p + 1]], sums[p])
+
+    run_workers(workers, work)
+    return tuple(sums.ravel().tolist())
 
 
 def balanced_column(X: np.ndarray) -> int:
