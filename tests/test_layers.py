@@ -114,6 +114,7 @@ def test_block_products_match_numpy_and_do_not_depend_on_the_blocks(dtype, batch
     dense_block_backward_input(params, 0, n_in, stride, X, n_in + 3, gradient, 0, 0, batch, X, 0, False)
     expected = X[:, n_in + 3:n_in + 3 + n_out].astype(np.float64) @ W.T
     assert np.allclose(gradient[:, :n_in], expected, rtol=tolerance, atol=tolerance)
+    assert np.array_equal(gradient[:, n_in:], X[:, n_in:])  # nothing past the inputs' columns
 
     # Any grouping of the rows (blocks of phase 1, one worker's or another's) gives the same bits,
     # with W's panels packed or read in place.
