@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,13 @@ def _kernel_cache_dir() -> Path:
 os.environ.setdefault("NUMBA_CACHE_DIR", str(_kernel_cache_dir()))
 if os.environ.get("FASTNN_DATA"):  # absolute, for the subprocesses that run in other folders
     os.environ["FASTNN_DATA"] = os.path.abspath(os.environ["FASTNN_DATA"])
+
+# A background job of a shell without job control (`cmd &` in a script) starts with Ctrl-C's
+# SIGINT ignored, and its subprocesses inherit that: the tests of Ctrl-C would see none. A
+# handler of our own is reset to the default in every subprocess, which Python then maps to
+# KeyboardInterrupt, as in a terminal.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
